@@ -1,0 +1,103 @@
+"""The thin command line: flags become keyword arguments, errors become exit codes.
+
+Exit codes: 0 success, 1 a validation gate failed, 2 bad input or usage, 3 missing optional
+dependency or hardware, 4 an internal error (a bug in rehead). Errors print one line with a
+hint; ``--debug`` adds the traceback. Every command module registers itself on ``app``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+import typer
+
+from toolkit.cli._app import app
+from toolkit.errors import ReheadError
+
+# Command modules register their commands on ``app`` when imported.
+from toolkit.cli import extend as _extend  # noqa: E402,F401  isort: skip
+
+
+def _register_optional() -> None:
+    import importlib
+
+    for name in ("finetune", "export", "validate", "demo"):
+        try:
+            importlib.import_module(f"toolkit.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"toolkit.cli.{name}":
+                raise
+
+
+_register_optional()
+
+
+def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
+    """Exit, Abort, UsageError, ClickException from click and from the copy Typer may vendor."""
+    import importlib
+
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return tuple(
+        tuple(getattr(m, kind) for m in modules if hasattr(m, kind))
+        for kind in ("Exit", "Abort", "UsageError", "ClickException")
+    )
+
+
+def _print_error(text: str) -> None:
+    print(f"rehead: error: {text}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script exits with it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    exit_exc, abort_exc, usage_exc, click_exc = _click_exceptions()
+    try:
+        result = command.main(args=args, prog_name="rehead", standalone_mode=False)
+    except exit_exc as exc:
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except abort_exc:
+        _print_error("aborted")
+        return 130
+    except usage_exc as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path} --help" if ctx is not None else "rehead --help"
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        _print_error(f"{message}; hint: see '{where}'")
+        return 2
+    except click_exc as exc:
+        _print_error(" ".join(exc.format_message().split()))  # type: ignore[attr-defined]
+        return 2
+    except ReheadError as exc:
+        if debug:
+            traceback.print_exc()
+        _print_error(exc.one_line())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except Exception as exc:  # the last line of defence: our bug, one line unless --debug
+        if debug:
+            traceback.print_exc()
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        _print_error(
+            f"internal error: {type(exc).__name__}: {first}; hint: this is a bug in rehead, "
+            "rerun with --debug and report the traceback"
+        )
+        return 4
+    return int(result) if isinstance(result, int) else 0
+
+
+def run() -> None:  # pragma: no cover - console-script shim
+    sys.exit(main())
+
+
+__all__ = ["app", "main", "run"]

@@ -1,0 +1,50 @@
+"""Parsing helpers for CLI values (lists of ints, class-name files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.errors import InvalidArgumentError
+
+
+def int_list(text: str | None, *, flag: str) -> list[int] | None:
+    """'3,1,7' -> [3, 1, 7]; ranges 'a-b' expand inclusively. Names the bad item."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",")]
+    if not any(items):
+        raise InvalidArgumentError(f"{flag} is empty", hint=f"e.g. {flag} 3,1,7")
+    out: list[int] = []
+    for item in items:
+        lo, sep, hi = item.partition("-")
+        try:
+            if sep and lo:
+                out.extend(range(int(lo), int(hi) + 1))
+            else:
+                out.append(int(item))
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"{flag}: '{item}' is not an integer", hint=f"e.g. {flag} 3,1,7 or {flag} 0-6"
+            ) from exc
+    return out
+
+
+def class_names_file(path: Path | None) -> list[str] | None:
+    """One class name per line (blank lines ignored), or a JSON list."""
+    if path is None:
+        return None
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(f"cannot read class-names file '{path}': {exc}") from exc
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"'{path}' is not a valid JSON list: {exc}") from exc
+        if not isinstance(names, list):
+            raise InvalidArgumentError(f"'{path}' must hold a JSON list of names")
+        return [str(n) for n in names]
+    return [line.strip() for line in text.splitlines() if line.strip()]

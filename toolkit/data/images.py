@@ -1,0 +1,75 @@
+"""Reading images and class folders, with errors that name the file or class."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from toolkit.errors import DataError
+from toolkit.records import Preprocessing
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def load_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
+    """Decode an image file to an (H, W, C) uint8 array, RGB (or L if ``channels`` is 1)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            converted = img.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read image '{path}': {exc}", hint="remove or replace the file") from exc
+    arr = np.asarray(converted, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def preprocess_image(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
+    """(H, W, C) uint8 -> normalised (C, H, W) float32 at ``prep.input_size``."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    if tensor.shape[0] != prep.channels:
+        tensor = tensor.mean(0, keepdim=True) if prep.channels == 1 else tensor[:1].expand(prep.channels, -1, -1)
+    if tuple(tensor.shape[1:]) != tuple(prep.input_size):
+        tensor = torch.nn.functional.interpolate(
+            tensor[None], size=prep.input_size, mode="bilinear", align_corners=False, antialias=True
+        )[0]
+    mean = torch.tensor(prep.mean, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(prep.std, dtype=torch.float32)[:, None, None]
+    return (tensor - mean) / std
+
+
+def list_class_images(root: str | os.PathLike[str], class_names: Sequence[str] | None = None) -> dict[str, list[Path]]:
+    """``root/<class>/<image>`` as {class: [files]}; every class must exist and hold images.
+
+    With ``class_names`` only those sub-folders are read (all must exist); without, every
+    sub-folder in sorted order. Files that are not images by extension are reported, not skipped.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"data folder '{base}' does not exist", hint="give a folder with one sub-folder per class")
+    folders = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    wanted = list(class_names) if class_names is not None else folders
+    missing = [c for c in wanted if c not in folders]
+    if missing:
+        raise DataError(
+            f"'{base}' has no folder for class(es) {', '.join(missing)}",
+            hint=f"found folders: {', '.join(folders) or 'none'}",
+        )
+    result: dict[str, list[Path]] = {}
+    for cls in wanted:
+        files = sorted(p for p in (base / cls).iterdir() if p.is_file() and not p.name.startswith("."))
+        strays = [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]
+        if strays:
+            raise DataError(
+                f"'{strays[0]}' is not an image file (class '{cls}')",
+                hint=f"keep only {', '.join(IMAGE_EXTENSIONS)} files in class folders",
+            )
+        if not files:
+            raise DataError(f"class '{cls}' in '{base}' has no images", hint="add images or remove the class")
+        result[cls] = files
+    return result

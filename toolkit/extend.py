@@ -1,0 +1,188 @@
+"""``extend``: the head-surgery stage as one call, from a source model to a model directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from toolkit.errors import InvalidArgumentError
+from toolkit.records import HeadSpec, ModelConfig, Preprocessing, check_class_names
+
+
+@dataclasses.dataclass
+class ExtendResult:
+    """The extended module (eval mode), its record, and where it was saved (if it was)."""
+
+    module: nn.Module
+    config: ModelConfig
+    path: Path | None
+
+
+def _source(
+    arch: str | None,
+    model_dir: str | os.PathLike[str] | None,
+    weights: str | os.PathLike[str] | None,
+    allow_pickle: bool,
+    source_num_classes: int | None,
+    preprocessing: Preprocessing | None,
+    head: str | None,
+) -> tuple[nn.Module, ModelConfig | None, str, Preprocessing]:
+    from toolkit.architectures import default_preprocessing
+
+    if (arch is None) == (model_dir is None):
+        raise InvalidArgumentError("give exactly one source: --arch NAME or --from MODEL_DIR")
+    if model_dir is not None:
+        if weights is not None:
+            raise InvalidArgumentError("--weights cannot be combined with --from MODEL_DIR (it has its own weights)")
+        from toolkit.model_dir import load_model_dir
+
+        loaded = load_model_dir(model_dir)
+        prep = preprocessing or loaded.config.preprocessing
+        return loaded.module, loaded.config, loaded.config.arch, prep
+    assert arch is not None
+    from toolkit.loading import load_model
+
+    kwargs = {"num_classes": source_num_classes} if source_num_classes is not None else {}
+    model = load_model(arch, weights, allow_pickle=allow_pickle, **kwargs)
+    return model, None, arch, preprocessing or default_preprocessing(arch, model)
+
+
+def extend(
+    *,
+    strategy: str,
+    arch: str | None = None,
+    model_dir: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    num_classes: int | None = None,
+    keep: Sequence[int] | None = None,
+    copy_from: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    examples_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    std: float = 0.01,
+    hidden: Sequence[int] = (),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    head: str | None = None,
+    source_num_classes: int | None = None,
+    preprocessing: Preprocessing | None = None,
+    allow_pickle: bool = False,
+    output: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> ExtendResult:
+    """Load a source model, change its head with ``strategy``, and save a model directory.
+
+    The source is ``arch`` (+ optional ``weights``) or an existing ``model_dir``. ``class_names``
+    lists all classes of the new head (default: the old names that survive, then ``new_<i>``).
+    ``examples_dir`` holds ``<class name>/<image>`` folders for the new classes (``imprint``).
+    Nothing is written unless ``output`` is given; an existing ``output`` needs ``overwrite``.
+    """
+    from toolkit import _atomic
+    from toolkit.heads.surgery import check_num_classes, extend_head, identity_spec
+    from toolkit.loading import imagenet_class_names
+
+    if num_classes is not None:
+        check_num_classes(num_classes)
+    if output is not None:
+        _atomic.check_output(output, overwrite=overwrite)
+    model, source_cfg, arch_name, prep = _source(
+        arch, model_dir, weights, allow_pickle, source_num_classes, preprocessing, head
+    )
+    input_shape = prep.input_shape(1)
+    previous: HeadSpec = (
+        source_cfg.head if source_cfg is not None else identity_spec(model, head=head, input_shape=input_shape)
+    )
+    old_names = (
+        source_cfg.class_names
+        if source_cfg is not None
+        else imagenet_class_names(arch_name, previous.num_classes)
+        or tuple(f"class_{i}" for i in range(previous.num_classes))
+    )
+    target = num_classes if num_classes is not None else (len(keep) if keep is not None else None)
+    names = _new_names(strategy, old_names, keep, target, class_names)
+    examples = _examples(examples_dir, names, len(old_names), prep) if strategy == "imprint" else None
+    spec = extend_head(
+        model,
+        strategy,
+        num_classes=num_classes,
+        keep=keep,
+        copy_from=copy_from,
+        seed=seed,
+        std=std,
+        hidden=hidden,
+        activation=activation,
+        dropout=dropout,
+        examples=examples,
+        head=head,
+        input_shape=input_shape,
+        previous=previous if source_cfg is not None else None,
+    )
+    if names is None:  # select: names follow the kept indices
+        names = tuple(old_names[i] for i in spec.origins and [o.source for o in spec.origins])  # type: ignore[misc]
+    names = check_class_names(names, spec.num_classes)
+    lineage = (*(source_cfg.lineage if source_cfg else ()), {"stage": "extend", "strategy": strategy, "seed": seed})
+    arch_kwargs = dict(source_cfg.arch_kwargs) if source_cfg else (
+        {"num_classes": source_num_classes} if source_num_classes is not None else {}
+    )
+    config = ModelConfig(
+        arch=arch_name,
+        head=spec,
+        class_names=names,
+        preprocessing=prep,
+        arch_kwargs=arch_kwargs,
+        lineage=lineage,
+    )
+    model.eval()
+    path = None
+    if output is not None:
+        from toolkit.model_dir import save_model_dir
+
+        config = save_model_dir(model, config, output, overwrite=overwrite)
+        path = Path(output)
+    return ExtendResult(model, config, path)
+
+
+def _new_names(
+    strategy: str,
+    old_names: Sequence[str],
+    keep: Sequence[int] | None,
+    num_classes: int | None,
+    class_names: Sequence[str] | None,
+) -> tuple[str, ...] | None:
+    if class_names is not None:
+        if num_classes is not None:
+            return check_class_names(class_names, num_classes)
+        return tuple(class_names)
+    if strategy == "select":
+        return None
+    if num_classes is None:
+        return None
+    if strategy in ("replace", "bottleneck", "mlp"):
+        return tuple(f"class_{i}" for i in range(num_classes))
+    return (*old_names, *(f"new_{i}" for i in range(len(old_names), num_classes)))
+
+
+def _examples(
+    examples_dir: str | os.PathLike[str] | None,
+    names: Sequence[str] | None,
+    old: int,
+    prep: Preprocessing,
+) -> dict[int, torch.Tensor]:
+    from toolkit.data.images import list_class_images, load_image, preprocess_image
+
+    if examples_dir is None or names is None:
+        raise InvalidArgumentError(
+            "imprint needs --examples DIR and the new classes' names",
+            hint="DIR holds one folder of images per new class, named as in --class-names",
+        )
+    new_names = list(names[old:])
+    files = list_class_images(examples_dir, new_names)
+    out: dict[int, torch.Tensor] = {}
+    for offset, cls in enumerate(new_names):
+        out[old + offset] = torch.stack([preprocess_image(load_image(f, prep.channels), prep) for f in files[cls]])
+    return out

@@ -1,0 +1,77 @@
+"""Head modules built from a ``HeadSpec`` and module-path helpers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from toolkit.errors import InvalidArgumentError
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+def get_submodule(model: nn.Module, name: str) -> nn.Module:
+    return model.get_submodule(name) if name else model
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule at dotted ``name`` (``classifier.1``) with ``module``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = get_submodule(model, parent_name)
+    if isinstance(parent, (nn.Sequential, nn.ModuleList)) and child.isdigit():
+        parent[int(child)] = module
+    else:
+        setattr(parent, child, module)
+
+
+def make_layer(kind: str, in_features: int, out_features: int, *, bias: bool = True) -> nn.Module:
+    """A plain classifier layer: ``Linear`` or a 1x1 ``Conv2d`` (squeezenet-style heads)."""
+    if kind == "conv1x1":
+        return nn.Conv2d(in_features, out_features, kernel_size=1, bias=bias)
+    return nn.Linear(in_features, out_features, bias=bias)
+
+
+def make_head(
+    base_kind: str,
+    in_features: int,
+    num_classes: int,
+    *,
+    hidden: tuple[int, ...] = (),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    bias: bool = True,
+) -> nn.Module:
+    """A head: one layer if ``hidden`` is empty, else layer-activation-dropout blocks then the output layer.
+
+    ``base_kind`` is the kind of the layer being replaced (``linear`` or ``conv1x1``); hidden layers
+    of a conv head are 1x1 convolutions so that the surrounding pooling keeps working.
+    """
+    if not hidden:
+        return make_layer(base_kind, in_features, num_classes, bias=bias)
+    if activation not in ACTIVATIONS:
+        raise InvalidArgumentError(
+            f"unknown activation '{activation}'", hint=f"one of {', '.join(sorted(ACTIVATIONS))}"
+        )
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers += [make_layer(base_kind, width, size), ACTIVATIONS[activation]()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    layers.append(make_layer(base_kind, width, num_classes, bias=bias))
+    return nn.Sequential(*layers)
+
+
+def layer_matrix(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weight as an (out, in) matrix view and the bias of a Linear or 1x1 conv."""
+    weight = layer.weight.detach()  # type: ignore[union-attr]
+    bias = layer.bias.detach() if getattr(layer, "bias", None) is not None else None  # type: ignore[union-attr]
+    return weight.reshape(weight.shape[0], -1), bias
+
+
+def output_layer(head: nn.Module) -> nn.Module:
+    """The layer that produces the logits: the head itself, or the last layer of a Sequential head."""
+    if isinstance(head, nn.Sequential):
+        return head[-1]
+    return head

@@ -1,0 +1,247 @@
+"""Head strategies: each a small function in a registry by name.
+
+A strategy receives the old output layer and a ``StrategyArgs`` and returns the new head module
+with one ``ClassOrigin`` per output row. Row strategies (``select``, ``pad-*``, ``imprint``)
+keep old rows bit-for-bit; ``replace``, ``bottleneck`` and ``mlp`` build a fresh head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from toolkit.errors import InvalidArgumentError
+from toolkit.heads.modules import layer_matrix, make_head, make_layer
+from toolkit.records import ClassOrigin
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyArgs:
+    """Settings for a strategy.
+
+    ``num_classes``: outputs of the new head. ``keep``: old indices for ``select``.
+    ``copy_from``: old index for each new row (``pad-copy``), else a seeded draw.
+    ``std``: standard deviation of ``pad-random`` rows. ``features``: for ``imprint``, a mapping of
+    new output index to a (n, in_features) tensor of penultimate features of its example images.
+    ``hidden``/``activation``/``dropout``: ``bottleneck`` and ``mlp`` heads.
+    """
+
+    num_classes: int
+    keep: tuple[int, ...] | None = None
+    copy_from: tuple[int, ...] | None = None
+    seed: int = 0
+    std: float = 0.01
+    hidden: tuple[int, ...] = ()
+    activation: str = "relu"
+    dropout: float = 0.0
+    features: Mapping[int, torch.Tensor] | None = None
+
+
+Result = tuple[nn.Module, tuple[ClassOrigin, ...]]
+Strategy = Callable[[nn.Module, str, StrategyArgs], Result]
+STRATEGIES: dict[str, Strategy] = {}
+#: strategies that keep old rows bit-for-bit and so need ``num_classes`` >= old classes
+PAD_STRATEGIES = ("pad-random", "pad-copy", "pad-mean", "imprint")
+#: strategies whose head is a multi-layer block on the pooled features
+BLOCK_STRATEGIES = ("bottleneck", "mlp")
+
+
+def register(name: str) -> Callable[[Strategy], Strategy]:
+    def deco(fn: Strategy) -> Strategy:
+        STRATEGIES[name] = fn
+        return fn
+
+    return deco
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _widths(layer: nn.Module) -> tuple[int, int]:
+    weight, _ = layer_matrix(layer)
+    return int(weight.shape[1]), int(weight.shape[0])
+
+
+def _build_rows(layer: nn.Module, kind: str, rows: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """A new layer of the same kind as ``layer`` holding ``rows`` (out, in) and ``bias``."""
+    in_f = rows.shape[1]
+    new = make_layer(kind, in_f, rows.shape[0], bias=bias is not None)
+    old_weight = layer.weight  # type: ignore[union-attr]
+    new = new.to(device=old_weight.device, dtype=old_weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(rows.reshape(new.weight.shape))
+        if bias is not None:
+            new.bias.copy_(bias)  # type: ignore[union-attr]
+    return new
+
+
+def _padded(layer: nn.Module, kind: str, new_rows: torch.Tensor, new_bias: torch.Tensor) -> nn.Module:
+    weight, bias = layer_matrix(layer)
+    rows = torch.cat([weight, new_rows.to(weight.dtype)], dim=0)
+    full_bias = None if bias is None else torch.cat([bias, new_bias.to(bias.dtype)], dim=0)
+    return _build_rows(layer, kind, rows, full_bias)
+
+
+def _n_new(layer: nn.Module, args: StrategyArgs, name: str) -> int:
+    _, old = _widths(layer)
+    if args.num_classes <= old:
+        raise InvalidArgumentError(
+            f"strategy '{name}' adds classes: --num-classes must exceed the {old} the head has "
+            f"(got {args.num_classes})",
+            hint="use --strategy select to keep a subset, or replace for a fresh head",
+        )
+    return args.num_classes - old
+
+
+def _kept(old: int) -> list[ClassOrigin]:
+    return [ClassOrigin("kept", i) for i in range(old)]
+
+
+@register("replace")
+def replace(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
+    """A new head of ``num_classes`` rows with the layer's default initialisation (seeded)."""
+    in_f, _ = _widths(layer)
+    torch.manual_seed(args.seed)
+    new = make_layer(kind, in_f, args.num_classes, bias=getattr(layer, "bias", None) is not None)
+    new = new.to(device=layer.weight.device, dtype=layer.weight.dtype)  # type: ignore[union-attr]
+    return new, tuple(ClassOrigin("init") for _ in range(args.num_classes))
+
+
+@register("select")
+def select(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
+    """Keep the old rows listed in ``keep``, in that order (truncate / reorder)."""
+    weight, bias = layer_matrix(layer)
+    keep = check_keep(args.keep, int(weight.shape[0]))
+    index = torch.tensor(keep, dtype=torch.long)
+    rows = weight.index_select(0, index.to(weight.device))
+    new_bias = None if bias is None else bias.index_select(0, index.to(bias.device))
+    return _build_rows(layer, kind, rows, new_bias), tuple(ClassOrigin("kept", i) for i in keep)
+
+
+@register("pad-random")
+def pad_random(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
+    """Old rows kept; new rows drawn from normal(0, ``std``) with ``seed``; new biases zero."""
+    n = _n_new(layer, args, "pad-random")
+    in_f, old = _widths(layer)
+    if not args.std > 0:
+        raise InvalidArgumentError(f"--std must be positive (got {args.std})")
+    rows = torch.randn(n, in_f, generator=_generator(args.seed)) * args.std
+    new = _padded(layer, kind, rows, torch.zeros(n))
+    return new, (*_kept(old), *(ClassOrigin("random") for _ in range(n)))
+
+
+@register("pad-copy")
+def pad_copy(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
+    """Old rows kept; each new row (and bias) copied from an old row: ``copy_from`` or a seeded draw."""
+    n = _n_new(layer, args, "pad-copy")
+    weight, bias = layer_matrix(layer)
+    old = int(weight.shape[0])
+    if args.copy_from is not None:
+        sources = check_indices(args.copy_from, old, what="--copy-from", allow_duplicates=True)
+        if len(sources) != n:
+            raise InvalidArgumentError(
+                f"--copy-from lists {len(sources)} old classes for {n} new classes",
+                hint="give one old class index per new class",
+            )
+    else:
+        sources = torch.randint(0, old, (n,), generator=_generator(args.seed)).tolist()
+    index = torch.tensor(sources, dtype=torch.long, device=weight.device)
+    rows = weight.index_select(0, index)
+    new_bias = torch.zeros(n) if bias is None else bias.index_select(0, index)
+    new = _padded(layer, kind, rows, new_bias)
+    return new, (*_kept(old), *(ClassOrigin("copy", int(s)) for s in sources))
+
+
+@register("pad-mean")
+def pad_mean(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
+    """Old rows kept; each new row is the mean of the old rows (bias: mean of old biases)."""
+    n = _n_new(layer, args, "pad-mean")
+    weight, bias = layer_matrix(layer)
+    rows = weight.float().mean(dim=0, keepdim=True).expand(n, -1)
+    new_bias = torch.zeros(n) if bias is None else bias.float().mean().expand(n)
+    new = _padded(layer, kind, rows, new_bias)
+    return new, (*_kept(int(weight.shape[0])), *(ClassOrigin("mean") for _ in range(n)))
+
+
+@register("imprint")
+def imprint(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
+    """Weight imprinting (Qi et al., CVPR 2018): each new row is the L2-normalised mean of the
+    L2-normalised penultimate features of its examples, scaled to the mean norm of the old rows.
+    New biases are the mean old bias, so new logits start on the old logits' scale."""
+    n = _n_new(layer, args, "imprint")
+    weight, bias = layer_matrix(layer)
+    old = int(weight.shape[0])
+    feats = args.features or {}
+    missing = [old + i for i in range(n) if old + i not in feats or len(feats[old + i]) == 0]
+    if missing:
+        raise InvalidArgumentError(
+            f"imprint needs example images for every new class; none for output(s) {missing}",
+            hint="pass --examples DIR with one sub-folder of images per new class name",
+        )
+    scale = weight.float().norm(dim=1).mean()
+    rows = []
+    for i in range(n):
+        f = feats[old + i].float().reshape(len(feats[old + i]), -1)
+        mean = torch.nn.functional.normalize(f, dim=1).mean(dim=0)
+        rows.append(torch.nn.functional.normalize(mean, dim=0) * scale)
+    new_bias = torch.zeros(n) if bias is None else bias.float().mean().expand(n)
+    new = _padded(layer, kind, torch.stack(rows), new_bias)
+    return new, (*_kept(old), *(ClassOrigin("imprint") for _ in range(n)))
+
+
+def _block(layer: nn.Module, kind: str, args: StrategyArgs, hidden: tuple[int, ...]) -> Result:
+    in_f, _ = _widths(layer)
+    if not hidden or any(h <= 0 for h in hidden):
+        raise InvalidArgumentError(f"hidden sizes must be positive integers (got {list(hidden)})")
+    if not 0.0 <= args.dropout < 1.0:
+        raise InvalidArgumentError(f"--dropout must be in [0, 1) (got {args.dropout})")
+    torch.manual_seed(args.seed)
+    head = make_head(kind, in_f, args.num_classes, hidden=hidden, activation=args.activation, dropout=args.dropout)
+    head = head.to(device=layer.weight.device, dtype=layer.weight.dtype)  # type: ignore[union-attr]
+    return head, tuple(ClassOrigin("init") for _ in range(args.num_classes))
+
+
+@register("bottleneck")
+def bottleneck(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
+    """One hidden layer (default width 256) between the pooled features and the classes."""
+    hidden = args.hidden[:1] or (256,)
+    return _block(layer, kind, args, hidden)
+
+
+@register("mlp")
+def mlp(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
+    """Any number of hidden layers (default 512, 256) with activation and dropout."""
+    return _block(layer, kind, args, args.hidden or (512, 256))
+
+
+def check_indices(
+    values: Sequence[object], limit: int, *, what: str, allow_duplicates: bool = False
+) -> list[int]:
+    """Validate a list of class indices against ``limit`` classes, naming the first bad one."""
+    if len(values) == 0:
+        raise InvalidArgumentError(f"{what} is empty", hint="list at least one class index")
+    out: list[int] = []
+    seen: set[int] = set()
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise InvalidArgumentError(f"{what}: '{v}' is not an integer class index")
+        if not 0 <= v < limit:
+            raise InvalidArgumentError(
+                f"{what}: index {v} is out of range for a head of {limit} classes",
+                hint=f"indices run from 0 to {limit - 1}",
+            )
+        if v in seen and not allow_duplicates:
+            raise InvalidArgumentError(f"{what}: index {v} appears twice", hint="list each class once")
+        seen.add(v)
+        out.append(v)
+    return out
+
+
+def check_keep(keep: Sequence[int] | None, limit: int) -> list[int]:
+    if keep is None:
+        raise InvalidArgumentError("strategy 'select' needs the old class indices to keep", hint="pass --keep 3,1,7")
+    return check_indices(keep, limit, what="--keep")

@@ -1,0 +1,196 @@
+"""Head surgery on a module: locate the head, apply a strategy, record a ``HeadSpec``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from toolkit.errors import InvalidArgumentError
+from toolkit.heads.locate import HeadLocation, locate_head
+from toolkit.heads.modules import get_submodule, make_layer, output_layer, set_submodule
+from toolkit.heads.strategies import (
+    BLOCK_STRATEGIES,
+    PAD_STRATEGIES,
+    STRATEGIES,
+    StrategyArgs,
+)
+from toolkit.records import HeadSpec
+
+
+def check_num_classes(value: object, *, what: str = "num_classes") -> int:
+    """A class count must be a positive int: not a bool, float or string."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(
+            f"{what} must be a positive integer, got {value!r} ({type(value).__name__})",
+            hint="e.g. --num-classes 12",
+        )
+    if value <= 0:
+        raise InvalidArgumentError(f"{what} must be a positive integer, got {value}", hint="e.g. --num-classes 12")
+    return value
+
+
+def resolve_num_classes(strategy: str, num_classes: object | None, keep: Sequence[int] | None, old: int) -> int:
+    """The new head's class count, checked against the strategy."""
+    if strategy not in STRATEGIES:
+        import difflib
+
+        close = difflib.get_close_matches(strategy, list(STRATEGIES), n=2)
+        raise InvalidArgumentError(
+            f"unknown strategy '{strategy}'",
+            hint=(f"did you mean {', '.join(close)}? " if close else "") + f"one of {', '.join(STRATEGIES)}",
+        )
+    if strategy == "select":
+        if keep is None:
+            raise InvalidArgumentError("strategy 'select' needs --keep", hint="e.g. --keep 3,1,7")
+        if num_classes is None:
+            return len(keep)
+        n = check_num_classes(num_classes)
+        if n != len(keep):
+            raise InvalidArgumentError(f"--num-classes {n} contradicts --keep, which lists {len(keep)} classes")
+        return n
+    if num_classes is None:
+        raise InvalidArgumentError(f"strategy '{strategy}' needs --num-classes", hint="e.g. --num-classes 12")
+    return check_num_classes(num_classes)
+
+
+@torch.no_grad()
+def head_features(model: nn.Module, head: str, images: torch.Tensor, *, batch_size: int = 32) -> torch.Tensor:
+    """The inputs the head sees for ``images`` (N, C, H, W): pooled penultimate features (N, F)."""
+    feats: list[torch.Tensor] = []
+    module = get_submodule(model, head)
+    handle = module.register_forward_pre_hook(lambda m, inp: feats.append(inp[0].detach()))
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(images), batch_size):
+            model(images[start : start + batch_size])
+    finally:
+        handle.remove()
+        model.train(was_training)
+    out = torch.cat(feats)
+    return out.mean(dim=(2, 3)) if out.ndim == 4 else out.reshape(len(out), -1)
+
+
+def extend_head(
+    model: nn.Module,
+    strategy: str,
+    *,
+    num_classes: int | None = None,
+    keep: Sequence[int] | None = None,
+    copy_from: Sequence[int] | None = None,
+    seed: int = 0,
+    std: float = 0.01,
+    hidden: Sequence[int] = (),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    examples: Mapping[int, torch.Tensor] | None = None,
+    head: str | None = None,
+    input_shape: Sequence[int] = (1, 3, 224, 224),
+    previous: HeadSpec | None = None,
+) -> HeadSpec:
+    """Change ``model``'s head in place with ``strategy`` and return the record of what was done.
+
+    ``examples`` (``imprint``) maps each new output index to a batch of preprocessed images.
+    ``previous`` is the spec recorded for this model, if any: its head name is used instead of
+    searching, and a block head keeps its hidden layers under row strategies.
+    """
+    location = locate_head(model, head=head or (previous.module if previous else None), input_shape=input_shape)
+    head_module = get_submodule(model, location.module)
+    layer = output_layer(head_module)
+    old = int(layer.weight.shape[0])  # type: ignore[union-attr]
+    n = resolve_num_classes(strategy, num_classes, keep, old)
+    features = None
+    if strategy == "imprint":
+        if not examples:
+            raise InvalidArgumentError(
+                "imprint needs example images of the new classes", hint="pass --examples DIR"
+            )
+        features = {idx: head_features(model, location.module, imgs) for idx, imgs in examples.items()}
+    args = StrategyArgs(
+        num_classes=n,
+        keep=tuple(keep) if keep is not None else None,
+        copy_from=tuple(copy_from) if copy_from is not None else None,
+        seed=seed,
+        std=std,
+        hidden=tuple(hidden),
+        activation=activation,
+        dropout=dropout,
+        features=features,
+    )
+    new_head, origins = STRATEGIES[strategy](layer, location.kind, args)
+    block_hidden: tuple[int, ...] = ()
+    if strategy in BLOCK_STRATEGIES:
+        block_hidden = tuple(m.out_features if isinstance(m, nn.Linear) else m.out_channels  # type: ignore[misc]
+                             for m in list(new_head)[:-1] if isinstance(m, (nn.Linear, nn.Conv2d)))
+    elif isinstance(head_module, nn.Sequential):  # a block head keeps its hidden layers
+        block = copy.deepcopy(head_module)
+        block[-1] = new_head
+        new_head = block
+        block_hidden = previous.hidden if previous else ()
+    set_submodule(model, location.module, new_head)
+    _resize_aux(model, location, strategy, args)
+    activation_name = activation if block_hidden else (previous.activation if previous else "relu")
+    return HeadSpec(
+        strategy=strategy,
+        module=location.module,
+        kind=location.kind,
+        in_features=location.in_features,
+        old_num_classes=old,
+        num_classes=n,
+        origins=origins,
+        bias=location.bias if strategy not in BLOCK_STRATEGIES else True,
+        hidden=block_hidden,
+        activation=activation_name,
+        dropout=dropout if strategy in BLOCK_STRATEGIES else (previous.dropout if previous else 0.0),
+        aux_modules=location.aux_modules,
+        seed=seed,
+    )
+
+
+def _resize_aux(model: nn.Module, location: HeadLocation, strategy: str, args: StrategyArgs) -> None:
+    """Auxiliary heads follow the main head: same row strategy where it applies, else a fresh layer."""
+    for name in location.aux_modules:
+        layer = get_submodule(model, name)
+        kind = "conv1x1" if isinstance(layer, nn.Conv2d) else "linear"
+        if strategy in PAD_STRATEGIES and strategy != "imprint" or strategy == "select":
+            new, _ = STRATEGIES[strategy](layer, kind, args)
+        elif strategy == "imprint":
+            new, _ = STRATEGIES["pad-mean"](layer, kind, args)
+        else:
+            new, _ = STRATEGIES["replace"](layer, kind, args)
+        set_submodule(model, name, new)
+
+
+def apply_head_structure(model: nn.Module, spec: HeadSpec) -> None:
+    """Give a freshly built architecture the head shapes that ``spec`` records (no weights)."""
+    from toolkit.heads.modules import make_head
+
+    set_submodule(
+        model,
+        spec.module,
+        make_head(
+            spec.kind,
+            spec.in_features,
+            spec.num_classes,
+            hidden=spec.hidden,
+            activation=spec.activation,
+            dropout=spec.dropout,
+            bias=spec.bias,
+        ),
+    )
+    for name in spec.aux_modules:
+        layer = get_submodule(model, name)
+        kind = "conv1x1" if isinstance(layer, nn.Conv2d) else "linear"
+        in_f = layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels  # type: ignore[union-attr]
+        set_submodule(model, name, make_layer(kind, int(in_f), spec.num_classes, bias=layer.bias is not None))  # type: ignore[arg-type]
+
+
+def identity_spec(model: nn.Module, *, head: str | None = None, input_shape: Sequence[int] = (1, 3, 224, 224)) -> HeadSpec:
+    """The record of a model whose head is untouched."""
+    loc = locate_head(model, head=head, input_shape=input_shape)
+    layer = output_layer(get_submodule(model, loc.module))
+    spec = HeadSpec.identity(loc.module, loc.kind, loc.in_features, int(layer.weight.shape[0]), bias=loc.bias)  # type: ignore[union-attr]
+    return HeadSpec(**{**spec.__dict__, "aux_modules": loc.aux_modules})

@@ -1,0 +1,48 @@
+"""A summary of a model's head: what ``rehead inspect`` prints."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def inspect_model(
+    *, model_dir: str | os.PathLike[str] | None = None, arch: str | None = None, head: str | None = None
+) -> dict[str, Any]:
+    """Head location, widths, strategy, parameter counts and the split under a frozen backbone."""
+    from toolkit.heads.freeze import freeze_backbone, split
+
+    if model_dir is not None:
+        from toolkit.model_dir import load_model_dir
+
+        loaded = load_model_dir(model_dir)
+        model, spec, arch_name = loaded.module, loaded.config.head, loaded.config.arch
+        names = loaded.config.class_names
+    else:
+        assert arch is not None
+        from toolkit.architectures import default_preprocessing
+        from toolkit.heads.surgery import identity_spec
+        from toolkit.loading import load_model
+
+        model = load_model(arch)
+        spec = identity_spec(model, head=head, input_shape=default_preprocessing(arch, model).input_shape(1))
+        arch_name, names = arch, ()
+    whole = split(model, spec)
+    frozen = freeze_backbone(model, spec)
+    return {
+        "arch": arch_name,
+        "head_module": spec.module,
+        "head_kind": spec.kind + (f" + hidden {list(spec.hidden)}" if spec.hidden else ""),
+        "in_features": spec.in_features,
+        "out_features": spec.num_classes,
+        "aux_heads": ", ".join(spec.aux_modules) or "none",
+        "strategy": spec.strategy,
+        "kept_classes": len(spec.kept_indices),
+        "new_classes": len(spec.new_indices),
+        "head_params": whole.head,
+        "backbone_params": whole.backbone,
+        "total_params": whole.total,
+        "trainable_with_frozen_backbone": frozen.trainable,
+        "frozen_with_frozen_backbone": frozen.frozen,
+        "class_names": ", ".join(names[:8]) + (" ..." if len(names) > 8 else "") if names else "-",
+    }

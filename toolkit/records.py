@@ -1,0 +1,260 @@
+"""Frozen, typed records that flow through every stage: ``HeadSpec``, ``Preprocessing``, ``ModelConfig``.
+
+``ModelConfig`` is what ``config.json`` of a model directory holds. Every stage reads it, none
+mutates it in place: a stage that changes the model writes a new record with ``replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from toolkit.errors import ModelDirError
+
+SCHEMA_VERSION = 1
+
+OriginKind = Literal["kept", "copy", "random", "mean", "imprint", "init"]
+ORIGIN_KINDS: tuple[str, ...] = ("kept", "copy", "random", "mean", "imprint", "init")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassOrigin:
+    """Where one output row of the new head came from.
+
+    ``kind``: ``kept`` (old row ``source`` kept bit-for-bit), ``copy`` (copied from old row
+    ``source``), ``random`` (seeded normal draw), ``mean`` (mean of the old rows), ``imprint``
+    (normalised mean feature of example images), ``init`` (the layer's default initialisation).
+    """
+
+    kind: str
+    source: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ORIGIN_KINDS:
+            raise ModelDirError(f"unknown class origin '{self.kind}'", hint=f"one of {', '.join(ORIGIN_KINDS)}")
+        if self.kind in ("kept", "copy") and self.source is None:
+            raise ModelDirError(f"class origin '{self.kind}' needs a source index")
+
+    @property
+    def is_new(self) -> bool:
+        """True for every row that is not an old class kept as it was."""
+        return self.kind != "kept"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source": self.source}
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSpec:
+    """What head surgery did, recorded so that every later stage can rebuild and check it.
+
+    ``module`` is the dotted name of the head inside the model (``fc``, ``classifier.1``);
+    ``aux_modules`` names auxiliary heads (googlenet, inception) resized the same way.
+    ``kind`` is the layer type of the head: ``linear`` or ``conv1x1`` (squeezenet). A non-empty
+    ``hidden`` makes it a block head (``bottleneck``/``mlp``): layers of those widths with
+    ``activation`` and ``dropout`` before the output layer. ``origins`` has one entry per output
+    class of the new head.
+    """
+
+    strategy: str
+    module: str
+    kind: str
+    in_features: int
+    old_num_classes: int
+    num_classes: int
+    origins: tuple[ClassOrigin, ...]
+    bias: bool = True
+    hidden: tuple[int, ...] = ()
+    activation: str = "relu"
+    dropout: float = 0.0
+    aux_modules: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.origins) != self.num_classes:
+            raise ModelDirError(
+                f"head spec lists {len(self.origins)} class origins for {self.num_classes} classes"
+            )
+
+    @property
+    def kept_indices(self) -> tuple[int, ...]:
+        """Output indices whose rows are old classes kept bit-for-bit."""
+        return tuple(i for i, o in enumerate(self.origins) if not o.is_new)
+
+    @property
+    def new_indices(self) -> tuple[int, ...]:
+        """Output indices of classes that are new (copied, random, mean, imprinted, re-initialised)."""
+        return tuple(i for i, o in enumerate(self.origins) if o.is_new)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["origins"] = [o.to_json() for o in self.origins]
+        data["hidden"] = list(self.hidden)
+        data["aux_modules"] = list(self.aux_modules)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HeadSpec:
+        try:
+            fields = dict(data)
+            fields["origins"] = tuple(ClassOrigin(**o) for o in fields["origins"])
+            fields["hidden"] = tuple(int(h) for h in fields.get("hidden", ()))
+            fields["aux_modules"] = tuple(fields.get("aux_modules", ()))
+            return cls(**fields)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelDirError(f"invalid head spec in config.json: {exc}") from exc
+
+    @classmethod
+    def identity(cls, module: str, kind: str, in_features: int, num_classes: int, *, bias: bool = True) -> HeadSpec:
+        """The record of an untouched head: every class kept."""
+        return cls(
+            strategy="none",
+            module=module,
+            kind=kind,
+            in_features=in_features,
+            old_num_classes=num_classes,
+            num_classes=num_classes,
+            origins=tuple(ClassOrigin("kept", i) for i in range(num_classes)),
+            bias=bias,
+        )
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How images become the model's input: resize to ``input_size`` (H, W) pixels, scale to
+    [0, 1], then normalise per channel with ``mean`` and ``std``. ``channels`` is 3 (RGB) or 1."""
+
+    input_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    channels: int = 3
+    interpolation: str = "bilinear"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input_size": list(self.input_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "channels": self.channels,
+            "interpolation": self.interpolation,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Preprocessing:
+        try:
+            h, w = (int(v) for v in data["input_size"])
+            return cls(
+                input_size=(h, w),
+                mean=tuple(float(v) for v in data["mean"]),
+                std=tuple(float(v) for v in data["std"]),
+                channels=int(data.get("channels", 3)),
+                interpolation=str(data.get("interpolation", "bilinear")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelDirError(f"invalid preprocessing in config.json: {exc}") from exc
+
+    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        """NCHW shape of a batch of ``batch`` images."""
+        return (batch, self.channels, *self.input_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The record of a model directory (``config.json``).
+
+    ``arch`` names the architecture as ``load_model`` takes it (a torchvision builder,
+    ``timm:<name>`` or ``py:<module>:<factory>``); ``arch_kwargs`` are passed to the builder.
+    ``weights_sha256`` is the hash of ``model.safetensors``; ``lineage`` lists the stages that
+    produced this directory (extend, finetune, ...), oldest first.
+    """
+
+    arch: str
+    head: HeadSpec
+    class_names: tuple[str, ...]
+    preprocessing: Preprocessing = Preprocessing()
+    arch_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    weights_sha256: str = ""
+    lineage: tuple[Mapping[str, Any], ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if len(self.class_names) != self.head.num_classes:
+            raise ModelDirError(
+                f"config lists {len(self.class_names)} class names for a head of {self.head.num_classes} classes"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with ``changes`` applied (records are frozen)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "arch": self.arch,
+            "arch_kwargs": dict(self.arch_kwargs),
+            "head": self.head.to_json(),
+            "class_names": list(self.class_names),
+            "preprocessing": self.preprocessing.to_json(),
+            "weights_sha256": self.weights_sha256,
+            "lineage": [dict(step) for step in self.lineage],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelConfig:
+        if not isinstance(data, Mapping):
+            raise ModelDirError("config.json must hold a JSON object")
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ModelDirError(
+                f"config.json has schema_version {version}; this rehead reads {SCHEMA_VERSION}",
+                hint="upgrade rehead or re-create the model directory",
+            )
+        try:
+            return cls(
+                arch=str(data["arch"]),
+                head=HeadSpec.from_json(data["head"]),
+                class_names=tuple(str(c) for c in data["class_names"]),
+                preprocessing=Preprocessing.from_json(data.get("preprocessing", Preprocessing().to_json())),
+                arch_kwargs=dict(data.get("arch_kwargs", {})),
+                weights_sha256=str(data.get("weights_sha256", "")),
+                lineage=tuple(dict(s) for s in data.get("lineage", ())),
+            )
+        except KeyError as exc:
+            raise ModelDirError(f"config.json lacks the field {exc}") from exc
+
+
+def default_class_names(n: int) -> tuple[str, ...]:
+    return tuple(f"class_{i}" for i in range(n))
+
+
+def check_class_names(names: Sequence[str], num_classes: int) -> tuple[str, ...]:
+    """Class names must be ``num_classes`` distinct non-empty strings."""
+    from toolkit.errors import InvalidArgumentError
+
+    names = tuple(str(n).strip() for n in names)
+    if len(names) != num_classes:
+        raise InvalidArgumentError(
+            f"{len(names)} class names given for {num_classes} classes",
+            hint="give exactly one name per class, one per line",
+        )
+    if any(not n for n in names):
+        raise InvalidArgumentError("a class name is empty", hint="give one non-empty name per line")
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise InvalidArgumentError(f"class name '{n}' appears twice", hint="class names must be distinct")
+        seen.add(n)
+    return names
