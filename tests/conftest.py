@@ -1,0 +1,80 @@
+"""Shared fixtures and the central GPU skip (torchvision's ``cpu_and_cuda()`` pattern)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(int(os.environ.get("REHEAD_TEST_THREADS", "2")))
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine); run on a GPU host with -m gpu")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def cpu_and_cuda() -> tuple[object, ...]:
+    """Parametrise a test over devices; the CUDA case carries the ``gpu`` marker."""
+    return ("cpu", pytest.param("cuda", marks=pytest.mark.gpu))
+
+
+DIGITS = tuple(str(d) for d in range(10))
+
+
+@pytest.fixture(scope="session")
+def make_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory for small model directories, cached per argument set for the session.
+
+    ``make_model_dir(arch="resnet18", strategy="pad-random", old=7, new=10, size=32)`` builds
+    ``arch`` with an ``old``-class head (digit names), extends it to ``new`` classes and saves it.
+    """
+    from toolkit.extend import extend
+    from toolkit.records import Preprocessing
+
+    cache: dict[tuple[object, ...], Path] = {}
+
+    def factory(
+        arch: str = "resnet18",
+        strategy: str = "pad-random",
+        old: int = 7,
+        new: int = 10,
+        size: int = 32,
+        seed: int = 0,
+    ) -> Path:
+        key = (arch, strategy, old, new, size, seed)
+        if key not in cache:
+            root = tmp_path_factory.mktemp(f"{arch}-{strategy}")
+            torch.manual_seed(seed)
+            prep = Preprocessing(input_size=(size, size))
+            base = extend(
+                strategy="replace", arch=arch, num_classes=old, class_names=DIGITS[:old] if old <= 10 else None,
+                preprocessing=prep, seed=seed, output=root / "base",
+            )
+            names = list(DIGITS[:new]) if new <= 10 else None
+            out = extend(
+                strategy=strategy, model_dir=base.path, num_classes=new, class_names=names,
+                seed=seed, output=root / "model",
+            )
+            assert out.path is not None
+            cache[key] = out.path
+        return cache[key]
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def digits_model_dir(make_model_dir: Callable[..., Path]) -> Path:
+    """resnet18 at 32x32, a 7-digit head padded (random rows) to all 10 digits."""
+    return make_model_dir()

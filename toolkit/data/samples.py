@@ -1,0 +1,69 @@
+"""``load_samples``: real images for calibration, validation and imprinting, from one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from toolkit.errors import DataError, InvalidArgumentError
+from toolkit.records import Preprocessing
+
+
+def load_samples(
+    source: str | os.PathLike[str],
+    prep: Preprocessing,
+    *,
+    split: str = "test",
+    n: int | None = None,
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Preprocessed images (N, C, H, W) float32 and labels (N,) int64.
+
+    ``source`` is ``"digits"`` (the bundled digits; ``split`` picks train/val/test; with
+    ``class_names`` only the digits among them, labels indexed into them) or a folder laid out
+    ``DIR/<class>/*`` or ``DIR/<split>/<class>/*``. ``n`` draws that many samples with ``seed``
+    (stratified order is not guaranteed; the draw is reproducible).
+    """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+        raise InvalidArgumentError(f"number of samples must be a positive integer, got {n!r}")
+    if str(source) == "digits":
+        from toolkit.data.digits import digits_tensors
+
+        digits = None
+        if class_names is not None:
+            try:
+                digits = [int(c) for c in class_names]
+            except ValueError:
+                digits = None
+        x, y = digits_tensors(split, prep, digits)
+        if class_names is not None and digits is not None:
+            lookup = {d: i for i, d in enumerate(digits)}
+            y = torch.tensor([lookup[int(v)] for v in y], dtype=torch.long)
+    else:
+        x, y = _folder(Path(source), prep, split, class_names)
+    if n is not None and n < len(x):
+        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+        x, y = x[pick], y[pick]
+    return x, y
+
+
+def _folder(
+    root: Path, prep: Preprocessing, split: str, class_names: Sequence[str] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from toolkit.data.images import list_class_images, load_image, preprocess_image
+
+    base = root / split if (root / split).is_dir() else root
+    files = list_class_images(base, class_names)
+    names = list(files)
+    images, labels = [], []
+    for label, cls in enumerate(names):
+        for f in files[cls]:
+            images.append(preprocess_image(load_image(f, prep.channels), prep))
+            labels.append(label)
+    if not images:
+        raise DataError(f"no images under '{base}'")
+    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
