@@ -1,0 +1,44 @@
+"""Resolve an export source (a model directory or a ``LoadedModel``) and run it in eval mode."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from torch import nn
+
+from toolkit.errors import InvalidArgumentError
+from toolkit.model_dir import LoadedModel
+
+
+def resolve_source(source: str | os.PathLike[str] | LoadedModel) -> LoadedModel:
+    """A ``LoadedModel`` as given, or the model directory at ``source`` loaded (hash checked)."""
+    if isinstance(source, LoadedModel):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        from toolkit.model_dir import load_model_dir
+
+        return load_model_dir(Path(source))
+    raise InvalidArgumentError(
+        f"export source must be a model directory or a LoadedModel, got {type(source).__name__}",
+        hint="pass the folder written by 'rehead extend' or 'rehead finetune'",
+    )
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[bool]:
+    """Put every submodule in eval mode; restore each one's own mode afterwards.
+
+    Yields True when anything was in train mode (BatchNorm/Dropout would have made the export
+    differ from inference).
+    """
+    modes = {name: sub.training for name, sub in module.named_modules()}
+    module.eval()
+    try:
+        yield any(modes.values())
+    finally:
+        for name, sub in module.named_modules():
+            if name in modes:
+                sub.train(modes[name])

@@ -1,0 +1,119 @@
+"""External data beside an ``.onnx`` file: safe names when written, refused when unsafe on load.
+
+Models over 2 GiB cannot be one protobuf, so their weights go to one data file beside the model.
+A location is an attacker-controlled string inside the model: on load it must be a plain file
+name in the model's own folder (no path separator, no ``..``, not absolute, not a symlink).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING
+
+from toolkit.errors import ArtifactError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    import onnx
+
+TWO_GIB = 2 * 1024**3
+# Headroom under the protobuf limit for the graph itself and the metadata.
+EXTERNAL_THRESHOLD = TWO_GIB - 64 * 1024**2
+
+
+def check_location_name(location: str, *, model: str = "model") -> str:
+    """Return ``location`` if it is a plain file name; raise ``ArtifactError`` otherwise."""
+    hint = "re-export the model with rehead; external data must sit beside the .onnx file under a plain name"
+    if not location or location in (".", ".."):
+        raise ArtifactError(f"{model}: external-data location '{location}' is not a file name", hint=hint)
+    if (
+        PurePosixPath(location).is_absolute()
+        or PureWindowsPath(location).is_absolute()
+        or PureWindowsPath(location).drive
+    ):
+        raise ArtifactError(f"{model}: external-data location '{location}' is an absolute path", hint=hint)
+    if "/" in location or "\\" in location:
+        raise ArtifactError(
+            f"{model}: external-data location '{location}' contains a path separator", hint=hint
+        )
+    if "\x00" in location:
+        raise ArtifactError(f"{model}: external-data location contains a NUL byte", hint=hint)
+    return location
+
+
+def external_locations(path: str | os.PathLike[str]) -> list[str]:
+    """The distinct external-data locations an ``.onnx`` file refers to (weights not loaded)."""
+    import onnx
+
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ValueError...: all mean unreadable
+        raise ArtifactError(f"cannot read ONNX model '{path}': {type(exc).__name__}: {exc}") from exc
+    found: list[str] = []
+    for tensor in _all_tensors(model.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            info = {e.key: e.value for e in tensor.external_data}
+            location = info.get("location", "")
+            if location not in found:
+                found.append(location)
+    return found
+
+
+def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Initializers and tensor attributes of ``graph`` and of every subgraph, recursively."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _all_tensors(sub)
+
+
+def check_external_data(path: str | os.PathLike[str]) -> list[Path]:
+    """Check every external-data location of the model at ``path``; return the data files.
+
+    Refuses (``ArtifactError``) a location that is empty, absolute, holds a path separator or
+    ``..``, names a symlink, resolves outside the model's folder, or does not exist.
+    """
+    model_path = Path(path)
+    if not model_path.is_file():
+        raise ArtifactError(f"ONNX model '{model_path}' does not exist", hint="check the path")
+    folder = model_path.resolve().parent
+    files: list[Path] = []
+    for location in external_locations(model_path):
+        check_location_name(location, model=str(model_path))
+        target = folder / location
+        if target.is_symlink():
+            raise ArtifactError(
+                f"{model_path}: external-data file '{location}' is a symlink",
+                hint="copy the real data file beside the model instead of linking it",
+            )
+        if not target.is_file():
+            raise ArtifactError(
+                f"{model_path}: external-data file '{location}' is missing",
+                hint="copy the data file beside the .onnx file (they travel together)",
+            )
+        if target.resolve().parent != folder:
+            raise ArtifactError(
+                f"{model_path}: external-data file '{location}' resolves outside the model's folder"
+            )
+        files.append(target)
+    return files
+
+
+def new_location(model_name: str) -> str:
+    """A fresh data-file name for ``model_name``: ``<name>.<token>.data``.
+
+    A new name per export means the previous artifact's data file is never overwritten: the
+    ``.onnx`` file is swapped in one rename and the old data file removed afterwards.
+    """
+    name = f"{model_name}.{secrets.token_hex(4)}.data"
+    if os.sep in name or (os.altsep and os.altsep in name):
+        raise InvalidArgumentError(f"model file name '{model_name}' must not contain a path separator")
+    return check_location_name(name)

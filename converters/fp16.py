@@ -1,0 +1,67 @@
+"""fp16 weights and compute with fp32 inputs/outputs (onnxconverter-common's float16 converter)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ExportError, require
+
+# Ops kept in fp32: reductions and exponentials overflow or lose range in fp16
+# (LayerNorm variance, softmax sums, GELU's erf), and resizes that ORT lacks fp16 kernels for.
+SENSITIVE_OPS = (
+    "LayerNormalization",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceL2",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+    "Exp",
+    "Log",
+    "Softmax",
+    "LogSoftmax",
+    "Erf",
+    "InstanceNormalization",
+    "GroupNormalization",
+)
+
+
+def convert_fp16(src: Path, dst: Path, *, external: str | None) -> None:
+    """Convert the fp32 model at ``src`` to fp16 at ``dst`` (``external``: data-file name or None)."""
+    import onnx
+
+    float16: Any = require("onnxconverter_common.float16", purpose="--fp16")
+    model = onnx.load(os.fspath(src))
+    block = [*float16.DEFAULT_OP_BLOCK_LIST, *SENSITIVE_OPS]
+    try:
+        with warnings.catch_warnings():
+            # one warning per tiny weight truncated to fp16's range: noise, not news
+            warnings.filterwarnings("ignore", message="the float32 number", category=UserWarning)
+            half = float16.convert_float_to_float16(
+                model, keep_io_types=True, op_block_list=block, disable_shape_infer=external is not None
+            )
+    except Exception as exc:  # the converter raises ValueError/RuntimeError on graphs it cannot type
+        raise ExportError(
+            f"fp16 conversion failed: {type(exc).__name__}: {str(exc)[:200]}",
+            hint="export fp32 and convert with onnxruntime's float16 tool",
+        ) from exc
+    _save(half, dst, external)
+
+
+def _save(model: Any, dst: Path, external: str | None) -> None:
+    import onnx
+
+    if external is None:
+        onnx.save_model(model, os.fspath(dst))
+    else:
+        onnx.save_model(
+            model,
+            os.fspath(dst),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=external,
+            size_threshold=1024,
+        )
