@@ -126,18 +126,19 @@ def to_onnx(
             dynamo_why = f"it wrote opset {produced} instead of {opset}"
         except Exception as exc:  # torch.export/onnx raise many types; the reason is kept and reported
             dynamo_why = reason(exc)
-    else:
-        dynamo_why = f"it writes opset {DYNAMO_MIN_OPSET} or newer, asked for {opset}"
     try:
         model = _torchscript(module, example, opset, dynamic_batch)
     except Exception as exc:  # same: every failure becomes one ExportError naming both reasons
         raise ExportError(
-            f"cannot export to ONNX: dynamo exporter: {dynamo_why}; TorchScript exporter: {reason(exc)}",
+            "cannot export to ONNX: "
+            + (f"dynamo exporter: {dynamo_why}; " if dynamo_why else f"opset {opset}: ")
+            + f"TorchScript exporter: {reason(exc)}",
             hint="replace the unsupported layer, choose another --opset, or use 'rehead export pt2'",
         ) from exc
-    message = f"dynamo exporter failed ({dynamo_why}); used the TorchScript exporter"
-    warnings.warn(message, stacklevel=3)
-    notes.append(message)
+    if dynamo_why:  # below opset 18 the TorchScript exporter is the plan (preflight says so), not a fallback
+        message = f"dynamo exporter failed ({dynamo_why}); used the TorchScript exporter"
+        warnings.warn(message, stacklevel=3)
+        notes.append(message)
     return model, "torchscript", notes
 
 

@@ -60,7 +60,7 @@ def _check_opset(opset: Any) -> list[Finding]:
             Finding(
                 "opset-range",
                 "error",
-                f"opset {opset!r} is not an integer in {MIN_OPSET}-{top}",
+                f"opset {opset!r} is not an integer within {MIN_OPSET}-{top}",
                 hint=f"choose --opset between {DYNAMO_MIN_OPSET} and {top}, or leave it out",
             )
         ]
