@@ -1,0 +1,177 @@
+"""Latency: warm-up by time, then timed runs until both a minimum count and a minimum duration.
+
+Each timed run covers ``Runner.infer`` only (inputs already staged). CPU and synchronous
+backends are timed with ``time.perf_counter``; asynchronous CUDA runners with CUDA events
+and a synchronisation after every run. A run whose coefficient of variation (std / mean)
+exceeds ``max_cv`` is ``inconclusive``: it never counts as a pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import InvalidArgumentError
+from validation.runners.base import Runner
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencySettings:
+    """``warmup_s``: seconds of untimed runs first (default 0.5); ``min_runs`` (default 20) and
+    ``min_duration_s`` (default 2.0 seconds): timing stops once both are reached, or after
+    ``max_runs`` (default 100000); ``max_cv``: the largest coefficient of variation of a
+    conclusive measurement (default 0.25)."""
+
+    warmup_s: float = 0.5
+    min_runs: int = 20
+    min_duration_s: float = 2.0
+    max_runs: int = 100_000
+    max_cv: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not (self.warmup_s >= 0 and self.min_duration_s >= 0):
+            raise InvalidArgumentError("latency warm-up and duration must be ≥ 0 seconds")
+        if self.min_runs < 1 or self.max_runs < self.min_runs:
+            raise InvalidArgumentError(
+                f"latency runs must satisfy 1 ≤ min_runs ≤ max_runs (got {self.min_runs})"
+            )
+        if not self.max_cv > 0:
+            raise InvalidArgumentError(f"max_cv must be > 0, got {self.max_cv}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyStats:
+    """Milliseconds per batch of ``batch_size``; ``throughput`` in samples per second.
+
+    ``status``: ``ok`` or ``inconclusive`` (then ``reason`` says why); ``samples_ms`` holds every
+    timed run for the report's distribution plots.
+    """
+
+    batch_size: int
+    runs: int
+    duration_s: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    cv: float
+    min_ms: float
+    max_ms: float
+    throughput: float
+    status: str
+    reason: str
+    timer: str
+    samples_ms: tuple[float, ...] = ()
+
+    @property
+    def conclusive(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self, *, samples: bool = False) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["samples_ms"] = list(self.samples_ms) if samples else None
+        return data
+
+
+def summarize(
+    times_ms: list[float], *, batch_size: int, duration_s: float, max_cv: float, timer: str
+) -> LatencyStats:
+    arr = np.asarray(times_ms, dtype=np.float64)
+    mean = float(arr.mean())
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    cv = std / mean if mean > 0 else float("inf")
+    p50, p90, p95, p99 = (float(v) for v in np.percentile(arr, [50, 90, 95, 99]))
+    inconclusive = cv > max_cv
+    reason = (
+        f"coefficient of variation {cv:.2f} > {max_cv:.2f} (std {std:.3f} ms over mean {mean:.3f} ms): "
+        "the machine was too noisy to trust these numbers"
+        if inconclusive
+        else ""
+    )
+    return LatencyStats(
+        batch_size=batch_size,
+        runs=int(arr.size),
+        duration_s=duration_s,
+        p50_ms=p50,
+        p90_ms=p90,
+        p95_ms=p95,
+        p99_ms=p99,
+        mean_ms=mean,
+        std_ms=std,
+        cv=cv,
+        min_ms=float(arr.min()),
+        max_ms=float(arr.max()),
+        throughput=batch_size * 1000.0 / mean if mean > 0 else 0.0,
+        status="inconclusive" if inconclusive else "ok",
+        reason=reason,
+        timer=timer,
+        samples_ms=tuple(round(t, 6) for t in times_ms),
+    )
+
+
+def measure(runner: Runner, batch: np.ndarray, settings: LatencySettings = LatencySettings()) -> LatencyStats:
+    """Time ``runner.infer`` on ``batch`` (outputs not fetched); adds the loop's wall time to
+    ``runner.model_time_s``."""
+    runner.load()
+    prepared = runner.prepare(batch)
+    use_events = runner.asynchronous and runner.device.startswith("cuda")
+    loop_start = time.perf_counter()
+    try:
+        warm_end = loop_start + settings.warmup_s
+        while True:
+            runner.infer(prepared)
+            runner.synchronize()
+            if time.perf_counter() >= warm_end:
+                break
+        times: list[float] = []
+        start = time.perf_counter()
+        if use_events:
+            import torch
+
+            begin_evt = torch.cuda.Event(enable_timing=True)
+            end_evt = torch.cuda.Event(enable_timing=True)
+        while True:
+            if use_events:
+                begin_evt.record()
+                runner.infer(prepared)
+                end_evt.record()
+                end_evt.synchronize()
+                times.append(float(begin_evt.elapsed_time(end_evt)))
+            else:
+                t0 = time.perf_counter()
+                runner.infer(prepared)
+                runner.synchronize()
+                times.append((time.perf_counter() - t0) * 1000.0)
+            elapsed = time.perf_counter() - start
+            if len(times) >= settings.max_runs or (
+                len(times) >= settings.min_runs and elapsed >= settings.min_duration_s
+            ):
+                break
+    finally:
+        runner.model_time_s += time.perf_counter() - loop_start
+    return summarize(
+        times,
+        batch_size=int(batch.shape[0]),
+        duration_s=elapsed,
+        max_cv=settings.max_cv,
+        timer="cuda-events" if use_events else "perf_counter",
+    )
+
+
+def cold_start(runner: Runner, batch: np.ndarray) -> dict[str, float]:
+    """Load + first run of a fresh runner, in milliseconds (call before any other use)."""
+    t0 = time.perf_counter()
+    load_s = runner.load()
+    t1 = time.perf_counter()
+    runner.run(batch)
+    first = time.perf_counter() - t1
+    return {
+        "load_ms": load_s * 1000.0,
+        "first_run_ms": first * 1000.0,
+        "total_ms": (t1 - t0 + first) * 1000.0,
+    }

@@ -1,0 +1,1 @@
+"""pytest plugin for rehead parity checks (fixtures and ``assert_parity``)."""

@@ -1,0 +1,119 @@
+"""Plots for the HTML report, rendered with matplotlib (Agg) into base64 PNG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import require
+from validation.parity import ParityResult
+from validation.result import ValidationReport
+
+COLORS = {"all": "#4c72b0", "kept": "#55a868", "new": "#c44e52"}
+
+
+def _pyplot() -> Any:
+    matplotlib: Any = require("matplotlib", purpose="the HTML report's plots")
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _encode(fig: Any) -> str:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def error_histogram(name: str, parity: ParityResult) -> str:
+    """log10 |Δ| per slice (largest batch size) with each slice's atol marked."""
+    plt = _pyplot()
+    batch = max(parity.batches, key=lambda b: b.batch_size)
+    fig, ax = plt.subplots(figsize=(6.0, 3.2))
+    for slice_name, errors in batch.abs_errors.items():
+        logs = np.log10(np.maximum(errors, 1e-12)) if errors.size else np.array([-12.0])
+        ax.hist(
+            logs, bins=40, alpha=0.55, label=f"{slice_name} ({errors.size})", color=COLORS.get(slice_name)
+        )
+        atol = parity.tolerance.atol_for(slice_name)
+        if atol:
+            ax.axvline(np.log10(atol), color=COLORS.get(slice_name, "k"), linestyle="--", linewidth=1)
+    ax.set_xlabel("log10 |artifact − eager| (dashed: atol)")
+    ax.set_ylabel("values")
+    ax.set_title(f"{name}: absolute error by class slice (batch {batch.batch_size})", fontsize=10)
+    ax.legend(fontsize=8)
+    return _encode(fig)
+
+
+def per_class_error(name: str, parity: ParityResult, class_names: Sequence[str], new: set[int]) -> str:
+    """Largest |Δ| per class over batch sizes, new classes in red."""
+    plt = _pyplot()
+    output = next((k for b in parity.batches for k in b.per_class), None)
+    values = np.zeros(len(class_names))
+    for batch in parity.batches:
+        if output in batch.per_class:
+            row = np.asarray(batch.per_class[output], dtype=np.float64)
+            values = np.fmax(values, np.where(np.isnan(row), np.inf, row))
+    finite_max = float(values[np.isfinite(values)].max()) if np.isfinite(values).any() else 1.0
+    shown = np.where(np.isfinite(values), values, finite_max * 10 or 1.0)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.28 * len(class_names) + 2), 3.0))
+    colors = [COLORS["new"] if i in new else COLORS["kept"] for i in range(len(class_names))]
+    ax.bar(range(len(class_names)), np.maximum(shown, 1e-12), color=colors)
+    ax.set_yscale("log")
+    if len(class_names) <= 40:
+        ax.set_xticks(range(len(class_names)), [str(c)[:12] for c in class_names], rotation=90, fontsize=7)
+    ax.set_ylabel("max |Δ|")
+    ax.set_title(f"{name}: per-class max error (green kept, red new)", fontsize=10)
+    return _encode(fig)
+
+
+def latency_distribution(report: ValidationReport, batch: int) -> str:
+    """Box plots of every timed run at ``batch``: eager reference and each artifact."""
+    plt = _pyplot()
+    labels, data = [], []
+    ref = report.reference_latency.get(batch)
+    if ref is not None and ref.samples_ms:
+        labels.append("eager-fp32")
+        data.append(np.asarray(ref.samples_ms))
+    for artifact in report.artifacts:
+        stats = artifact.latency.get(batch)
+        if stats is not None and stats.samples_ms:
+            labels.append(artifact.name[:24] + ("" if stats.conclusive else " (?)"))
+            data.append(np.asarray(stats.samples_ms))
+    fig, ax = plt.subplots(figsize=(6.0, 0.55 * max(len(data), 2) + 1.2))
+    if data:
+        ax.boxplot(data, vert=False, showfliers=True, flierprops={"markersize": 2})
+        ax.set_yticks(range(1, len(labels) + 1), labels, fontsize=8)
+        ax.set_xscale("log")
+    ax.set_xlabel("milliseconds per batch (log)")
+    ax.set_title(f"latency distribution, batch {batch} (? = inconclusive)", fontsize=10)
+    return _encode(fig)
+
+
+def localisation_trace(name: str, loc: dict[str, Any]) -> str | None:
+    """Relative error per matched module in execution order, the jump marked."""
+    trace = loc.get("trace") or []
+    if not trace:
+        return None
+    plt = _pyplot()
+    errors = [max(float(t["rel_error"]), 1e-12) if np.isfinite(t["rel_error"]) else 1.0 for t in trace]
+    fig, ax = plt.subplots(figsize=(6.0, 3.0))
+    ax.plot(range(len(errors)), errors, marker="o", markersize=3)
+    ax.set_yscale("log")
+    culprit = loc.get("module")
+    for i, t in enumerate(trace):
+        if t["module"] == culprit:
+            ax.axvline(i, color=COLORS["new"], linestyle="--")
+            ax.annotate(str(culprit), (i, errors[i]), fontsize=8, color=COLORS["new"])
+    ax.set_xlabel("module (execution order)")
+    ax.set_ylabel("relative error")
+    ax.set_title(f"{name}: intermediate activations vs eager", fontsize=10)
+    return _encode(fig)

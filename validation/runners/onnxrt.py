@@ -1,0 +1,171 @@
+"""ONNX Runtime runner: CPU execution provider; CUDA and TensorRT providers when installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ArtifactError, HardwareUnavailableError, InputShapeError, require
+from toolkit.records import Preprocessing
+from validation.runners.base import Runner
+
+_NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def providers_for(device: str, available: list[str], *, tensorrt: bool = False) -> list[str]:
+    """Execution providers for ``device``: CPU only, or CUDA (TensorRT first when asked) then CPU."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    wanted = (["TensorrtExecutionProvider"] if tensorrt else []) + ["CUDAExecutionProvider"]
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise HardwareUnavailableError(
+            f"ONNX Runtime has no {', '.join(missing)} (available: {', '.join(available)})",
+            hint='pip install "rehead[gpu]" (onnxruntime-gpu) on a machine with an NVIDIA GPU, '
+            "or use --device cpu",
+        )
+    return [*wanted, "CPUExecutionProvider"]
+
+
+def to_pixels(batch: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """Normalised float NCHW -> the uint8 NHWC pixels they came from (rounded, clipped)."""
+    mean = np.asarray(prep.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(prep.std, dtype=np.float32).reshape(1, -1, 1, 1)
+    pixels = np.clip(np.rint((batch * std + mean) * 255.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
+
+
+def on_pixel_grid(images: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """``images`` moved onto the uint8 pixel grid (what a baked graph sees), normalised again."""
+    mean = np.asarray(prep.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(prep.std, dtype=np.float32).reshape(1, -1, 1, 1)
+    pixels = to_pixels(images, prep).transpose(0, 3, 1, 2).astype(np.float32)
+    return np.ascontiguousarray(((pixels / 255.0) - mean) / std, dtype=np.float32)
+
+
+class OrtRunner(Runner):
+    """Run an ONNX file with ONNX Runtime.
+
+    ``threads``: intra-op threads (default: ONNX Runtime's choice, recorded as ``None``);
+    ``device``: ``cpu`` or ``cuda``; ``tensorrt``: put the TensorRT provider first on CUDA.
+    ``model_bytes``: run this serialised model instead of reading ``path`` (used for
+    intermediate-tensor copies).
+    """
+
+    kind = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        precision: str = "fp32",
+        tensorrt: bool = False,
+        name: str | None = None,
+        model_bytes: bytes | None = None,
+        preprocessing: Preprocessing | None = None,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.device = device
+        self.threads = threads
+        self.precision = precision
+        self.tensorrt = tensorrt
+        self.name = name or self.path.name
+        self._model_bytes = model_bytes
+        self._session: Any = None
+        self.input_name = "images"
+        self.input_dtype: Any = np.float32
+        self.input_shape: tuple[int | str | None, ...] = ()
+        #: True when the graph takes uint8 NHWC pixels (preprocessing baked in); ``preprocessing``
+        #: then turns the float NCHW parity inputs back into pixels
+        self.baked = False
+        self.preprocessing = preprocessing
+
+    def _load(self) -> None:
+        ort: Any = require("onnxruntime", purpose="running ONNX artifacts")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if self.threads is not None:
+            options.intra_op_num_threads = int(self.threads)
+            options.inter_op_num_threads = 1
+        providers = providers_for(self.device, list(ort.get_available_providers()), tensorrt=self.tensorrt)
+        source: Any = self._model_bytes if self._model_bytes is not None else str(self.path)
+        try:
+            self._session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
+            raise ArtifactError(
+                f"ONNX Runtime cannot load '{self.path}': {str(exc).splitlines()[0][:300]}",
+                hint="re-export the model with 'rehead export' and check it with onnx.checker",
+            ) from exc
+        first = self._session.get_inputs()[0]
+        self.input_name = first.name
+        self.baked = first.type == "tensor(uint8)"
+        self.input_dtype = np.uint8 if self.baked else _NP_TYPES.get(first.type, np.float32)
+        shape = tuple(first.shape)
+        # compare and report in the NCHW layout the parity inputs use
+        self.input_shape = (
+            (shape[0], shape[3], shape[1], shape[2]) if self.baked and len(shape) == 4 else shape
+        )
+        batch = self.input_shape[0] if self.input_shape else None
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+        self.output_names = tuple(o.name for o in self._session.get_outputs())
+
+    def check_input(self, batch: np.ndarray) -> None:
+        """Raise ``InputShapeError`` naming the expected shape and dtype when ``batch`` cannot fit."""
+        self.load()
+        expected = "x".join(str(d) if isinstance(d, int) else "N" for d in self.input_shape)
+        want = f"float32[{expected}] (NCHW) for input '{self.input_name}'"
+        if self.baked:
+            want += " (the graph itself takes uint8 NHWC pixels)"
+        if batch.dtype != np.float32:
+            raise InputShapeError(f"input dtype {batch.dtype} does not fit: expected {want}")
+        if batch.ndim != len(self.input_shape):
+            raise InputShapeError(
+                f"input of rank {batch.ndim} {tuple(batch.shape)} does not fit: expected {want}"
+            )
+        for axis, (have, need) in enumerate(zip(batch.shape, self.input_shape, strict=True)):
+            if isinstance(need, int) and need > 0 and have != need:
+                what = "batch size" if axis == 0 else ("channel count" if axis == 1 else f"axis {axis}")
+                hint = (
+                    "the artifact was exported with a fixed batch; re-export with a dynamic batch or use "
+                    f"--batch-sizes {need}"
+                    if axis == 0
+                    else "match the model's preprocessing (config.json)"
+                )
+                raise InputShapeError(
+                    f"{what} {have} of input {tuple(batch.shape)} does not fit: expected {want}", hint=hint
+                )
+
+    def prepare(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        if self.baked:
+            if self.preprocessing is None:
+                raise InputShapeError(
+                    f"'{self.path.name}' takes uint8 NHWC pixels (preprocessing baked in) "
+                    "but no preprocessing is known",
+                    hint="validate it against its model directory",
+                )
+            return {self.input_name: to_pixels(batch, self.preprocessing)}
+        return {self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)}
+
+    def infer(self, prepared: Any) -> list[Any]:
+        try:
+            return list(self._session.run(None, prepared))
+        except Exception as exc:  # ORT raises its own exception types
+            shape = tuple(next(iter(prepared.values())).shape)
+            raise InputShapeError(
+                f"ONNX Runtime rejected input {shape} for '{self.path.name}': "
+                f"{str(exc).splitlines()[0][:300]}",
+                hint="check the batch size against the artifact's input shape "
+                f"{tuple(self.input_shape)} and the model's preprocessing",
+            ) from exc
+
+    def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(self.output_names, raw, strict=True)}
+
+    def close(self) -> None:
+        self._session = None

@@ -1,0 +1,94 @@
+"""Which runner opens which artifact: a registry keyed by file suffix, plus ``eager:<precision>``.
+
+``.onnx`` → ONNX Runtime, ``.pt2`` → AOTInductor, ``.engine``/``.plan`` → TensorRT (its runner
+comes with the TensorRT work; until it registers itself the slot raises exit 3). Another
+package adds a backend with ``register_runner(".ext", factory)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from toolkit.errors import ArtifactError, InvalidArgumentError, MissingDependencyError
+from toolkit.records import Preprocessing
+from validation.runners.base import Runner
+
+#: factory(path, device=..., threads=..., prep=...) -> Runner (``prep``: the model's preprocessing or None)
+RunnerFactory = Callable[..., Runner]
+_REGISTRY: dict[str, RunnerFactory] = {}
+
+
+def register_runner(suffix: str, factory: RunnerFactory) -> None:
+    """Open files ending in ``suffix`` (``.engine``) with ``factory(path, device=, threads=, prep=)``."""
+    _REGISTRY[suffix.lower()] = factory
+
+
+def registered_suffixes() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def _onnx(path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None) -> Runner:
+    from validation._artifact import artifact_precision
+    from validation.runners.onnxrt import OrtRunner
+
+    return OrtRunner(
+        path, device=device, threads=threads, precision=artifact_precision(path), preprocessing=prep
+    )
+
+
+def _pt2(path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None) -> Runner:
+    from validation.runners.pt2 import Pt2Runner
+
+    return Pt2Runner(path, device=device)
+
+
+def _tensorrt_unavailable(
+    path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None
+) -> Runner:
+    raise MissingDependencyError(
+        f"TensorRT runner not available for '{path.name}'",
+        hint='TensorRT engines need the TensorRT runner and a GPU: pip install "rehead[gpu]" on a CUDA host; '
+        "validate the .onnx artifact meanwhile",
+    )
+
+
+register_runner(".onnx", _onnx)
+register_runner(".pt2", _pt2)
+register_runner(".engine", _tensorrt_unavailable)
+register_runner(".plan", _tensorrt_unavailable)
+
+
+def open_runner(
+    artifact: str | os.PathLike[str] | Runner,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    module: nn.Module | None = None,
+    prep: Preprocessing | None = None,
+) -> Runner:
+    """A runner for ``artifact``: a ``Runner`` (returned as is), ``eager:<fp32|fp16|bf16>``
+    (needs ``module``) or a file path whose suffix is registered."""
+    if isinstance(artifact, Runner):
+        return artifact
+    text = str(artifact)
+    if text.startswith("eager:"):
+        if module is None:
+            raise InvalidArgumentError(f"'{text}' needs the model", hint="pass the model directory")
+        from validation.runners.eager import EagerRunner
+
+        return EagerRunner(module, device=device, precision=text.split(":", 1)[1], name=text)
+    path = Path(text)
+    factory = _REGISTRY.get(path.suffix.lower())
+    if factory is None:
+        raise InvalidArgumentError(
+            f"no runner for '{path.name}' (suffix '{path.suffix}')",
+            hint=f"artifacts end in one of {', '.join(registered_suffixes())}, "
+            "or name eager:fp16 / eager:bf16",
+        )
+    if not path.is_file():
+        raise ArtifactError(f"artifact '{path}' does not exist", hint="check the path or run 'rehead export'")
+    return factory(path, device=device, threads=threads, prep=prep)

@@ -1,0 +1,140 @@
+"""Tolerance presets per precision, user overrides, the auto envelope and the verdict.
+
+A value passes when |a − r| ≤ atol + rtol·|r| (NumPy's ``allclose`` rule) and is finite where
+the reference is. The int8 preset gates on top-1 agreement and SQNR instead of atol, because
+quantisation moves every logit a little and a fixed atol would be either useless or always
+failing. ``auto`` derives atol per slice from PyTorch's own spread on the same inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from toolkit.errors import InvalidArgumentError
+from validation.metrics import ClassSlice, SliceMetrics
+
+PRESET_NAMES = ("fp32", "fp16", "int8", "auto")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """Pass criteria for one artifact.
+
+    ``atol``/``rtol``: element-wise bound (``atol`` ``None`` = not gated element-wise);
+    ``slice_atol``: per-slice atol overriding ``atol`` (the auto envelope fills it);
+    ``min_top1``: least top-1 agreement (0–1); ``min_sqnr_db``: least SQNR in decibels;
+    ``min_cosine``: least per-sample cosine similarity. ``source`` says where the numbers came from.
+    """
+
+    preset: str
+    atol: float | None
+    rtol: float
+    min_top1: float | None = None
+    min_sqnr_db: float | None = None
+    min_cosine: float | None = None
+    slice_atol: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+    def atol_for(self, slice_name: str) -> float | None:
+        return self.slice_atol.get(slice_name, self.atol)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["slice_atol"] = dict(self.slice_atol)
+        return data
+
+
+PRESETS: dict[str, Tolerance] = {
+    "fp32": Tolerance("fp32", atol=1e-4, rtol=1e-4, source="preset fp32: |Δ| ≤ 1e-4 + 1e-4·|ref|"),
+    "fp16": Tolerance("fp16", atol=2e-2, rtol=1e-2, source="preset fp16: |Δ| ≤ 2e-2 + 1e-2·|ref|"),
+    "int8": Tolerance(
+        "int8",
+        atol=None,
+        rtol=0.0,
+        min_top1=0.9,
+        min_sqnr_db=15.0,
+        source="preset int8: top-1 agreement ≥ 0.90 and SQNR ≥ 15 dB per slice",
+    ),
+}
+
+#: which preset an artifact precision implies when none is given
+PRECISION_PRESET = {"fp32": "fp32", "fp64": "fp32", "fp16": "fp16", "bf16": "fp16", "int8": "int8"}
+
+
+def resolve_preset(preset: str | None, precision: str) -> str:
+    """The preset name to use: the given one, else the one implied by the artifact's precision."""
+    if preset is None:
+        return PRECISION_PRESET.get(precision, "fp32")
+    if preset not in PRESET_NAMES:
+        raise InvalidArgumentError(f"unknown preset '{preset}'", hint=f"one of {', '.join(PRESET_NAMES)}")
+    return preset
+
+
+def with_overrides(tol: Tolerance, *, atol: float | None = None, rtol: float | None = None) -> Tolerance:
+    """``tol`` with user-given ``atol``/``rtol`` (which also replace any per-slice envelope)."""
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise InvalidArgumentError(f"--{name} must be a finite number ≥ 0, got {value}")
+    if atol is None and rtol is None:
+        return tol
+    new_atol = atol if atol is not None else (tol.atol if tol.atol is not None else 0.0)
+    new_rtol = rtol if rtol is not None else tol.rtol
+    return dataclasses.replace(
+        tol,
+        atol=new_atol,
+        rtol=new_rtol,
+        slice_atol={},
+        source=f"{tol.source}; overridden: atol {new_atol:g}, rtol {new_rtol:g}",
+    )
+
+
+def envelope(
+    preset: str, spread: Mapping[str, SliceMetrics], *, factor: float, what: str, rtol: float = 0.0
+) -> Tolerance:
+    """Per-slice atol = ``factor`` × the largest |Δ| PyTorch itself shows (``spread``, by slice),
+    with a floor of 1e-6 × the slice's largest |ref| so that an exactly reproducible slice
+    still tolerates the last bits of float32."""
+    slice_atol: dict[str, float] = {}
+    for name, m in spread.items():
+        base = m.max_abs if math.isfinite(m.max_abs) else 0.0
+        slice_atol[name] = max(factor * base, 1e-6 * max(m.max_abs_ref, 1.0))
+    overall = max(slice_atol.values()) if slice_atol else None
+    detail = ", ".join(f"{k} {v:.2e}" for k, v in slice_atol.items())
+    return Tolerance(
+        preset=preset,
+        atol=overall,
+        rtol=rtol,
+        slice_atol=slice_atol,
+        source=f"auto: {factor:g} × {what} (atol {detail})",
+    )
+
+
+def judge(
+    output: str, sl: ClassSlice, m: SliceMetrics, violations: int, tol: Tolerance, *, batch_size: int
+) -> list[str]:
+    """Every reason this slice fails ``tol`` (empty when it passes), with the numbers."""
+    where = f"'{output}'[{sl.label()}] at batch {batch_size}"
+    summary = f"cosine {m.cosine_min:.6f}, top-1 {m.top1:.3f}, SQNR {m.sqnr_db:.1f} dB"
+    fails: list[str] = []
+    if m.nonfinite_mismatch:
+        side = "reference and artifact" if m.ref_nonfinite else "artifact"
+        fails.append(
+            f"{where}: {m.nonfinite_mismatch} NaN/Inf mismatches in the {side} (NaN never counts as equal)"
+        )
+    atol = tol.atol_for(sl.name)
+    if atol is not None and violations > m.nonfinite_mismatch:
+        fails.append(
+            f"{where}: max|Δ| {m.max_abs:.3e} (max rel {m.max_rel:.2e}) > "
+            f"atol {atol:.1e} + rtol {tol.rtol:.1e}·|ref| "
+            f"at {violations - m.nonfinite_mismatch}/{m.n} values; {summary}"
+        )
+    if tol.min_top1 is not None and not (m.top1 >= tol.min_top1):
+        fails.append(f"{where}: top-1 agreement {m.top1:.3f} < {tol.min_top1:.3f}; {summary}")
+    if tol.min_sqnr_db is not None and not (m.sqnr_db >= tol.min_sqnr_db):
+        fails.append(f"{where}: SQNR {m.sqnr_db:.1f} dB < {tol.min_sqnr_db:.1f} dB; {summary}")
+    if tol.min_cosine is not None and not (m.cosine_min >= tol.min_cosine):
+        fails.append(f"{where}: cosine {m.cosine_min:.6f} < {tol.min_cosine:.6f}; {summary}")
+    return fails
