@@ -1,16 +1,24 @@
 """Data sources: image folders, the bundled digits, preprocessing from a model's config."""
 
+from toolkit.data.augment import AUGMENTATIONS, augment_batch
 from toolkit.data.digits import DIGIT_NAMES, digits_tensors, digits_uint8
 from toolkit.data.images import IMAGE_EXTENSIONS, list_class_images, load_image, preprocess_image
 from toolkit.data.samples import load_samples
+from toolkit.data.training import TrainingData, check_folder_classes, digit_classes, load_training_data
 
 __all__ = [
+    "AUGMENTATIONS",
     "DIGIT_NAMES",
     "IMAGE_EXTENSIONS",
+    "TrainingData",
+    "augment_batch",
+    "check_folder_classes",
+    "digit_classes",
     "digits_tensors",
     "digits_uint8",
     "list_class_images",
     "load_image",
     "load_samples",
+    "load_training_data",
     "preprocess_image",
 ]

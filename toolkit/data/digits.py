@@ -30,7 +30,7 @@ def _split_indices() -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for digit in range(10):
         idx = rng.permutation(np.flatnonzero(labels == digit))
-        n_train, n_val = int(round(0.7 * len(idx))), int(round(0.15 * len(idx)))
+        n_train, n_val = round(0.7 * len(idx)), round(0.15 * len(idx))
         parts["train"].append(idx[:n_train])
         parts["val"].append(idx[n_train : n_train + n_val])
         parts["test"].append(idx[n_train + n_val :])
@@ -60,7 +60,9 @@ def digits_uint8(split: str, digits: Sequence[int] | None = None) -> tuple[np.nd
 def check_digits(digits: Sequence[int]) -> list[int]:
     out = sorted({int(d) for d in digits})
     if not out or any(not 0 <= d <= 9 for d in out):
-        raise InvalidArgumentError(f"digit subset {list(digits)} must be non-empty and within 0-9", hint="e.g. 0-6")
+        raise InvalidArgumentError(
+            f"digit subset {list(digits)} must be non-empty and within 0-9", hint="e.g. 0-6"
+        )
     return out
 
 

@@ -33,7 +33,10 @@ def preprocess_image(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
     """(H, W, C) uint8 -> normalised (C, H, W) float32 at ``prep.input_size``."""
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
     if tensor.shape[0] != prep.channels:
-        tensor = tensor.mean(0, keepdim=True) if prep.channels == 1 else tensor[:1].expand(prep.channels, -1, -1)
+        if prep.channels == 1:
+            tensor = tensor.mean(0, keepdim=True)
+        else:
+            tensor = tensor[:1].expand(prep.channels, -1, -1)
     if tuple(tensor.shape[1:]) != tuple(prep.input_size):
         tensor = torch.nn.functional.interpolate(
             tensor[None], size=prep.input_size, mode="bilinear", align_corners=False, antialias=True
@@ -43,7 +46,9 @@ def preprocess_image(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
     return (tensor - mean) / std
 
 
-def list_class_images(root: str | os.PathLike[str], class_names: Sequence[str] | None = None) -> dict[str, list[Path]]:
+def list_class_images(
+    root: str | os.PathLike[str], class_names: Sequence[str] | None = None
+) -> dict[str, list[Path]]:
     """``root/<class>/<image>`` as {class: [files]}; every class must exist and hold images.
 
     With ``class_names`` only those sub-folders are read (all must exist); without, every
@@ -51,7 +56,9 @@ def list_class_images(root: str | os.PathLike[str], class_names: Sequence[str] |
     """
     base = Path(root)
     if not base.is_dir():
-        raise DataError(f"data folder '{base}' does not exist", hint="give a folder with one sub-folder per class")
+        raise DataError(
+            f"data folder '{base}' does not exist", hint="give a folder with one sub-folder per class"
+        )
     folders = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     wanted = list(class_names) if class_names is not None else folders
     missing = [c for c in wanted if c not in folders]

@@ -1,0 +1,149 @@
+"""``FinetuneConfig``: every setting of a fine-tuning run, validated, frozen and recorded."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from toolkit.errors import InvalidArgumentError
+
+OPTIMIZERS = ("adamw", "sgd")
+DEVICES = ("cpu", "cuda")
+AUGMENT_CHOICES = ("auto", "none", "shift", "shift-flip")
+
+#: Settings that do not change the trajectory of a run: a resume may change them.
+RESUME_FREE = frozenset({"device", "threads", "keep_checkpoints", "checkpoint_every_steps", "plot"})
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """Settings of ``finetune``; the defaults fine-tune a head-extended resnet18 on digits.
+
+    Schedule: ``epochs`` in all, of which the first ``freeze_epochs`` train the head only
+    (backbone parameters and BatchNorm statistics frozen); the rest train the head at ``lr``
+    and the backbone at ``lr * backbone_lr_mult``. ``unfreeze_stages`` = ``None`` opens the
+    whole backbone in the second phase; ``k`` opens only its last ``k`` stages; ``0`` keeps it
+    frozen. Each phase has its own cosine schedule after a linear warm-up of ``warmup_epochs``
+    epochs (fractions allowed), decaying to ``lr * final_lr_ratio``.
+
+    Optimiser: ``adamw`` (``weight_decay`` decoupled, none on biases and norms) or ``sgd``
+    (Nesterov ``momentum``). ``label_smoothing`` is the cross-entropy smoothing (0 = off).
+    ``clip_grad_norm`` clips the global gradient L2 norm (``None`` = off).
+
+    ``amp``: mixed precision; ``None`` (default) means fp16 autocast with a gradient scaler on
+    CUDA and none on CPU (bf16 autocast measured no faster for small CPU models here; ``True``
+    turns it on). ``patience``: stop after that many epochs without a better validation top-1
+    (``None`` = never); ``restore_best`` then saves the best epoch's weights, not the last.
+
+    ``seed`` fixes the initial RNG state, the data order (derived from seed and epoch) and the
+    augmentation (derived from seed, epoch and batch): on CPU two runs with the same seed and
+    ``threads`` give bit-identical weights, interrupted and resumed or not. ``threads`` sets
+    ``torch.set_num_threads`` (``None`` = leave as is). ``checkpoint_every_steps`` adds
+    mid-epoch checkpoints (a checkpoint is always written at the end of each epoch).
+    """
+
+    epochs: int = 8
+    freeze_epochs: int = 1
+    unfreeze_stages: int | None = None
+    batch_size: int = 64
+    lr: float = 3e-3
+    backbone_lr_mult: float = 0.3
+    optimizer: str = "adamw"
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    warmup_epochs: float = 0.5
+    final_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    clip_grad_norm: float | None = 2.0
+    amp: bool | None = None
+    patience: int | None = 4
+    restore_best: bool = True
+    augment: str = "auto"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    checkpoint_every_steps: int | None = None
+    keep_checkpoints: bool = False
+    eval_batch_size: int = 256
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        _int(self.epochs, "epochs", minimum=1)
+        _int(self.freeze_epochs, "freeze_epochs", minimum=0)
+        _int(self.batch_size, "batch_size", minimum=1)
+        _int(self.eval_batch_size, "eval_batch_size", minimum=1)
+        _int(self.seed, "seed", minimum=0)
+        for name in ("unfreeze_stages", "patience", "threads", "checkpoint_every_steps"):
+            value = getattr(self, name)
+            if value is not None:
+                _int(value, name, minimum=0 if name == "unfreeze_stages" else 1)
+        _float(self.lr, "lr", low=0.0, low_open=True)
+        _float(self.backbone_lr_mult, "backbone_lr_mult", low=0.0)
+        _float(self.weight_decay, "weight_decay", low=0.0)
+        _float(self.momentum, "momentum", low=0.0, high=1.0)
+        _float(self.warmup_epochs, "warmup_epochs", low=0.0)
+        _float(self.final_lr_ratio, "final_lr_ratio", low=0.0, high=1.0)
+        _float(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, high_open=True)
+        if self.clip_grad_norm is not None:
+            _float(self.clip_grad_norm, "clip_grad_norm", low=0.0, low_open=True)
+        _choice(self.optimizer, "optimizer", OPTIMIZERS)
+        _choice(self.device, "device", DEVICES)
+        _choice(self.augment, "augment", AUGMENT_CHOICES)
+
+    def replace(self, **changes: Any) -> FinetuneConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FinetuneConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def uses_amp(self) -> bool:
+        """Whether this run autocasts: the ``amp`` setting, or its per-device default."""
+        return self.device == "cuda" if self.amp is None else self.amp
+
+    def differences(self, other: FinetuneConfig) -> list[str]:
+        """Trajectory-changing settings that differ from ``other``, as ``name: ours vs theirs``."""
+        return [
+            f"{f.name}: {getattr(other, f.name)!r} vs {getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name not in RESUME_FREE and getattr(self, f.name) != getattr(other, f.name)
+        ]
+
+
+def _int(value: object, name: str, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgumentError(
+            f"{name} must be an integer >= {minimum}, got {value!r}", hint=f"fix --{name.replace('_', '-')}"
+        )
+
+
+def _float(
+    value: object,
+    name: str,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+    if ok:
+        v = float(value)  # type: ignore[arg-type]
+        ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise InvalidArgumentError(
+            f"{name} must be a number in {lo}{low:g}, {high:g}{hi}, got {value!r}",
+            hint=f"fix --{name.replace('_', '-')}",
+        )
+
+
+def _choice(value: object, name: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidArgumentError(f"unknown {name} '{value}'", hint=f"one of {', '.join(choices)}")

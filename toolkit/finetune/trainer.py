@@ -1,0 +1,251 @@
+"""``finetune``: train a model directory's model on labelled images and save a new model directory.
+
+Files:
+
+- ``OUTPUT/`` (written atomically at the very end with ``save_model_dir``): ``model.safetensors``,
+  ``config.json`` (lineage + ``{"stage": "finetune", ...}``), ``metrics.json``, ``metrics.csv``
+  and ``curves.png``.
+- ``OUTPUT.ckpt/`` (the work directory, next to the output unless ``work_dir`` is given):
+  ``step-<global step>.pt`` checkpoints, the newest two kept. ``resume=True`` continues from the
+  newest readable one. It is deleted after a successful run unless ``keep_checkpoints``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from toolkit import _atomic
+from toolkit.data.training import TrainingData, load_training_data
+from toolkit.errors import DataError, HardwareUnavailableError, InvalidArgumentError, OutputExistsError
+from toolkit.finetune import rng
+from toolkit.finetune._loop import Loop, RunState
+from toolkit.finetune.checkpoints import CheckpointStore
+from toolkit.finetune.config import FinetuneConfig
+from toolkit.finetune.evaluate import evaluate
+from toolkit.finetune.history import history_files
+from toolkit.finetune.progress import NullReporter, Reporter, auto_reporter
+from toolkit.model_dir import load_model_dir, load_weights_strict, save_model_dir
+from toolkit.records import ModelConfig
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+    """What a run produced: the saved directory, its record and module (eval mode, CPU), and metrics.
+
+    ``test_top1`` is ``None`` when the data has no test split. ``best_epoch`` is 0-based.
+    ``resumed_from`` names the checkpoint the run continued from, if any.
+    """
+
+    path: Path
+    config: ModelConfig
+    module: nn.Module
+    history: list[dict[str, Any]]
+    val_top1: float
+    test_top1: float | None
+    best_epoch: int
+    stopped_early: bool
+    resumed_from: Path | None
+    seconds: float
+
+
+def default_work_dir(output: str | os.PathLike[str]) -> Path:
+    """Where the checkpoints of a run writing ``output`` live: ``<output>.ckpt`` beside it."""
+    out = Path(output)
+    return out.with_name(out.name + ".ckpt")
+
+
+def check_device(device: str) -> torch.device:
+    """``cpu``, or ``cuda`` when a GPU is visible; ``HardwareUnavailableError`` (exit 3) otherwise."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HardwareUnavailableError("CUDA was requested but no CUDA GPU is available")
+    return torch.device(device)
+
+
+def _resolve_data(
+    data: str | os.PathLike[str] | TrainingData,
+    model_cfg: ModelConfig,
+    digits: Sequence[int] | None,
+    val_ratio: float,
+    seed: int,
+) -> TrainingData:
+    if isinstance(data, TrainingData):
+        if data.class_names != model_cfg.class_names:
+            raise DataError(
+                f"the data's classes ({', '.join(data.class_names)}) differ from the model's "
+                f"({', '.join(model_cfg.class_names)})"
+            )
+        return data
+    return load_training_data(
+        data, model_cfg.preprocessing, model_cfg.class_names, digits=digits, val_ratio=val_ratio, seed=seed
+    )
+
+
+def _prepare_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointStore:
+    store = CheckpointStore(work)
+    store.clean_temporaries()
+    if store.paths() and not resume:
+        if not overwrite:
+            raise OutputExistsError(
+                f"'{work}' holds checkpoints of an earlier run",
+                hint="pass --resume to continue it, or --overwrite to start over",
+            )
+        store.clear()
+    return store
+
+
+def _check_resumable(saved: dict[str, Any], run_info: dict[str, Any], config: FinetuneConfig) -> None:
+    problems = FinetuneConfig.from_json(saved["config"]).differences(config)
+    for key in ("source_sha256", "data", "class_names"):
+        if saved.get(key) != run_info[key]:
+            problems.append(f"{key}: {saved.get(key)!r} vs {run_info[key]!r}")
+    if problems:
+        raise InvalidArgumentError(
+            f"the checkpoint was written by a different run (checkpoint vs now): {'; '.join(problems)}",
+            hint="resume with the same settings, or start over with --overwrite",
+        )
+
+
+def finetune(
+    model_dir: str | os.PathLike[str],
+    data: str | os.PathLike[str] | TrainingData,
+    config: FinetuneConfig | None = None,
+    *,
+    output: str | os.PathLike[str],
+    overwrite: bool = False,
+    resume: bool = False,
+    work_dir: str | os.PathLike[str] | None = None,
+    digits: Sequence[int] | None = None,
+    val_ratio: float = 0.15,
+    progress: Reporter | bool = True,
+) -> FinetuneResult:
+    """Fine-tune the model in ``model_dir`` on ``data`` and save the result as a model directory.
+
+    ``data`` is ``"digits"`` (``digits`` picks a subset), an image folder (``val_ratio``, a
+    fraction, splits it when it has no ``val/``) or a loaded ``TrainingData``. ``output`` must not
+    exist unless ``overwrite``. Checkpoints go to ``work_dir`` (default ``<output>.ckpt``);
+    ``resume`` continues from the newest readable one (starting fresh if there is none).
+    ``progress``: ``True`` for a bar or plain lines on stderr, ``False`` for silence, or a
+    ``Reporter``. Nothing is written before the data and the model have loaded.
+    """
+    config = config or FinetuneConfig()
+    started = time.perf_counter()
+    device = check_device(config.device)
+    out = _atomic.check_output(output, overwrite=overwrite)
+    loaded = load_model_dir(model_dir)
+    training = _resolve_data(data, loaded.config, digits, val_ratio, config.seed)
+    store = _prepare_store(
+        Path(work_dir) if work_dir else default_work_dir(out), resume=resume, overwrite=overwrite
+    )
+    run_info = {
+        "config": config.to_json(),
+        "source": str(model_dir),
+        "source_sha256": loaded.config.weights_sha256,
+        "data": training.source,
+        "class_names": list(loaded.config.class_names),
+    }
+    reporter: Reporter = (
+        progress if not isinstance(progress, bool) else (auto_reporter() if progress else NullReporter())
+    )
+    previous_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        model = loaded.module.to(device)
+        found = store.load_latest() if resume else None
+        checkpoint, resumed_from = found if found is not None else (None, None)
+        state = RunState()
+        if checkpoint is not None:
+            _check_resumable(checkpoint["run"], run_info, config)
+            load_weights_strict(model, checkpoint["model"], str(resumed_from))
+            state = RunState.from_json(checkpoint["progress"])
+            reporter.message(
+                f"resuming from {resumed_from} (epoch {state.epoch + 1}, step {state.global_step})"
+            )
+        elif resume:
+            reporter.message(f"no checkpoint in {store.folder}: starting from the beginning")
+        rng.seed_everything(config.seed)
+        loop = Loop(model, loaded.config.head, training, config, store, reporter, run_info)
+        state = loop.run(state, checkpoint)
+        return _finish(
+            loop, state, loaded.config, training, config, out, overwrite, store, resumed_from, started
+        )
+    finally:
+        reporter.close()
+        torch.set_num_threads(previous_threads)
+
+
+def _finish(
+    loop: Loop,
+    state: RunState,
+    source_cfg: ModelConfig,
+    training: TrainingData,
+    config: FinetuneConfig,
+    out: Path,
+    overwrite: bool,
+    store: CheckpointStore,
+    resumed_from: Path | None,
+    started: float,
+) -> FinetuneResult:
+    from toolkit.heads import unfreeze_all
+
+    model = loop.model
+    last_epoch = state.history[-1]["epoch"] if state.history else -1
+    if config.restore_best and loop.best_model is not None and state.best_epoch != last_epoch:
+        load_weights_strict(model, loop.best_model, "best epoch")
+    unfreeze_all(model)
+    model.eval()
+    test_top1 = None
+    if training.test is not None:
+        test_top1 = evaluate(model, *training.test, batch_size=config.eval_batch_size, device=loop.device)
+    val_top1 = (
+        state.best_top1 if config.restore_best else (state.history[-1]["val_top1"] if state.history else 0.0)
+    )
+    summary = {
+        "title": f"{source_cfg.arch} on {training.source}",
+        "data": training.describe(),
+        "config": config.to_json(),
+        "best_epoch": state.best_epoch,
+        "val_top1": val_top1,
+        "test_top1": test_top1,
+        "stopped_early": state.stopped,
+        "epochs_run": len(state.history),
+    }
+    entry = {
+        "stage": "finetune",
+        "data": training.source,
+        "epochs": len(state.history),
+        "freeze_epochs": config.freeze_epochs,
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "backbone_lr_mult": config.backbone_lr_mult,
+        "seed": config.seed,
+        "best_epoch": state.best_epoch,
+        "val_top1": val_top1,
+        "test_top1": test_top1,
+    }
+    files = history_files(summary, state.history, plot=config.plot)
+    model.cpu()
+    record = source_cfg.replace(lineage=(*source_cfg.lineage, entry))
+    saved = save_model_dir(model, record, out, overwrite=overwrite, extra_files=files)
+    if not config.keep_checkpoints:
+        store.clear()
+    return FinetuneResult(
+        path=out,
+        config=saved,
+        module=model,
+        history=state.history,
+        val_top1=val_top1,
+        test_top1=test_top1,
+        best_epoch=state.best_epoch,
+        stopped_early=state.stopped,
+        resumed_from=resumed_from,
+        seconds=time.perf_counter() - started,
+    )
