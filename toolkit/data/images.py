@@ -25,7 +25,7 @@ def load_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
             converted = img.convert("L" if channels == 1 else "RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read image '{path}': {exc}", hint="remove or replace the file") from exc
-    arr = np.asarray(converted, dtype=np.uint8)
+    arr = np.array(converted, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on read-only
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 

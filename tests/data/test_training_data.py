@@ -1,0 +1,131 @@
+"""Training data: digits label mapping and subsets, image folders and their errors (bad-inputs row 31)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from toolkit.data import augment_batch, digit_classes, load_training_data
+from toolkit.errors import DataError, InvalidArgumentError
+from toolkit.records import Preprocessing
+
+PREP = Preprocessing(input_size=(16, 16))
+
+
+def _write_png(path: Path, value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.full((10, 12, 3), value, dtype=np.uint8)
+    arr[2:5, 3:7] = 255 - value
+    Image.fromarray(arr).save(path)
+
+
+def make_folder(root: Path, classes: dict[str, int], *, splits: tuple[str, ...] = ()) -> Path:
+    """``classes``: name -> number of images; with ``splits``, one tree per split."""
+    for split in splits or ("",):
+        for c, (name, count) in enumerate(classes.items()):
+            for i in range(count):
+                _write_png(root / split / name / f"{i}.png", 20 * c + i)
+    return root
+
+
+def test_digits_labels_follow_the_models_class_names() -> None:
+    names = ("3", "0", "1", "2")  # the model's order, not the digits' order
+    data = load_training_data("digits", PREP, names)
+    assert data.train[0].shape[1:] == (3, 16, 16)
+    assert set(data.train[1].tolist()) == {0, 1, 2, 3}
+    from toolkit.data.digits import digits_uint8
+
+    _, raw = digits_uint8("train", [0, 1, 2, 3])
+    expected = torch.tensor([names.index(str(d)) for d in raw.tolist()])
+    assert torch.equal(data.train[1], expected)
+    assert data.test is not None and len(data.test[1]) > 0
+    assert data.augment == "shift"
+
+
+def test_digits_subset_and_default_names() -> None:
+    data = load_training_data("digits", PREP, [f"class_{i}" for i in range(10)], digits=[7, 9])
+    assert set(data.train[1].tolist()) == {7, 9}
+    assert data.source == "digits[7,9]"
+    with pytest.raises(DataError, match=r"digit\(s\) 8, 9 have no class"):
+        load_training_data("digits", PREP, [str(d) for d in range(7)], digits=[0, 8, 9])
+    with pytest.raises(DataError, match="class names are digits"):
+        digit_classes(["cat", "dog"])
+    with pytest.raises(InvalidArgumentError):
+        load_training_data("digits", PREP, [str(d) for d in range(10)], digits=[11])
+
+
+def test_folder_with_train_val_test(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"b": 3, "a": 2}, splits=("train", "val", "test"))
+    data = load_training_data(root, PREP, ["b", "a"])
+    assert data.train[0].shape == (5, 3, 16, 16)
+    assert data.train[1].tolist() == [0, 0, 0, 1, 1]  # labels follow the model's order (b, a)
+    assert data.test is not None and len(data.test[1]) == 5
+    assert data.augment == "shift-flip"
+
+
+def test_single_folder_is_split_per_class_reproducibly(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"a": 10, "b": 10})
+    one = load_training_data(root, PREP, ["a", "b"], val_ratio=0.2, seed=1)
+    two = load_training_data(root, PREP, ["a", "b"], val_ratio=0.2, seed=1)
+    assert one.val[1].tolist() == [0, 0, 1, 1]
+    assert len(one.train[1]) == 16 and one.test is None
+    assert torch.equal(one.val[0], two.val[0])
+    with pytest.raises(InvalidArgumentError, match="ratio"):
+        load_training_data(root, PREP, ["a", "b"], val_ratio=1.5)
+
+
+def test_class_mismatch_lists_the_difference(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"a": 2, "b": 2, "zebra": 2})
+    with pytest.raises(DataError) as info:
+        load_training_data(root, PREP, ["a", "b", "c"])
+    text = info.value.one_line()
+    assert "no folder for the model's class(es) c" in text
+    assert "zebra are not classes of the model" in text
+
+
+def test_unreadable_image_is_named(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"a": 2, "b": 2})
+    bad = root / "b" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(DataError, match=r"broken\.png"):
+        load_training_data(root, PREP, ["a", "b"])
+
+
+def test_non_image_file_is_named(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"a": 2, "b": 2})
+    (root / "a" / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match=r"notes.txt' is not an image file \(class 'a'\)"):
+        load_training_data(root, PREP, ["a", "b"])
+
+
+def test_empty_class_is_named(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"a": 2})
+    (root / "b").mkdir()
+    with pytest.raises(DataError, match=r"class 'b' .* has no images"):
+        load_training_data(root, PREP, ["a", "b"])
+
+
+def test_missing_folder_and_subset_on_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_training_data(tmp_path / "nope", PREP, ["a"])
+    with pytest.raises(InvalidArgumentError, match="digit subset"):
+        load_training_data(tmp_path, PREP, ["a"], digits=[1])
+
+
+def test_augmentation_depends_only_on_its_generator() -> None:
+    x = torch.randn(8, 3, 16, 16)
+    a = augment_batch(x, torch.Generator().manual_seed(5), mode="shift-flip")
+    b = augment_batch(x, torch.Generator().manual_seed(5), mode="shift-flip")
+    c = augment_batch(x, torch.Generator().manual_seed(6), mode="shift-flip")
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == x.shape
+    assert augment_batch(x, torch.Generator(), mode="none") is x
+    # a shift moves content but keeps the values of the image (edge replication, no new values)
+    s = augment_batch(x[:1], torch.Generator().manual_seed(0), mode="shift")
+    assert set(s.unique().tolist()) <= set(x[:1].unique().tolist())
+    with pytest.raises(InvalidArgumentError, match="augmentation"):
+        augment_batch(x, torch.Generator(), mode="rotate")

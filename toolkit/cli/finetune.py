@@ -1,0 +1,142 @@
+"""``rehead finetune``: flags become a ``FinetuneConfig`` and keyword arguments of ``finetune``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from toolkit.cli._app import app
+from toolkit.cli._parse import int_list
+from toolkit.finetune.config import FinetuneConfig
+
+_D = FinetuneConfig()
+
+
+@app.command()
+def finetune(
+    model_dir: Path = typer.Argument(..., help="Model directory to fine-tune (from 'rehead extend')."),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        help="'digits' (bundled 8x8 digits) or a folder: DIR/train/<class>/*, DIR/val/<class>/* "
+        "(optional DIR/test), or DIR/<class>/* split by --val-ratio.",
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Model directory to write (checkpoints: OUTPUT.ckpt/)."
+    ),
+    digits_subset: str | None = typer.Option(
+        None,
+        "--digits-subset",
+        help="digits: train on these digits only (0-6 or 0,2,4); default: the model's.",
+    ),
+    epochs: int = typer.Option(_D.epochs, "--epochs", help="Epochs in all, frozen ones included."),
+    freeze_epochs: int = typer.Option(
+        _D.freeze_epochs,
+        "--freeze-epochs",
+        help="First epochs with the backbone frozen (BatchNorm statistics too).",
+    ),
+    unfreeze_stages: int | None = typer.Option(
+        None,
+        "--unfreeze-stages",
+        help="After the frozen epochs open only the last K backbone stages (default: all).",
+    ),
+    lr: float = typer.Option(_D.lr, "--lr", help="Peak learning rate of the head."),
+    backbone_lr_mult: float = typer.Option(
+        _D.backbone_lr_mult, "--backbone-lr-mult", help="Backbone learning rate = --lr times this."
+    ),
+    batch_size: int = typer.Option(_D.batch_size, "--batch-size", "-b", help="Images per training step."),
+    optimizer: str = typer.Option(_D.optimizer, "--optimizer", help="adamw | sgd (Nesterov momentum)."),
+    weight_decay: float = typer.Option(
+        _D.weight_decay, "--weight-decay", help="Decoupled weight decay (not on biases/norms)."
+    ),
+    momentum: float = typer.Option(_D.momentum, "--momentum", help="sgd: momentum."),
+    warmup_epochs: float = typer.Option(
+        _D.warmup_epochs, "--warmup-epochs", help="Linear warm-up per phase, in epochs."
+    ),
+    label_smoothing: float = typer.Option(
+        _D.label_smoothing, "--label-smoothing", help="Cross-entropy smoothing (0 = off)."
+    ),
+    clip: float = typer.Option(
+        _D.clip_grad_norm or 0.0, "--clip", help="Clip the gradient L2 norm to this (0 = off)."
+    ),
+    patience: int = typer.Option(
+        _D.patience or 0,
+        "--patience",
+        help="Early stop after this many epochs without a better val top-1 (0 = off).",
+    ),
+    checkpoint_every_steps: int = typer.Option(
+        0,
+        "--checkpoint-every-steps",
+        help="Also checkpoint every N steps mid-epoch (0 = at epoch ends only).",
+    ),
+    amp: bool | None = typer.Option(
+        None, "--amp/--no-amp", help="Mixed precision (default: fp16 + grad scaler on CUDA, off on CPU)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    augment: str = typer.Option(
+        "auto",
+        "--augment",
+        help="auto | none | shift | shift-flip (auto: shift for digits, shift-flip for folders).",
+    ),
+    val_ratio: float = typer.Option(
+        0.15, "--val-ratio", help="Folder without val/: fraction held out per class."
+    ),
+    seed: int = typer.Option(_D.seed, "--seed", help="Seed of weights, data order and augmentation."),
+    work_dir: Path | None = typer.Option(
+        None, "--work-dir", help="Checkpoint folder (default: OUTPUT.ckpt)."
+    ),
+    keep_checkpoints: bool = typer.Option(
+        False, "--keep-checkpoints", help="Keep the checkpoint folder after success."
+    ),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write curves.png (needs matplotlib)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest readable checkpoint."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUTPUT (and stale checkpoints) if they exist."
+    ),
+) -> None:
+    """Fine-tune a model directory (head-only, then the whole model) and write a new model directory."""
+    from toolkit.finetune.trainer import finetune as run_finetune
+
+    config = FinetuneConfig(
+        epochs=epochs,
+        freeze_epochs=freeze_epochs,
+        unfreeze_stages=unfreeze_stages,
+        batch_size=batch_size,
+        lr=lr,
+        backbone_lr_mult=backbone_lr_mult,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        warmup_epochs=warmup_epochs,
+        label_smoothing=label_smoothing,
+        clip_grad_norm=clip if clip > 0 else None,
+        amp=amp,
+        patience=patience if patience > 0 else None,
+        augment=augment,
+        seed=seed,
+        device=device,
+        threads=threads,
+        checkpoint_every_steps=checkpoint_every_steps if checkpoint_every_steps > 0 else None,
+        keep_checkpoints=keep_checkpoints,
+        plot=plot,
+    )
+    result = run_finetune(
+        model_dir,
+        data,
+        config,
+        output=output,
+        overwrite=overwrite,
+        resume=resume,
+        work_dir=work_dir,
+        digits=int_list(digits_subset, flag="--digits-subset"),
+        val_ratio=val_ratio,
+        progress=True,
+    )
+    test = "n/a (no test split)" if result.test_top1 is None else f"{result.test_top1:.4f}"
+    typer.echo(
+        f"wrote {result.path}: {len(result.history)} epochs in {result.seconds:.0f} s, "
+        f"val top-1 {result.val_top1:.4f} (epoch {result.best_epoch + 1}), test top-1 {test}"
+        + (" (early stop)" if result.stopped_early else "")
+    )
