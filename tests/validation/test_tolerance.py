@@ -1,0 +1,64 @@
+"""Tolerance presets, overrides and the verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit.errors import InvalidArgumentError
+from validation.metrics import ClassSlice, slice_metrics, tolerance_violations
+from validation.tolerance import PRESETS, judge, resolve_preset, with_overrides
+
+
+def test_preset_follows_precision_unless_given() -> None:
+    assert resolve_preset(None, "fp16") == "fp16"
+    assert resolve_preset(None, "int8") == "int8"
+    assert resolve_preset(None, "fp32") == "fp32"
+    assert resolve_preset("fp32", "fp16") == "fp32"
+    with pytest.raises(InvalidArgumentError, match="unknown preset"):
+        resolve_preset("fp8", "fp32")
+
+
+def test_overrides_replace_atol_and_rtol() -> None:
+    tol = with_overrides(PRESETS["fp32"], atol=0.5)
+    assert tol.atol == 0.5 and tol.rtol == PRESETS["fp32"].rtol
+    assert "overridden" in tol.source
+    with pytest.raises(InvalidArgumentError):
+        with_overrides(PRESETS["fp32"], rtol=-1.0)
+
+
+def _judge(ref: np.ndarray, out: np.ndarray, preset: str) -> list[str]:
+    tol = PRESETS[preset]
+    sl = ClassSlice("new", (0, 1, 2))
+    atol = tol.atol_for("new")
+    v = tolerance_violations(ref, out, atol if atol is not None else np.inf, tol.rtol)
+    return judge("logits", sl, slice_metrics(ref, out), v, tol, batch_size=4)
+
+
+def test_fp32_preset_fails_with_numbers() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((4, 3))
+    fails = _judge(ref, ref + 1e-2, "fp32")
+    assert len(fails) == 1
+    assert "'logits'[new classes [0:3]] at batch 4" in fails[0]
+    assert "max|Δ| 1.000e-02" in fails[0] and "cosine" in fails[0] and "top-1" in fails[0]
+    assert _judge(ref, ref + 1e-6, "fp32") == []
+
+
+def test_int8_preset_gates_on_top1_and_sqnr_not_atol() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((200, 3)) * 5
+    small_noise = ref + rng.standard_normal(ref.shape) * 0.05  # far above any atol, SQNR ~ 40 dB
+    assert _judge(ref, small_noise, "int8") == []
+    shuffled = ref[:, ::-1]  # top-1 survives only where the middle class wins
+    fails = _judge(ref, shuffled, "int8")
+    assert any("top-1 agreement" in f for f in fails)
+    assert any("SQNR" in f for f in fails)
+
+
+def test_nan_fails_every_preset() -> None:
+    ref = np.ones((2, 3))
+    out = ref.copy()
+    out[0, 1] = np.nan
+    for preset in ("fp32", "fp16", "int8"):
+        assert any("NaN/Inf" in f for f in _judge(ref, out, preset)), preset

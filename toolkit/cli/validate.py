@@ -1,0 +1,132 @@
+"""``rehead validate`` and ``rehead bench``: flags copied into ``validation`` keyword arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from toolkit.cli._app import app
+from toolkit.cli._parse import int_list
+
+_ARTIFACTS_HELP = "Exported artifacts (.onnx, .pt2, .engine/.plan) or eager:fp16 / eager:bf16."
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = int_list(text, flag="--batch-sizes")
+    return sizes or [1]
+
+
+def _check_outputs(overwrite: bool, *paths: Path | None) -> None:
+    """Refuse existing report outputs before any work is done (no clobber without --overwrite)."""
+    from toolkit import _atomic
+
+    for path in paths:
+        if path is not None:
+            _atomic.check_output(path, overwrite=overwrite)
+
+
+@app.command()
+def validate(
+    model_dir: Path = typer.Argument(..., help="Model directory (model.safetensors + config.json)."),
+    artifacts: list[str] = typer.Argument(..., help=_ARTIFACTS_HELP),
+    data: str = typer.Option("random", "--data", help="Inputs: random | digits | DIR | FILE.npz."),
+    samples: int = typer.Option(32, "--samples", help="Number of parity inputs."),
+    batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Batch sizes to check, e.g. 1,8."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
+    preset: str | None = typer.Option(
+        None, "--preset", help="fp32 | fp16 | int8 | auto (default: from each artifact's precision)."
+    ),
+    atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance (overrides the preset)."),
+    rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (overrides the preset)."),
+    threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (default: PyTorch's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for random inputs and sample draws."),
+    duration: float = typer.Option(2.0, "--duration", help="Seconds of timed runs per latency measurement."),
+    warmup: float = typer.Option(0.5, "--warmup", help="Seconds of warm-up runs before timing."),
+    max_cv: float = typer.Option(
+        0.25, "--max-cv", help="Largest coefficient of variation of a conclusive latency measurement."
+    ),
+    no_latency: bool = typer.Option(False, "--no-latency", help="Check parity only."),
+    report: Path | None = typer.Option(None, "--report", help="Folder for report.html/.json, junit.xml."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+    junit: Path | None = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
+    max_p99_ms: float | None = typer.Option(None, "--max-p99-ms", help="Gate: p99 latency at most X ms."),
+    min_speedup: float | None = typer.Option(
+        None, "--min-speedup", help="Gate: at least Y times faster than eager (p50)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing report outputs."),
+) -> None:
+    """Prove each ARTIFACT matches the eager model (kept and new classes checked on their own) and
+    time it. Exit 1 when parity or a latency gate fails."""
+    from validation.suite import check_device
+
+    check_device(device)
+    _check_outputs(overwrite, report, json_path, junit)
+    from rich.console import Console
+
+    from validation.latency import LatencySettings
+    from validation.report import write_reports
+    from validation.report.console import print_summary
+    from validation.suite import validate as run_validate
+
+    result = run_validate(
+        model_dir,
+        artifacts,
+        data=data,
+        samples=samples,
+        batch_sizes=_sizes(batch_sizes),
+        device=device,
+        preset=preset,
+        atol=atol,
+        rtol=rtol,
+        threads=threads,
+        seed=seed,
+        latency=not no_latency,
+        latency_settings=LatencySettings(warmup_s=warmup, min_duration_s=duration, max_cv=max_cv),
+        max_p99_ms=max_p99_ms,
+        min_speedup=min_speedup,
+        progress=True,
+    )
+    print_summary(result, Console())
+    written = write_reports(
+        result, report_dir=report, json_path=json_path, junit_path=junit, overwrite=overwrite
+    )
+    for kind, path in written.items():
+        typer.echo(f"wrote {kind} report: {path}", err=True)
+    result.raise_for_status()
+
+
+@app.command()
+def bench(
+    model_dir: Path = typer.Argument(..., help="Model directory (model.safetensors + config.json)."),
+    artifacts: list[str] = typer.Argument(..., help=_ARTIFACTS_HELP),
+    batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Batch sizes to time, e.g. 1,8."),
+    threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (default: PyTorch's)."),
+    duration: float = typer.Option(2.0, "--duration", help="Seconds of timed runs per measurement."),
+    warmup: float = typer.Option(0.5, "--warmup", help="Seconds of warm-up runs before timing."),
+    max_cv: float = typer.Option(
+        0.25, "--max-cv", help="Largest coefficient of variation of a conclusive measurement."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
+) -> None:
+    """Latency of eager PyTorch and every ARTIFACT (p50/p90/p95/p99, throughput, speed-up), and of
+    the old head against the new head."""
+    from validation.suite import check_device
+
+    check_device(device)
+    _check_outputs(overwrite, json_path)
+    from rich.console import Console
+
+    from validation.report import write_reports
+    from validation.report.console import print_summary
+    from validation.suite import bench as run_bench
+
+    result = run_bench(
+        model_dir, artifacts, batch_sizes=_sizes(batch_sizes), threads=threads, duration_s=duration,
+        warmup_s=warmup, max_cv=max_cv, device=device, progress=True,
+    )
+    print_summary(result, Console())
+    for kind, path in write_reports(result, json_path=json_path, overwrite=overwrite).items():
+        typer.echo(f"wrote {kind} report: {path}", err=True)

@@ -1,0 +1,53 @@
+"""``assert_parity``: a parity check for users' own test suites (no latency, no progress output)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from toolkit.model_dir import LoadedModel
+from validation.result import ValidationReport
+from validation.runners.base import Runner
+
+
+def assert_parity(
+    model_dir: str | os.PathLike[str] | LoadedModel,
+    artifact: str | os.PathLike[str] | Runner,
+    *,
+    data: str | os.PathLike[str] | np.ndarray = "random",
+    samples: int = 16,
+    batch_sizes: Sequence[int] = (1, 4),
+    preset: str | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    localise: bool = True,
+) -> ValidationReport:
+    """Raise ``AssertionError`` listing every failing output/slice (with max|Δ|, cosine and
+    top-1) unless ``artifact`` matches the eager model of ``model_dir``; return the report.
+
+    Defaults: 16 seeded random inputs at batch sizes 1 and 4, the preset implied by the
+    artifact's precision. Errors in the inputs themselves (wrong shape, missing files) raise
+    the usual ``ReheadError`` subclasses.
+    """
+    __tracebackhide__ = True
+    from validation.suite import validate
+
+    report = validate(
+        model_dir, [artifact], data=data, samples=samples, batch_sizes=batch_sizes, preset=preset, atol=atol,
+        rtol=rtol, device=device, threads=threads, latency=False, head_latency=False, localise=localise,
+        progress=False,
+    )
+    failures = report.failures
+    if failures:
+        lines = "\n  ".join(failures)
+        where = ""
+        parity = report.artifacts[0].parity
+        if parity is not None and parity.localisation:
+            loc = parity.localisation
+            where = f"\n  localisation: {loc['status']}: {loc.get('reason', '')}"
+        raise AssertionError(f"parity failed for {report.artifacts[0].name}:\n  {lines}{where}")
+    return report
