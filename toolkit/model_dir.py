@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,10 @@ def load_weights_strict(model: nn.Module, state: Mapping[str, torch.Tensor], sou
             f"weights '{source}' do not fit the architecture: {' | '.join(problems)}",
             hint="check --arch (and --num-classes of the source head) against the checkpoint",
         )
-    model.load_state_dict(state, strict=True)
+    # Module versions (``_metadata``) are not stored in safetensors; some modules (mnasnet) need them.
+    ordered: OrderedDict[str, torch.Tensor] = OrderedDict(state)
+    ordered._metadata = getattr(expected, "_metadata", None)  # type: ignore[attr-defined]
+    model.load_state_dict(ordered, strict=True)
 
 
 def save_model_dir(

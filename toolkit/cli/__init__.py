@@ -54,9 +54,19 @@ def _print_error(text: str) -> None:
     print(f"rehead: error: {text}", file=sys.stderr)
 
 
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: object = None
+) -> None:
+    text = " ".join(str(message).split())
+    print(f"rehead: warning: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
+    import warnings
+
     args = list(sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _one_line_warning
     debug = "--debug" in args
     command = typer.main.get_command(app)
     exit_exc, abort_exc, usage_exc, click_exc = _click_exceptions()

@@ -134,7 +134,10 @@ def locate_head(
     the traced forward pass when neither the name nor timm's contract identifies the head.
     """
     if head:
-        return _describe(head, _named(model, head))
+        loc = _describe(head, _named(model, head))
+        # Without a traced pass, auxiliary heads are the same-width layers named as such.
+        aux = tuple(n for n in _aux_heads(model, head, loc.out_features, set()) if "aux" in n.lower())
+        return dataclasses.replace(loc, aux_modules=aux)
     name = _timm_head(model)
     if name is not None:
         loc = _describe(name, model.get_submodule(name))

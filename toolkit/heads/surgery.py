@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -98,6 +99,8 @@ def extend_head(
     searching, and a block head keeps its hidden layers under row strategies.
     """
     location = locate_head(model, head=head or (previous.module if previous else None), input_shape=input_shape)
+    if previous is not None and not head:
+        location = dataclasses.replace(location, aux_modules=previous.aux_modules)
     head_module = get_submodule(model, location.module)
     layer = output_layer(head_module)
     old = int(layer.weight.shape[0])  # type: ignore[union-attr]
