@@ -149,10 +149,10 @@ def export_onnx(
     module, config = loaded.module, loaded.config
     prep = config.preprocessing
     steps = Steps(progress, label=f"export {out.name}")
+    findings = preflight(module, config, opset)  # before eval_mode: it reports a model left in train mode
+    _raise_errors(findings)
+    notes = [f.one_line() for f in findings]
     with eval_mode(module):
-        findings = preflight(module, config, opset)
-        _raise_errors(findings)
-        notes = [f.one_line() for f in findings]
         net: nn.Module = BakedPreprocess(module, prep).eval() if bake_preprocess else module
         gen = torch.Generator().manual_seed(0)
 

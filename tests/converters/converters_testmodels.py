@@ -1,0 +1,60 @@
+"""Small custom models for the converter tests, built through ``py:converters_testmodels:<factory>``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    """Two conv-BN-ReLU blocks, global pool, a linear head ``fc`` (16 features)."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(), nn.Dropout(0.1),
+        )
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(self.features(x))
+        return out
+
+
+class EigNet(TinyNet):
+    """TinyNet whose logits pass through ``linalg.eigvals``: no ONNX exporter translates it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x)
+        pairs = logits[:, :4].reshape(-1, 2, 2)
+        return logits + torch.linalg.eigvals(pairs).real.sum()
+
+
+class FixedBatchNet(TinyNet):
+    """TinyNet whose reshape takes the batch as a Python int: traced, it becomes a constant."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = int(x.shape[0])
+        return self.fc(self.features(x).reshape(batch, 16))  # type: ignore[no-any-return]
+
+
+class Int64BufferNet(TinyNet):
+    """TinyNet carrying an INT64 lookup buffer (TensorRT casts those to INT32)."""
+
+    def __init__(self, num_classes: int = 10, wide: bool = False) -> None:
+        super().__init__(num_classes)
+        self.register_buffer("table", torch.arange(128, dtype=torch.int64) * (2**40 if wide else 1))
+
+
+def make_tiny(num_classes: int = 10) -> nn.Module:
+    return TinyNet(num_classes)
+
+
+def make_eig(num_classes: int = 10) -> nn.Module:
+    return EigNet(num_classes)
+
+
+def make_fixed_batch(num_classes: int = 10) -> nn.Module:
+    return FixedBatchNet(num_classes)
