@@ -69,7 +69,10 @@ def write_with(
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically."""
-    return write_with(path, lambda tmp: tmp.write_bytes(data), overwrite=overwrite)
+    def writer(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return write_with(path, writer, overwrite=overwrite)
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:

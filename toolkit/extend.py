@@ -123,7 +123,7 @@ def extend(
         previous=previous if source_cfg is not None else None,
     )
     if names is None:  # select: names follow the kept indices
-        names = tuple(old_names[i] for i in spec.origins and [o.source for o in spec.origins])  # type: ignore[misc]
+        names = tuple(old_names[o.source] for o in spec.origins if o.source is not None)
     names = check_class_names(names, spec.num_classes)
     lineage = (*(source_cfg.lineage if source_cfg else ()), {"stage": "extend", "strategy": strategy, "seed": seed})
     arch_kwargs = dict(source_cfg.arch_kwargs) if source_cfg else (

@@ -140,7 +140,8 @@ def load_model_dir(path: str | os.PathLike[str], *, verify_hash: bool = True) ->
         actual = sha256_file(weights)
         if actual != config.weights_sha256:
             raise ModelDirError(
-                f"'{weights}' does not match the sha256 in {CONFIG_FILE} ({actual[:12]} vs {config.weights_sha256[:12]})",
+                f"'{weights}' does not match the sha256 in {CONFIG_FILE} "
+                f"({actual[:12]} vs {config.weights_sha256[:12]})",
                 hint="the weights were changed or damaged after saving; re-create the directory",
             )
     model = build_from_config(config)

@@ -212,14 +212,16 @@ def test_row12_head_not_found_lists_candidates(
             def make():
                 # returns pooled features: no layer produces class logits
                 return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 6, 1),
-                                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 6), nn.Softmax(-1), nn.Flatten(0))
+                                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 6), nn.Softmax(-1),
+                                     nn.Flatten(0))
             """
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("headless_models", None)
     out = tmp_path / "out"
-    code, _, err = run_cli(["extend", "--arch", "py:headless_models:make", "-s", "replace", "-n", "4", "-o", out], capsys)
+    args = ["extend", "--arch", "py:headless_models:make", "-s", "replace", "-n", "4", "-o", out]
+    code, _, err = run_cli(args, capsys)
     assert_clean_failure(code, err, out, expect="--head")
     assert "candidate" in err and "2" in err  # the 1x1 conv '2' and the Linear '5' are named
     code, _, err = run_cli(
@@ -250,7 +252,8 @@ def test_existing_output_not_clobbered(tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = run_cli(["extend", "--arch", "resnet18", "-s", "replace", "-n", "4", "-o", out], capsys)
     assert code == 2 and "--overwrite" in err
     assert (out / "keep.txt").read_text() == "precious"
-    code, _, err = run_cli(["extend", "--arch", "resnet18", "-s", "replace", "-n", "4", "-o", out, "--overwrite"], capsys)
+    args = ["extend", "--arch", "resnet18", "-s", "replace", "-n", "4", "-o", out, "--overwrite"]
+    code, _, err = run_cli(args, capsys)
     assert code == 0, err
     assert not (out / "keep.txt").exists() and (out / "config.json").is_file()
 

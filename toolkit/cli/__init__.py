@@ -17,7 +17,7 @@ from toolkit.cli._app import app
 from toolkit.errors import ReheadError
 
 # Command modules register their commands on ``app`` when imported.
-from toolkit.cli import extend as _extend  # noqa: E402,F401  isort: skip
+from toolkit.cli import extend as _extend  # noqa: F401  isort: skip
 
 
 def _register_optional() -> None:
@@ -55,7 +55,12 @@ def _print_error(text: str) -> None:
 
 
 def _one_line_warning(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: object = None
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: object = None,
 ) -> None:
     text = " ".join(str(message).split())
     print(f"rehead: warning: {text}", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,38 +20,38 @@ def extend(
         "-s",
         help="replace | select | pad-random | pad-copy | pad-mean | imprint | bottleneck | mlp.",
     ),
-    num_classes: Optional[int] = typer.Option(
+    num_classes: int | None = typer.Option(
         None, "--num-classes", "-n", help="Classes of the new head (select: defaults to len(--keep))."
     ),
-    arch: Optional[str] = typer.Option(
+    arch: str | None = typer.Option(
         None, "--arch", help="Source architecture: torchvision builder, timm:<name> or py:<module>:<callable>."
     ),
-    source_dir: Optional[Path] = typer.Option(None, "--from", help="Source model directory (instead of --arch)."),
-    weights: Optional[Path] = typer.Option(
+    source_dir: Path | None = typer.Option(None, "--from", help="Source model directory (instead of --arch)."),
+    weights: Path | None = typer.Option(
         None, "--weights", help="Source weights: .safetensors, or a .pt/.pth state dict (loaded weights-only)."
     ),
-    source_num_classes: Optional[int] = typer.Option(
+    source_num_classes: int | None = typer.Option(
         None, "--source-num-classes", help="Head size of the source weights if not the architecture's default."
     ),
-    keep: Optional[str] = typer.Option(None, "--keep", help="select: old class indices to keep, in order (3,1,7 or 0-6)."),
-    copy_from: Optional[str] = typer.Option(
+    keep: str | None = typer.Option(None, "--keep", help="select: old class indices to keep, in order (3,1,7 or 0-6)."),
+    copy_from: str | None = typer.Option(
         None, "--copy-from", help="pad-copy: old class index for each new class (default: a seeded draw)."
     ),
-    class_names: Optional[Path] = typer.Option(
+    class_names: Path | None = typer.Option(
         None, "--class-names", help="File with every class name of the new head, one per line (or a JSON list)."
     ),
-    examples: Optional[Path] = typer.Option(
+    examples: Path | None = typer.Option(
         None, "--examples", help="imprint: folder with one sub-folder of example images per new class name."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for random rows, draws and fresh heads."),
     std: float = typer.Option(0.01, "--std", help="pad-random: standard deviation of the new rows."),
-    hidden: Optional[str] = typer.Option(
+    hidden: str | None = typer.Option(
         None, "--hidden", help="bottleneck/mlp: hidden widths (default 256 / 512,256)."
     ),
     activation: str = typer.Option("relu", "--activation", help="bottleneck/mlp: relu | gelu | silu | tanh."),
     dropout: float = typer.Option(0.0, "--dropout", help="bottleneck/mlp: dropout after each hidden layer."),
-    head: Optional[str] = typer.Option(None, "--head", help="Dotted module name of the head (skips the search)."),
-    input_size: Optional[int] = typer.Option(
+    head: str | None = typer.Option(None, "--head", help="Dotted module name of the head (skips the search)."),
+    input_size: int | None = typer.Option(
         None, "--input-size", help="Square input size in pixels recorded in the config (default: the architecture's)."
     ),
     trust_pickle: bool = typer.Option(
@@ -113,9 +112,9 @@ def extend(
 
 @app.command()
 def inspect(
-    model_dir: Optional[Path] = typer.Argument(None, help="A model directory (or use --arch)."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Inspect an architecture instead of a directory."),
-    head: Optional[str] = typer.Option(None, "--head", help="Dotted module name of the head (skips the search)."),
+    model_dir: Path | None = typer.Argument(None, help="A model directory (or use --arch)."),
+    arch: str | None = typer.Option(None, "--arch", help="Inspect an architecture instead of a directory."),
+    head: str | None = typer.Option(None, "--head", help="Dotted module name of the head (skips the search)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Show the head found, its in/out features, parameter counts and the frozen/trainable split."""

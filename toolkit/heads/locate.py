@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from toolkit.errors import HeadNotFoundError
+from toolkit.heads.modules import layer_bias, layer_weight, out_width
 
 HEAD_OVERRIDE_FLAG = "--head"
 
@@ -43,9 +44,8 @@ def _describe(name: str, module: nn.Module) -> HeadLocation:
         first = next(m for m in module if _is_candidate(m))
         last = module[-1]
         kind = "conv1x1" if isinstance(last, nn.Conv2d) else "linear"
-        in_f = first.in_features if isinstance(first, nn.Linear) else first.in_channels
-        out_f = last.out_features if isinstance(last, nn.Linear) else last.out_channels
-        return HeadLocation(name, kind, int(in_f), int(out_f), last.bias is not None)
+        in_f = int(layer_weight(first).reshape(layer_weight(first).shape[0], -1).shape[1])
+        return HeadLocation(name, kind, in_f, out_width(last), layer_bias(last) is not None)
     if isinstance(module, nn.Linear):
         return HeadLocation(name, "linear", module.in_features, module.out_features, module.bias is not None)
     if isinstance(module, nn.Conv2d) and _is_candidate(module):
@@ -92,8 +92,7 @@ def _aux_heads(model: nn.Module, head: str, width: int, executed: set[str]) -> t
     for name, m in model.named_modules():
         if name == head or name in executed or not _is_candidate(m):
             continue
-        out = m.out_features if isinstance(m, nn.Linear) else m.out_channels  # type: ignore[union-attr]
-        if out == width:
+        if out_width(m) == width:
             aux.append(name)
     return tuple(aux)
 

@@ -63,11 +63,29 @@ def make_head(
     return nn.Sequential(*layers)
 
 
+def layer_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight parameter of a Linear / 1x1 conv layer."""
+    weight = getattr(layer, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise InvalidArgumentError(f"{type(layer).__name__} has no weight tensor; it is not a classifier layer")
+    return weight
+
+
+def layer_bias(layer: nn.Module) -> torch.Tensor | None:
+    bias = getattr(layer, "bias", None)
+    return bias if isinstance(bias, torch.Tensor) else None
+
+
 def layer_matrix(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Weight as an (out, in) matrix view and the bias of a Linear or 1x1 conv."""
-    weight = layer.weight.detach()  # type: ignore[union-attr]
-    bias = layer.bias.detach() if getattr(layer, "bias", None) is not None else None  # type: ignore[union-attr]
-    return weight.reshape(weight.shape[0], -1), bias
+    weight = layer_weight(layer).detach()
+    bias = layer_bias(layer)
+    return weight.reshape(weight.shape[0], -1), (bias.detach() if bias is not None else None)
+
+
+def out_width(layer: nn.Module) -> int:
+    """Number of outputs (classes) of a Linear / 1x1 conv layer."""
+    return int(layer_weight(layer).shape[0])
 
 
 def output_layer(head: nn.Module) -> nn.Module:

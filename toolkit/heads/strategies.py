@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from toolkit.errors import InvalidArgumentError
-from toolkit.heads.modules import layer_matrix, make_head, make_layer
+from toolkit.heads.modules import layer_bias, layer_matrix, layer_weight, make_head, make_layer
 from toolkit.records import ClassOrigin
 
 
@@ -69,14 +69,20 @@ def _widths(layer: nn.Module) -> tuple[int, int]:
 def _build_rows(layer: nn.Module, kind: str, rows: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
     """A new layer of the same kind as ``layer`` holding ``rows`` (out, in) and ``bias``."""
     in_f = rows.shape[1]
-    new = make_layer(kind, in_f, rows.shape[0], bias=bias is not None)
-    old_weight = layer.weight  # type: ignore[union-attr]
-    new = new.to(device=old_weight.device, dtype=old_weight.dtype)
+    new = _like(layer, make_layer(kind, in_f, rows.shape[0], bias=bias is not None))
     with torch.no_grad():
-        new.weight.copy_(rows.reshape(new.weight.shape))
-        if bias is not None:
-            new.bias.copy_(bias)  # type: ignore[union-attr]
+        weight = layer_weight(new)
+        weight.copy_(rows.reshape(weight.shape))
+        new_bias = layer_bias(new)
+        if bias is not None and new_bias is not None:
+            new_bias.copy_(bias)
     return new
+
+
+def _like(layer: nn.Module, new: nn.Module) -> nn.Module:
+    """``new`` on the device and dtype of ``layer``."""
+    old = layer_weight(layer)
+    return new.to(device=old.device, dtype=old.dtype)
 
 
 def _padded(layer: nn.Module, kind: str, new_rows: torch.Tensor, new_bias: torch.Tensor) -> nn.Module:
@@ -106,8 +112,7 @@ def replace(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     """A new head of ``num_classes`` rows with the layer's default initialisation (seeded)."""
     in_f, _ = _widths(layer)
     torch.manual_seed(args.seed)
-    new = make_layer(kind, in_f, args.num_classes, bias=getattr(layer, "bias", None) is not None)
-    new = new.to(device=layer.weight.device, dtype=layer.weight.dtype)  # type: ignore[union-attr]
+    new = _like(layer, make_layer(kind, in_f, args.num_classes, bias=layer_bias(layer) is not None))
     return new, tuple(ClassOrigin("init") for _ in range(args.num_classes))
 
 
@@ -201,8 +206,7 @@ def _block(layer: nn.Module, kind: str, args: StrategyArgs, hidden: tuple[int, .
         raise InvalidArgumentError(f"--dropout must be in [0, 1) (got {args.dropout})")
     torch.manual_seed(args.seed)
     head = make_head(kind, in_f, args.num_classes, hidden=hidden, activation=args.activation, dropout=args.dropout)
-    head = head.to(device=layer.weight.device, dtype=layer.weight.dtype)  # type: ignore[union-attr]
-    return head, tuple(ClassOrigin("init") for _ in range(args.num_classes))
+    return _like(layer, head), tuple(ClassOrigin("init") for _ in range(args.num_classes))
 
 
 @register("bottleneck")

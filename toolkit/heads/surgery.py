@@ -11,7 +11,7 @@ from torch import nn
 
 from toolkit.errors import InvalidArgumentError
 from toolkit.heads.locate import HeadLocation, locate_head
-from toolkit.heads.modules import get_submodule, make_layer, output_layer, set_submodule
+from toolkit.heads.modules import get_submodule, layer_bias, make_layer, out_width, output_layer, set_submodule
 from toolkit.heads.strategies import (
     BLOCK_STRATEGIES,
     PAD_STRATEGIES,
@@ -103,7 +103,7 @@ def extend_head(
         location = dataclasses.replace(location, aux_modules=previous.aux_modules)
     head_module = get_submodule(model, location.module)
     layer = output_layer(head_module)
-    old = int(layer.weight.shape[0])  # type: ignore[union-attr]
+    old = out_width(layer)
     n = resolve_num_classes(strategy, num_classes, keep, old)
     features = None
     if strategy == "imprint":
@@ -126,8 +126,8 @@ def extend_head(
     new_head, origins = STRATEGIES[strategy](layer, location.kind, args)
     block_hidden: tuple[int, ...] = ()
     if strategy in BLOCK_STRATEGIES:
-        block_hidden = tuple(m.out_features if isinstance(m, nn.Linear) else m.out_channels  # type: ignore[misc]
-                             for m in list(new_head)[:-1] if isinstance(m, (nn.Linear, nn.Conv2d)))
+        layers = list(new_head.children())[:-1]
+        block_hidden = tuple(out_width(m) for m in layers if isinstance(m, (nn.Linear, nn.Conv2d)))
     elif isinstance(head_module, nn.Sequential):  # a block head keeps its hidden layers
         block = copy.deepcopy(head_module)
         block[-1] = new_head
@@ -158,7 +158,7 @@ def _resize_aux(model: nn.Module, location: HeadLocation, strategy: str, args: S
     for name in location.aux_modules:
         layer = get_submodule(model, name)
         kind = "conv1x1" if isinstance(layer, nn.Conv2d) else "linear"
-        if strategy in PAD_STRATEGIES and strategy != "imprint" or strategy == "select":
+        if (strategy in PAD_STRATEGIES and strategy != "imprint") or strategy == "select":
             new, _ = STRATEGIES[strategy](layer, kind, args)
         elif strategy == "imprint":
             new, _ = STRATEGIES["pad-mean"](layer, kind, args)
@@ -187,13 +187,15 @@ def apply_head_structure(model: nn.Module, spec: HeadSpec) -> None:
     for name in spec.aux_modules:
         layer = get_submodule(model, name)
         kind = "conv1x1" if isinstance(layer, nn.Conv2d) else "linear"
-        in_f = layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels  # type: ignore[union-attr]
-        set_submodule(model, name, make_layer(kind, int(in_f), spec.num_classes, bias=layer.bias is not None))  # type: ignore[arg-type]
+        in_f = layer.in_features if isinstance(layer, nn.Linear) else int(getattr(layer, "in_channels", 0))
+        set_submodule(model, name, make_layer(kind, in_f, spec.num_classes, bias=layer_bias(layer) is not None))
 
 
-def identity_spec(model: nn.Module, *, head: str | None = None, input_shape: Sequence[int] = (1, 3, 224, 224)) -> HeadSpec:
+def identity_spec(
+    model: nn.Module, *, head: str | None = None, input_shape: Sequence[int] = (1, 3, 224, 224)
+) -> HeadSpec:
     """The record of a model whose head is untouched."""
     loc = locate_head(model, head=head, input_shape=input_shape)
-    layer = output_layer(get_submodule(model, loc.module))
-    spec = HeadSpec.identity(loc.module, loc.kind, loc.in_features, int(layer.weight.shape[0]), bias=loc.bias)  # type: ignore[union-attr]
-    return HeadSpec(**{**spec.__dict__, "aux_modules": loc.aux_modules})
+    width = out_width(output_layer(get_submodule(model, loc.module)))
+    spec = HeadSpec.identity(loc.module, loc.kind, loc.in_features, width, bias=loc.bias)
+    return dataclasses.replace(spec, aux_modules=loc.aux_modules)
