@@ -17,6 +17,15 @@ def _sizes(text: str) -> list[int]:
     return sizes or [1]
 
 
+def _console() -> object:
+    """A rich console on stdout; 160 columns when not a terminal (CI logs), so rows do not wrap."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
 def _check_outputs(overwrite: bool, *paths: Path | None) -> None:
     """Refuse existing report outputs before any work is done (no clobber without --overwrite)."""
     from toolkit import _atomic
@@ -62,8 +71,6 @@ def validate(
 
     check_device(device)
     _check_outputs(overwrite, report, json_path, junit)
-    from rich.console import Console
-
     from validation.latency import LatencySettings
     from validation.report import write_reports
     from validation.report.console import print_summary
@@ -87,7 +94,7 @@ def validate(
         min_speedup=min_speedup,
         progress=True,
     )
-    print_summary(result, Console())
+    print_summary(result, _console())
     written = write_reports(
         result, report_dir=report, json_path=json_path, junit_path=junit, overwrite=overwrite
     )
@@ -117,8 +124,6 @@ def bench(
 
     check_device(device)
     _check_outputs(overwrite, json_path)
-    from rich.console import Console
-
     from validation.report import write_reports
     from validation.report.console import print_summary
     from validation.suite import bench as run_bench
@@ -127,6 +132,6 @@ def bench(
         model_dir, artifacts, batch_sizes=_sizes(batch_sizes), threads=threads, duration_s=duration,
         warmup_s=warmup, max_cv=max_cv, device=device, progress=True,
     )
-    print_summary(result, Console())
+    print_summary(result, _console())
     for kind, path in write_reports(result, json_path=json_path, overwrite=overwrite).items():
         typer.echo(f"wrote {kind} report: {path}", err=True)
