@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -63,6 +63,7 @@ def extend(
     copy_from: Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
     examples_dir: str | os.PathLike[str] | None = None,
+    examples: Mapping[str, torch.Tensor] | None = None,
     seed: int = 0,
     std: float = 0.01,
     hidden: Sequence[int] = (),
@@ -79,7 +80,8 @@ def extend(
 
     The source is ``arch`` (+ optional ``weights``) or an existing ``model_dir``. ``class_names``
     lists all classes of the new head (default: the old names that survive, then ``new_<i>``).
-    ``examples_dir`` holds ``<class name>/<image>`` folders for the new classes (``imprint``).
+    ``examples_dir`` holds ``<class name>/<image>`` folders for the new classes (``imprint``);
+    ``examples`` gives them in memory instead: new class name -> preprocessed (N, C, H, W) images.
     Nothing is written unless ``output`` is given; an existing ``output`` needs ``overwrite``.
     """
     from toolkit import _atomic
@@ -105,7 +107,13 @@ def extend(
     )
     target = num_classes if num_classes is not None else (len(keep) if keep is not None else None)
     names = _new_names(strategy, old_names, keep, target, class_names)
-    examples = _examples(examples_dir, names, len(old_names), prep) if strategy == "imprint" else None
+    example_batches = None
+    if strategy == "imprint":
+        example_batches = (
+            _examples_in_memory(examples, names, len(old_names))
+            if examples is not None
+            else _examples(examples_dir, names, len(old_names), prep)
+        )
     spec = extend_head(
         model,
         strategy,
@@ -117,7 +125,7 @@ def extend(
         hidden=hidden,
         activation=activation,
         dropout=dropout,
-        examples=examples,
+        examples=example_batches,
         head=head,
         input_shape=input_shape,
         previous=previous if source_cfg is not None else None,
@@ -186,3 +194,17 @@ def _examples(
     for offset, cls in enumerate(new_names):
         out[old + offset] = torch.stack([preprocess_image(load_image(f, prep.channels), prep) for f in files[cls]])
     return out
+
+
+def _examples_in_memory(
+    examples: Mapping[str, torch.Tensor], names: Sequence[str] | None, old: int
+) -> dict[int, torch.Tensor]:
+    if names is None:
+        raise InvalidArgumentError("imprint needs the new classes' names", hint="pass class_names")
+    new_names = list(names[old:])
+    missing = [n for n in new_names if n not in examples or len(examples[n]) == 0]
+    if missing:
+        raise InvalidArgumentError(
+            f"no example images for new class(es) {', '.join(missing)}", hint="give images for every new class"
+        )
+    return {old + i: examples[n] for i, n in enumerate(new_names)}

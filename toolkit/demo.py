@@ -1,0 +1,307 @@
+"""``rehead demo``: every stage of rehead on the bundled digits, in one call, with no network.
+
+1. pretrain a resnet18 (32x32 input) on digits 0-6 from random weights;
+2. extend its head to all ten digits with a strategy;
+3. fine-tune it with the two-phase policy (head only, then everything);
+4. export ONNX fp32, ONNX INT8 (calibrated on digits) and an AOTInductor ``.pt2``;
+5. validate parity (kept vs new classes) and latency of each artifact against eager;
+6. write the HTML/JSON/JUnit report and return a summary table.
+
+Every stage writes under one output folder and records, in ``demo-state.json``, a hash of its
+recipe (settings plus the hashes of its inputs) and the sha256 of each file it wrote. A second
+run reuses a stage whose recipe and files still match, and redoes it (and everything after it)
+otherwise; ``fresh=True`` redoes everything. Like ``rehead validate``, this module orchestrates
+stages: it may import converters and validation, and nothing in the toolkit base imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from toolkit import _atomic
+from toolkit.errors import InvalidArgumentError
+
+STATE_FILE = "demo-state.json"
+OLD_DIGITS = tuple(range(7))
+ALL_DIGITS = tuple(range(10))
+#: Chosen from benchmarks/results/head_strategies.json: best new-class top-1 after one
+#: head-only epoch, averaged over seeds (see the README's study section).
+DEFAULT_STRATEGY = "imprint"
+IMPRINT_SHOTS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+    """Budgets of the demo. ``quick`` shrinks them for CI: fewer epochs, samples and timing."""
+
+    arch: str = "resnet18"
+    input_size: int = 32
+    pretrain_epochs: int = 6
+    finetune_epochs: int = 4
+    freeze_epochs: int = 1
+    seed: int = 0
+    calib_samples: int = 128
+    validate_samples: int = 64
+    batch_sizes: tuple[int, ...] = (1, 8)
+    latency_duration_s: float = 1.0
+    pt2: bool = True
+    threads: int = 2
+
+    @classmethod
+    def quick(cls) -> DemoSettings:
+        return cls(pretrain_epochs=2, finetune_epochs=2, calib_samples=32, validate_samples=16,
+                   latency_duration_s=0.3)
+
+
+@dataclasses.dataclass
+class DemoResult:
+    """Where everything went, the summary rows, and which stages were reused."""
+
+    output: Path
+    rows: list[dict[str, Any]]
+    reused: list[str]
+    report_dir: Path
+    strategy: str
+    status: str
+
+
+def _sha(path: Path) -> str:
+    from toolkit.model_dir import sha256_file
+
+    return sha256_file(path)
+
+
+def _files(target: Path) -> list[Path]:
+    return sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+
+
+class _Stages:
+    """Recipe-hash caching of stage outputs in ``demo-state.json``."""
+
+    def __init__(self, root: Path, fresh: bool, say: Callable[[str], None]) -> None:
+        self.root = root
+        self.state_path = root / STATE_FILE
+        self.fresh = fresh
+        self.say = say
+        self.reused: list[str] = []
+        self.invalidated = False
+        self.state: dict[str, Any] = {}
+        if self.state_path.is_file() and not fresh:
+            try:
+                self.state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                self.say(f"ignoring unreadable {STATE_FILE}: every stage runs again")
+
+    def outputs_hash(self, name: str) -> str:
+        return str(self.state.get(name, {}).get("digest", ""))
+
+    def run(self, name: str, recipe: dict[str, Any], target: Path, build: Callable[[Path], None]) -> str:
+        """Reuse ``target`` if its recipe and files match the record, else ``build(target)``."""
+        key = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
+        record = self.state.get(name)
+        if not self.invalidated and record and record.get("recipe") == key and target.exists():
+            files = {str(p.relative_to(self.root)): _sha(p) for p in _files(target)}
+            if files == record.get("files"):
+                self.reused.append(name)
+                self.say(f"[{name}] reused {target.relative_to(self.root)} (recipe and sha256 match)")
+                return str(record["digest"])
+        self.invalidated = True  # every later stage depends on this one
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        self.say(f"[{name}] running")
+        build(target)
+        files = {str(p.relative_to(self.root)): _sha(p) for p in _files(target)}
+        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        self.state[name] = {"recipe": key, "files": files, "digest": digest}
+        _atomic.write_text(self.state_path, json.dumps(self.state, indent=2) + "\n")
+        return digest
+
+
+def _say(progress: bool) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        if progress:
+            print(f"rehead demo: {text}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def run_demo(
+    output: str | os.PathLike[str] = "rehead-demo",
+    *,
+    strategy: str | None = None,
+    fresh: bool = False,
+    settings: DemoSettings | None = None,
+    progress: bool = True,
+) -> DemoResult:
+    """Run the whole pipeline on digits into ``output`` and return the summary.
+
+    ``strategy`` defaults to ``DEFAULT_STRATEGY`` (the study's winner). ``fresh`` ignores what a
+    previous run left. Raises ``GateFailedError`` (exit 1) at the end if an artifact failed parity.
+    """
+    import torch
+
+    from toolkit.heads.strategies import STRATEGIES
+
+    settings = settings or DemoSettings()
+    strategy = strategy or DEFAULT_STRATEGY
+    if strategy not in STRATEGIES:
+        raise InvalidArgumentError(f"unknown strategy '{strategy}'", hint=f"one of {', '.join(STRATEGIES)}")
+    root = Path(output)
+    if root.exists() and not root.is_dir():
+        raise InvalidArgumentError(f"'{root}' exists and is not a folder", hint="choose another -o")
+    root.mkdir(parents=True, exist_ok=True)
+    say = _say(progress)
+    stages = _Stages(root, fresh, say)
+    torch.set_num_threads(settings.threads)
+    base = dataclasses.asdict(settings)
+
+    pretrained, extended, tuned = root / "pretrained", root / "extended", root / "finetuned"
+    d_pre = stages.run("pretrain", {"settings": base, "stage": 1}, pretrained,
+                       lambda t: _pretrain(t, settings, progress))
+    d_ext = stages.run("extend", {"strategy": strategy, "input": d_pre, "seed": settings.seed}, extended,
+                       lambda t: _extend(pretrained, t, strategy, settings))
+    d_tune = stages.run("finetune", {"settings": base, "input": d_ext}, tuned,
+                        lambda t: _finetune(extended, t, settings, progress))
+    artifacts = root / "artifacts"
+    d_art = stages.run("export", {"settings": base, "input": d_tune}, artifacts,
+                       lambda t: _export(tuned, t, settings, progress))
+    report_dir = root / "report"
+    summary_path = root / "summary.json"
+    stages.run("validate", {"settings": base, "input": d_art}, report_dir,
+               lambda t: _validate(tuned, artifacts, t, summary_path, settings, progress))
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    return DemoResult(root, summary["rows"], stages.reused, report_dir, strategy, summary["status"])
+
+
+def _pretrain(target: Path, settings: DemoSettings, progress: bool) -> None:
+    from toolkit.finetune import PRETRAIN_CONFIG, pretrain
+
+    config = PRETRAIN_CONFIG.replace(epochs=settings.pretrain_epochs, seed=settings.seed, plot=False)
+    pretrain(settings.arch, "digits", [str(d) for d in OLD_DIGITS], config, output=target,
+             input_size=settings.input_size, digits=OLD_DIGITS, progress=progress)
+    shutil.rmtree(Path(f"{target}.ckpt"), ignore_errors=True)
+
+
+def imprint_examples(prep: Any, digits: Sequence[int], shots: int, seed: int) -> dict[str, Any]:
+    """``shots`` train-split images per digit in ``digits`` (a seeded draw), for ``imprint``."""
+    import torch
+
+    from toolkit.data.digits import digits_tensors
+
+    images, labels = digits_tensors("train", prep, digits)
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for d in digits:
+        idx = torch.nonzero(labels == d).flatten()
+        pick = idx[torch.randperm(len(idx), generator=gen)[:shots]]
+        out[str(d)] = images[pick]
+    return out
+
+
+def _extend(source: Path, target: Path, strategy: str, settings: DemoSettings) -> None:
+    from toolkit.extend import extend
+    from toolkit.model_dir import read_config
+
+    new = [d for d in ALL_DIGITS if d not in OLD_DIGITS]
+    examples = (
+        imprint_examples(read_config(source).preprocessing, new, IMPRINT_SHOTS, settings.seed)
+        if strategy == "imprint" else None
+    )
+    extend(strategy=strategy, model_dir=source, num_classes=len(ALL_DIGITS),
+           class_names=[str(d) for d in ALL_DIGITS], examples=examples, seed=settings.seed, output=target)
+
+
+def _finetune(source: Path, target: Path, settings: DemoSettings, progress: bool) -> None:
+    from toolkit.finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(epochs=settings.finetune_epochs, freeze_epochs=settings.freeze_epochs,
+                            seed=settings.seed, plot=True)
+    finetune(source, "digits", config, output=target, progress=progress)
+    shutil.rmtree(Path(f"{target}.ckpt"), ignore_errors=True)
+
+
+def _export(model_dir: Path, target: Path, settings: DemoSettings, progress: bool) -> None:
+    from converters import export_onnx, export_pt2
+
+    with _atomic.output_dir(target, overwrite=True) as stage:
+        export_onnx(model_dir, stage / "model.onnx", progress=progress)
+        export_onnx(model_dir, stage / "model-int8.onnx", int8=True, calib="digits",
+                    calib_samples=settings.calib_samples, progress=progress)
+        if settings.pt2:
+            export_pt2(model_dir, stage / "model.pt2", progress=progress)
+
+
+def _validate(model_dir: Path, artifacts: Path, target: Path, summary_path: Path, settings: DemoSettings,
+              progress: bool) -> None:
+    from validation import validate, write_reports
+    from validation.latency import LatencySettings
+
+    files = [p for p in (artifacts / "model.onnx", artifacts / "model-int8.onnx", artifacts / "model.pt2")
+             if p.is_file()]
+    report = validate(model_dir, [str(p) for p in files], data="digits", samples=settings.validate_samples,
+                      batch_sizes=settings.batch_sizes, threads=settings.threads,
+                      latency_settings=LatencySettings(warmup_s=0.2, min_duration_s=settings.latency_duration_s),
+                      progress=progress)
+    write_reports(report, report_dir=target, overwrite=True)
+    rows = _summary_rows(model_dir, files, report, settings)
+    _atomic.write_text(summary_path, json.dumps({"status": report.status, "rows": rows}, indent=2) + "\n")
+
+
+def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: DemoSettings) -> list[dict[str, Any]]:
+    """One row per artifact (eager first): size, test top-1 (all / old / new digits), parity, p50, speedup."""
+    import numpy as np
+
+    from toolkit.data.digits import digits_tensors
+    from toolkit.model_dir import load_model_dir
+    from validation import open_runner
+
+    loaded = load_model_dir(model_dir)
+    images, labels = digits_tensors("test", loaded.config.preprocessing)
+    x, y = images.numpy(), labels.numpy()
+    bs = settings.batch_sizes[0]
+    by_name = {a.path: a for a in report.artifacts}
+    rows = []
+    for name, path in [("eager", None), *[(p.name, p) for p in files]]:
+        runner = open_runner(str(path) if path else "eager:fp32", module=loaded.module, threads=settings.threads,
+                             prep=loaded.config.preprocessing)
+        preds = np.concatenate([runner.run(x[i : i + 64])["logits"].argmax(1) for i in range(0, len(x), 64)])
+        old = np.isin(y, OLD_DIGITS)
+        result = by_name.get(str(path)) if path else None
+        latency = result.latency.get(bs) if result else report.reference_latency.get(bs)
+        rows.append({
+            "artifact": name,
+            "size_bytes": path.stat().st_size if path else (model_dir / "model.safetensors").stat().st_size,
+            "test_top1": float((preds == y).mean()),
+            "test_top1_old": float((preds[old] == y[old]).mean()),
+            "test_top1_new": float((preds[~old] == y[~old]).mean()),
+            "parity": result.parity_status if result else "reference",
+            "status": result.status if result else "reference",
+            "p50_ms": latency.p50_ms if latency else None,
+            "speedup": (result.speedup.get(bs) if result else 1.0),
+            "batch_size": bs,
+        })
+    return rows
+
+
+def format_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Summary rows as table cells (strings) for the console."""
+    cells = []
+    for r in rows:
+        speed = r["speedup"]
+        cells.append([
+            r["artifact"],
+            f"{r['size_bytes'] / 1e6:.1f} MB",
+            f"{100 * r['test_top1']:.1f}% ({100 * r['test_top1_old']:.1f} / {100 * r['test_top1_new']:.1f})",
+            r["parity"],
+            f"{r['p50_ms']:.2f}" if r["p50_ms"] is not None else "-",
+            f"{speed:.2f}x" if speed is not None else "-",
+        ])
+    return cells
