@@ -27,13 +27,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_description  # noqa: E402
+from _machine import machine_description
 
-from toolkit.data.digits import digits_tensors  # noqa: E402
-from toolkit.demo import ALL_DIGITS, OLD_DIGITS, imprint_examples  # noqa: E402
-from toolkit.extend import extend  # noqa: E402
-from toolkit.finetune import PRETRAIN_CONFIG, FinetuneConfig, finetune, pretrain  # noqa: E402
-from toolkit.model_dir import load_model_dir  # noqa: E402
+from toolkit.data.digits import digits_tensors
+from toolkit.demo import ALL_DIGITS, OLD_DIGITS, imprint_examples
+from toolkit.extend import extend
+from toolkit.finetune import PRETRAIN_CONFIG, FinetuneConfig, finetune, pretrain
+from toolkit.model_dir import load_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS: dict[str, dict[str, Any]] = {
