@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from toolkit.records import HeadSpec, ModelConfig, Preprocessing
+
 # This folder shares its name with the ``converters`` package. pytest puts ``tests/`` on
 # sys.path (rootdir conftest, no __init__.py), and the editable install's finder runs after the
 # path finder, so ``import converters`` would find this folder as a namespace package. Put the
@@ -20,8 +22,6 @@ for _entry in (str(Path(__file__).resolve().parent), str(Path(__file__).resolve(
     sys.path.insert(0, _entry)
 if getattr(sys.modules.get("converters"), "__file__", "") is None:
     del sys.modules["converters"]
-
-from toolkit.records import HeadSpec, ModelConfig, Preprocessing
 
 DIGITS = tuple(str(d) for d in range(10))
 TINY_SIZE = 16

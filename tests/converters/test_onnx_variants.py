@@ -1,0 +1,77 @@
+"""fp16 and INT8 variants: they run at any batch, keep fp32 I/O, and agree with eager on held-out digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from converters_testutil import digits_test, ort_run
+
+import converters
+from toolkit.errors import DataError, InvalidArgumentError
+from toolkit.model_dir import load_model_dir
+
+
+def _agreement(model_dir: Path, onnx_path: Path) -> float:
+    x, _ = digits_test(model_dir)
+    with torch.inference_mode():
+        ref = load_model_dir(model_dir).module(x)
+    return (ort_run(onnx_path, x).argmax(1) == ref.argmax(1)).float().mean().item()
+
+
+def test_fp16_keeps_fp32_io_and_agrees(trained_tiny_dir: Path, tmp_path: Path) -> None:
+    result = converters.export_onnx(trained_tiny_dir, tmp_path / "m.onnx", fp16=True, progress=False)
+    assert result.format == "onnx-fp16"
+    assert [(t.name, t.dtype) for t in (*result.inputs, *result.outputs)] == [
+        ("images", "float32"),
+        ("logits", "float32"),
+    ]
+    graph = onnx.load(str(result.path)).graph
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer)
+    assert converters.read_onnx_metadata(result.path)["precision"] == "fp16"
+    assert ort_run(result.path, torch.randn(17, 3, 16, 16)).shape == (17, 10)
+    assert _agreement(trained_tiny_dir, result.path) >= 0.99
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_int8_qdq_agrees_on_held_out_digits(trained_tiny_dir: Path, tmp_path: Path, method: str) -> None:
+    result = converters.export_onnx(
+        trained_tiny_dir,
+        tmp_path / "m.onnx",
+        int8=True,
+        calib="digits",
+        calib_samples=64,
+        calib_method=method,
+        progress=False,
+    )
+    assert result.format == "onnx-int8"
+    ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format, what TensorRT reads
+    assert result.outputs[0].dtype == "float32"
+    assert converters.read_onnx_metadata(result.path)["precision"] == "int8"
+    assert ort_run(result.path, torch.randn(3, 3, 16, 16)).shape == (3, 10)
+    assert _agreement(trained_tiny_dir, result.path) >= 0.9
+
+
+def test_int8_with_baked_preprocessing(trained_tiny_dir: Path, tmp_path: Path) -> None:
+    result = converters.export_onnx(
+        trained_tiny_dir, tmp_path / "m.onnx", int8=True, bake_preprocess=True, calib_samples=32, progress=False
+    )
+    assert result.inputs[0].dtype == "uint8"
+    assert result.checks["top1_agreement_calibration"] >= 0.8
+
+
+def test_int8_calibration_folder_with_only_a_test_split_is_refused(trained_tiny_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "calib" / "test" / "0").mkdir(parents=True)
+    with pytest.raises(DataError, match="test split"):
+        converters.export_onnx(
+            trained_tiny_dir, tmp_path / "m.onnx", int8=True, calib=tmp_path / "calib", progress=False
+        )
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_fp16_and_int8_together_are_refused(trained_tiny_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError):
+        converters.export_onnx(trained_tiny_dir, tmp_path / "m.onnx", fp16=True, int8=True, progress=False)
