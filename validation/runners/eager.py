@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from toolkit.errors import InvalidArgumentError
+from toolkit.errors import InternalError, InvalidArgumentError
 from validation.runners.base import Runner
 
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -82,7 +82,8 @@ class EagerRunner(Runner):
         return tensor.to(self.device, non_blocking=True)
 
     def infer(self, prepared: Any) -> torch.Tensor:
-        assert self._model is not None  # load() ran first (internal invariant)
+        if self._model is None:
+            raise InternalError(f"runner '{self.name}' used before load()")
         with torch.inference_mode(), strict_fp32():
             if self.precision in AUTOCAST:
                 device_type = "cuda" if self.device.startswith("cuda") else "cpu"
