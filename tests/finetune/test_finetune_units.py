@@ -46,7 +46,7 @@ def test_config_json_round_trip_and_differences() -> None:
     again = FinetuneConfig.from_json(cfg.to_json())
     assert again == cfg
     other = cfg.replace(lr=2e-3, threads=1, checkpoint_every_steps=5)
-    assert cfg.differences(other) == ["lr: 0.002 vs 0.001"]  # threads and checkpointing may change
+    assert cfg.differences(other) == ["lr: 0.001 vs 0.002"]  # threads and checkpointing may change
     assert FinetuneConfig().uses_amp() is False
     assert FinetuneConfig(device="cuda").uses_amp() is True
     assert FinetuneConfig(amp=True).uses_amp() is True

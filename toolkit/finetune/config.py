@@ -110,7 +110,7 @@ class FinetuneConfig:
     def differences(self, other: FinetuneConfig) -> list[str]:
         """Trajectory-changing settings that differ from ``other``, as ``name: ours vs theirs``."""
         return [
-            f"{f.name}: {getattr(other, f.name)!r} vs {getattr(self, f.name)!r}"
+            f"{f.name}: {getattr(self, f.name)!r} vs {getattr(other, f.name)!r}"
             for f in dataclasses.fields(self)
             if f.name not in RESUME_FREE and getattr(self, f.name) != getattr(other, f.name)
         ]
