@@ -142,3 +142,19 @@ def test_fixed_batch_artifact_refuses_another_batch(digits_model_dir: Path, onnx
     with pytest.raises(InputShapeError, match="fixed batch size of 2; batch size 4 was asked for") as info:
         _parity(digits_model_dir, onnx_fixed_batch, batch_sizes=(4,))
     assert "--batch-sizes 2" in info.value.hint
+
+
+def test_int8_artifact_gated_on_top1_and_sqnr(digits_model_dir: Path, tmp_path: Path) -> None:
+    from converters import export_onnx
+
+    path = tmp_path / "model-int8.onnx"
+    export_onnx(digits_model_dir, path, int8=True, progress=False)  # 128 seeded calibration images
+    _, art = _parity(digits_model_dir, path, data="digits", samples=64, batch_sizes=(8,), localise=False)
+    assert art.precision == "int8" and art.preset == "int8"
+    assert art.parity.tolerance.atol is None  # no element-wise bound for int8
+    assert art.parity_status == "pass", art.failures
+    worst = art.parity.worst("all")
+    assert worst is not None and worst.max_abs > 1e-3 and worst.sqnr_db >= 15.0
+    _, strict = _parity(digits_model_dir, path, data="digits", samples=64, batch_sizes=(8,), preset="fp32",
+                        localise=False)
+    assert strict.parity_status == "fail"
