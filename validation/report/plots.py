@@ -112,7 +112,7 @@ def localisation_trace(name: str, loc: dict[str, Any]) -> str | None:
     for i, t in enumerate(trace):
         if t["module"] == culprit:
             ax.axvline(i, color=COLORS["new"], linestyle="--")
-            ax.annotate(str(culprit), (i, errors[i]), fontsize=8, color=COLORS["new"])
+            ax.annotate(str(culprit), (i, errors[i]), fontsize=8, color=COLORS["new"], ha="right", va="top")
     ax.set_xlabel("module (execution order)")
     ax.set_ylabel("relative error")
     ax.set_title(f"{name}: intermediate activations vs eager", fontsize=10)
