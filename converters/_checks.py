@@ -111,8 +111,7 @@ def require_close(checks: dict[str, float], batches: Sequence[int]) -> None:
         diff, scale = checks[f"max_abs_diff_b{batch}"], max(1.0, checks[f"max_abs_ref_b{batch}"])
         if not diff <= FP32_TOLERANCE * scale:
             raise ExportError(
-                f"'logits' at batch {batch}: ONNX Runtime vs eager max|Δ| {diff:.3g} "
-                f"> {FP32_TOLERANCE * scale:.3g}",
+                f"'logits' at batch {batch}: ONNX Runtime vs eager max|Δ| {diff:.3g} > {FP32_TOLERANCE * scale:.3g}",
                 hint="the exported graph computes something else; rerun with --debug and report it",
             )
 

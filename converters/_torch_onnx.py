@@ -52,17 +52,11 @@ def reason(exc: BaseException) -> str:
     if legacy:
         return f"no ONNX translation for {legacy.group(1)} at opset {legacy.group(2)}"
     summary = re.search(r"## Exception summary\s+(.+)", text)
-    line = (
-        summary.group(1)
-        if summary
-        else next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    )
+    line = summary.group(1) if summary else next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
     return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:300]
 
 
-def _dynamo(
-    module: nn.Module, example: torch.Tensor, opset: int | None, dynamic_batch: bool
-) -> onnx_ir.Model:
+def _dynamo(module: nn.Module, example: torch.Tensor, opset: int | None, dynamic_batch: bool) -> onnx_ir.Model:
     shapes = ({0: torch.export.Dim(BATCH_DIM, min=1, max=MAX_BATCH)},) if dynamic_batch else None
     with _quiet():
         program = torch.onnx.export(
@@ -83,9 +77,7 @@ def _dynamo(
     return model
 
 
-def _torchscript(
-    module: nn.Module, example: torch.Tensor, opset: int | None, dynamic_batch: bool
-) -> onnx_ir.Model:
+def _torchscript(module: nn.Module, example: torch.Tensor, opset: int | None, dynamic_batch: bool) -> onnx_ir.Model:
     import onnx
     import onnx_ir as ir
 

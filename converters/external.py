@@ -35,9 +35,7 @@ def check_location_name(location: str, *, model: str = "model") -> str:
     ):
         raise ArtifactError(f"{model}: external-data location '{location}' is an absolute path", hint=hint)
     if "/" in location or "\\" in location:
-        raise ArtifactError(
-            f"{model}: external-data location '{location}' contains a path separator", hint=hint
-        )
+        raise ArtifactError(f"{model}: external-data location '{location}' contains a path separator", hint=hint)
     if "\x00" in location:
         raise ArtifactError(f"{model}: external-data location contains a NUL byte", hint=hint)
     return location
@@ -100,9 +98,7 @@ def check_external_data(path: str | os.PathLike[str]) -> list[Path]:
                 hint="copy the data file beside the .onnx file (they travel together)",
             )
         if target.resolve().parent != folder:
-            raise ArtifactError(
-                f"{model_path}: external-data file '{location}' resolves outside the model's folder"
-            )
+            raise ArtifactError(f"{model_path}: external-data file '{location}' resolves outside the model's folder")
         files.append(target)
     return files
 

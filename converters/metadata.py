@@ -15,7 +15,7 @@ from toolkit.errors import ArtifactError
 from toolkit.records import ModelConfig
 
 PREFIX = "rehead."
-_JSON_KEYS = ("class_names", "head_spec", "preprocessing", "versions", "input")
+_JSON_KEYS = ("class_names", "head_spec", "preprocessing", "versions", "input", "quantization")
 
 
 def versions() -> dict[str, str]:
@@ -35,11 +35,17 @@ def versions() -> dict[str, str]:
     return found
 
 
-def build_metadata(config: ModelConfig, *, precision: str, input_spec: Mapping[str, Any]) -> dict[str, str]:
+def build_metadata(
+    config: ModelConfig,
+    *,
+    precision: str,
+    input_spec: Mapping[str, Any],
+    quantization: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
     """The ``metadata_props`` for a model exported from ``config``.
 
     ``precision`` is ``fp32``, ``fp16`` or ``int8``; ``input_spec`` describes the input the graph
-    takes (layout, dtype, whether preprocessing is baked in).
+    takes (layout, dtype, whether preprocessing is baked in); ``quantization`` how INT8 was made.
     """
     values: dict[str, Any] = {
         "arch": config.arch,
@@ -51,6 +57,8 @@ def build_metadata(config: ModelConfig, *, precision: str, input_spec: Mapping[s
         "precision": precision,
         "input": dict(input_spec),
     }
+    if quantization is not None:
+        values["quantization"] = dict(quantization)
     return {
         PREFIX + key: json.dumps(value, sort_keys=True) if key in _JSON_KEYS else str(value)
         for key, value in values.items()

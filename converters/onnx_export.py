@@ -28,7 +28,7 @@ from converters._torch_onnx import INPUT_NAME, count_nodes, to_onnx
 from converters._torch_onnx import optimize as run_optimizer
 from converters.bake import BakedPreprocess, to_uint8_nhwc
 from converters.external import EXTERNAL_THRESHOLD, check_external_data, new_location
-from converters.int8 import CALIB_METHODS
+from converters.int8 import CALIB_METHODS, INT8_TARGETS
 from converters.metadata import build_metadata
 from converters.preflight import Finding, check_graph, preflight
 from toolkit import _atomic
@@ -46,7 +46,12 @@ _ORT_TYPES = {
 
 
 def _check_args(
-    fp16: bool, int8: bool, calib: str | os.PathLike[str] | None, calib_samples: int, calib_method: str
+    fp16: bool,
+    int8: bool,
+    calib: str | os.PathLike[str] | None,
+    calib_samples: int,
+    calib_method: str,
+    int8_target: str,
 ) -> None:
     if fp16 and int8:
         raise InvalidArgumentError("--fp16 and --int8 exclude each other", hint="export one variant per file")
@@ -56,10 +61,10 @@ def _check_args(
         raise InvalidArgumentError(
             f"unknown calibration method '{calib_method}'", hint=f"one of {', '.join(CALIB_METHODS)}"
         )
+    if int8_target not in INT8_TARGETS:
+        raise InvalidArgumentError(f"unknown INT8 target '{int8_target}'", hint=f"one of {', '.join(INT8_TARGETS)}")
     if int8 and calib is None:
-        raise InvalidArgumentError(
-            "--int8 needs real calibration images", hint="pass --calib digits or --calib DIR"
-        )
+        raise InvalidArgumentError("--int8 needs real calibration images", hint="pass --calib digits or --calib DIR")
 
 
 def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: int) -> torch.Tensor:
@@ -70,9 +75,7 @@ def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: i
         return load_samples("digits", config.preprocessing, split="train", n=n)[0]
     root = Path(calib)
     if not root.is_dir():
-        raise DataError(
-            f"calibration folder '{root}' does not exist", hint="pass --calib digits or an image folder"
-        )
+        raise DataError(f"calibration folder '{root}' does not exist", hint="pass --calib digits or an image folder")
     if (root / "train").is_dir():
         split = "train"
     elif (root / "val").is_dir():
@@ -124,6 +127,7 @@ def export_onnx(
     calib: str | os.PathLike[str] | None = "digits",
     calib_samples: int = 128,
     calib_method: str = "minmax",
+    int8_target: str = "cpu",
     bake_preprocess: bool = False,
     optimize: bool = True,
     overwrite: bool = False,
@@ -137,13 +141,15 @@ def export_onnx(
     ``opset`` None takes the exporter's default; ``dynamic_batch`` names axis 0 ``batch``.
     ``fp16``: fp16 weights and compute, fp32 I/O. ``int8``: static QDQ INT8 with per-channel
     weights, calibrated on ``calib_samples`` train-split images from ``calib`` (``"digits"`` or
-    an image folder) with ``calib_method`` (``minmax``, ``entropy``, ``percentile``).
+    an image folder) with ``calib_method`` (``minmax``, ``entropy``, ``percentile``);
+    ``int8_target`` ``cpu`` (uint8 asymmetric activations: fastest in ONNX Runtime on x86) or
+    ``tensorrt`` (int8 symmetric activations, zero point 0, as TensorRT requires).
     ``optimize`` runs onnxscript's optimiser. ``external_data`` None puts weights in a data file
     beside the model only when over 2 GiB. Raises ``OutputExistsError`` if ``path`` exists and
     not ``overwrite``; ``ExportError`` (before anything is written) if the model cannot be exported.
     """
     start = time.perf_counter()
-    _check_args(fp16, int8, calib, calib_samples, calib_method)
+    _check_args(fp16, int8, calib, calib_samples, calib_method, int8_target)
     out = _atomic.check_output(path, overwrite=overwrite)
     loaded = resolve_source(source)
     module, config = loaded.module, loaded.config
@@ -217,12 +223,26 @@ def export_onnx(
                     batches=batches,
                     steps=steps,
                     calib_method=calib_method,
+                    int8_target=int8_target,
                     bake=bake_preprocess,
                     prep=prep,
                 )
                 checks = {f"fp32_{k}": v for k, v in checks.items()} | variant_checks
                 notes += _agreement_notes(variant_checks, precision)
-            stamp_metadata(final, build_metadata(config, precision=precision, input_spec=input_spec))
+            quantization = None
+            if int8:
+                quantization = {
+                    "format": "QDQ",
+                    "target": int8_target,
+                    "calibration": str(calib),
+                    "samples": calib_samples,
+                    "method": calib_method,
+                    "per_channel": True,
+                    "activations": "int8 symmetric" if int8_target == "tensorrt" else "uint8 asymmetric",
+                    "weights": "int8 symmetric",
+                }
+            meta = build_metadata(config, precision=precision, input_spec=input_spec, quantization=quantization)
+            stamp_metadata(final, meta)
             check_external_data(final)
             sess = _checks.session(final)
             inputs, outputs = _tensor_infos(sess.get_inputs()), _tensor_infos(sess.get_outputs())
@@ -260,6 +280,7 @@ def _variant(
     batches: tuple[int, ...],
     steps: Steps,
     calib_method: str,
+    int8_target: str,
     bake: bool,
     prep: Any,
 ) -> tuple[Path, dict[str, float]]:
@@ -278,7 +299,8 @@ def _variant(
         if calib_x is None:  # _check_args guarantees calibration data with --int8
             raise ExportError("INT8 needs calibration samples")
         samples = to_uint8_nhwc(calib_x, prep) if bake else calib_x
-        with steps.step("quantise", f"static QDQ, per-channel, {calib_method} on {len(samples)} images"):
+        what = f"static QDQ for {int8_target}, per-channel, {calib_method} on {len(samples)} images"
+        with steps.step("quantise", what):
             quantize_int8(
                 fp32,
                 target,
@@ -287,6 +309,7 @@ def _variant(
                 input_name=INPUT_NAME,
                 external=location,
                 work=folder,
+                target=int8_target,
             )
     with steps.step("check", "ONNX Runtime vs eager"):
         _checks.check_model_file(target, num_classes=_num_classes(fp32), stage=folder)

@@ -75,3 +75,22 @@ def test_int8_calibration_folder_with_only_a_test_split_is_refused(trained_tiny_
 def test_fp16_and_int8_together_are_refused(trained_tiny_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError):
         converters.export_onnx(trained_tiny_dir, tmp_path / "m.onnx", fp16=True, int8=True, progress=False)
+
+
+@pytest.mark.parametrize(("target", "dtype"), [("cpu", onnx.TensorProto.UINT8), ("tensorrt", onnx.TensorProto.INT8)])
+def test_int8_target_sets_activation_type_and_zero_points(
+    trained_tiny_dir: Path, tmp_path: Path, target: str, dtype: int
+) -> None:
+    result = converters.export_onnx(
+        trained_tiny_dir, tmp_path / "m.onnx", int8=True, calib_samples=32, int8_target=target, progress=False
+    )
+    model = onnx.load(str(result.path))
+    inits = {i.name: i for i in model.graph.initializer}
+    # the activation quantizers: QuantizeLinear nodes whose input is not a weight
+    zero_points = [
+        inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits
+    ]
+    assert zero_points and {z.data_type for z in zero_points} == {dtype}
+    if target == "tensorrt":
+        assert all(not onnx.numpy_helper.to_array(z).any() for z in zero_points)  # zero point 0
+    assert converters.read_onnx_metadata(result.path)["quantization"]["target"] == target

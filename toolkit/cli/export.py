@@ -37,6 +37,9 @@ def onnx_command(
     calib: str = typer.Option("digits", "--calib", help="Calibration images: 'digits' or an image folder."),
     calib_samples: int = typer.Option(128, "--calib-samples", help="Number of calibration images."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile."),
+    int8_target: str = typer.Option(
+        "cpu", "--int8-target", help="cpu (uint8 activations, fastest in ONNX Runtime) | tensorrt (symmetric int8)."
+    ),
     bake_preprocess: bool = typer.Option(
         False, "--bake-preprocess", help="Take uint8 NHWC images at the input size; normalise in the graph."
     ),
@@ -56,6 +59,7 @@ def onnx_command(
         calib=calib,
         calib_samples=calib_samples,
         calib_method=calib_method,
+        int8_target=int8_target,
         bake_preprocess=bake_preprocess,
         optimize=not no_optimize,
         overwrite=overwrite,
