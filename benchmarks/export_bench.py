@@ -236,7 +236,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--iters", type=int, default=10, help="calls per backend per round at batch 1")
-    parser.add_argument("--train-steps", type=int, default=60)
+    parser.add_argument("--train-steps", type=int, default=120)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:

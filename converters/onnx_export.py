@@ -246,6 +246,7 @@ def export_onnx(
             check_external_data(final)
             sess = _checks.session(final)
             inputs, outputs = _tensor_infos(sess.get_inputs()), _tensor_infos(sess.get_outputs())
+            final_opset = _opset(final)
             del sess
             written = place(final, out, location, overwrite=overwrite)
         finally:
@@ -255,7 +256,7 @@ def export_onnx(
         path=out,
         format="onnx" if precision == "fp32" else f"onnx-{precision}",
         size_bytes=size,
-        opset=int(model.opset_imports.get("", 0)) or None,
+        opset=final_opset,
         nodes_before=nodes_before,
         nodes_after=nodes_after,
         inputs=inputs,
@@ -319,6 +320,13 @@ def _variant(
             real = to_uint8_nhwc(calib_x[:64], prep) if bake else calib_x[:64]
             checks["top1_agreement_calibration"] = _checks.agreement(sess, net, real)
     return target, checks
+
+
+def _opset(path: Path) -> int | None:
+    import onnx
+
+    imports = onnx.load(os.fspath(path), load_external_data=False).opset_import
+    return next((int(o.version) for o in imports if o.domain in ("", "ai.onnx")), None)
 
 
 def _num_classes(path: Path) -> int:
