@@ -161,22 +161,21 @@ def run_demo(
     say = _say(progress)
     stages = _Stages(root, fresh, say)
     torch.set_num_threads(settings.threads)
-    base = dataclasses.asdict(settings)
-
+    s = settings
     pretrained, extended, tuned = root / "pretrained", root / "extended", root / "finetuned"
-    d_pre = stages.run("pretrain", {"settings": base, "stage": 1}, pretrained,
-                       lambda t: _pretrain(t, settings, progress))
-    d_ext = stages.run("extend", {"strategy": strategy, "input": d_pre, "seed": settings.seed}, extended,
-                       lambda t: _extend(pretrained, t, strategy, settings))
-    d_tune = stages.run("finetune", {"settings": base, "input": d_ext}, tuned,
-                        lambda t: _finetune(extended, t, settings, progress))
-    artifacts = root / "artifacts"
-    d_art = stages.run("export", {"settings": base, "input": d_tune}, artifacts,
-                       lambda t: _export(tuned, t, settings, progress))
-    report_dir = root / "report"
-    summary_path = root / "summary.json"
-    stages.run("validate", {"settings": base, "input": d_art}, report_dir,
-               lambda t: _validate(tuned, artifacts, t, summary_path, settings, progress))
+    artifacts, report_dir, summary_path = root / "artifacts", root / "report", root / "summary.json"
+    # Each recipe names only what changes that stage's output, plus the digest of its input.
+    d_pre = stages.run("pretrain", {"arch": s.arch, "size": s.input_size, "epochs": s.pretrain_epochs,
+                                    "seed": s.seed}, pretrained, lambda t: _pretrain(t, s, progress))
+    d_ext = stages.run("extend", {"strategy": strategy, "input": d_pre, "seed": s.seed}, extended,
+                       lambda t: _extend(pretrained, t, strategy, s))
+    d_tune = stages.run("finetune", {"epochs": s.finetune_epochs, "freeze": s.freeze_epochs, "seed": s.seed,
+                                     "input": d_ext}, tuned, lambda t: _finetune(extended, t, s, progress))
+    d_art = stages.run("export", {"calib": s.calib_samples, "pt2": s.pt2, "input": d_tune}, artifacts,
+                       lambda t: _export(tuned, t, s, progress))
+    stages.run("validate", {"samples": s.validate_samples, "batch_sizes": s.batch_sizes, "threads": s.threads,
+                            "duration": s.latency_duration_s, "input": d_art}, report_dir,
+               lambda t: _validate(tuned, artifacts, t, summary_path, s, progress))
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     return DemoResult(root, summary["rows"], stages.reused, report_dir, strategy, summary["status"])
 
