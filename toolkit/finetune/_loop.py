@@ -105,11 +105,16 @@ class Loop:
                 "scaler": scaler.state_dict(),
                 "rng": rng.capture(),
                 "progress": state.to_json(),
-                "best_model": self.best_model,
+                # right after the best epoch the best weights are the model's: not stored twice
+                "best_model": None if self._best_is_current(state) else self.best_model,
+                "best_is_model": self._best_is_current(state),
                 "run": self.run_info,
             },
             state.global_step,
         )
+
+    def _best_is_current(self, state: RunState) -> bool:
+        return self.best_model is not None and state.batch == 0 and state.best_epoch == state.epoch - 1
 
     # --- one step / one epoch ---------------------------------------------------------------
     def _batch(self, order: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,8 +224,9 @@ class Loop:
     # --- the whole run ----------------------------------------------------------------------
     def run(self, state: RunState, checkpoint: dict[str, Any] | None) -> RunState:
         """Train from ``state`` (restored from ``checkpoint`` if given) to the end or an early stop."""
-        if checkpoint is not None and checkpoint.get("best_model") is not None:
-            self.best_model = checkpoint["best_model"]
+        if checkpoint is not None:
+            best = checkpoint["model"] if checkpoint.get("best_is_model") else checkpoint.get("best_model")
+            self.best_model = dict(best) if best is not None else None
         for phase in plan_phases(self.config):
             if state.stopped or state.epoch >= phase.stop:
                 continue

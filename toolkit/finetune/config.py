@@ -44,7 +44,7 @@ class FinetuneConfig:
     mid-epoch checkpoints (a checkpoint is always written at the end of each epoch).
     """
 
-    epochs: int = 8
+    epochs: int = 6
     freeze_epochs: int = 1
     unfreeze_stages: int | None = None
     batch_size: int = 64

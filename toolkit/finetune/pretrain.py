@@ -23,7 +23,7 @@ from toolkit.finetune.trainer import FinetuneResult, finetune
 from toolkit.records import Preprocessing
 
 #: Pretraining from random weights: every layer trains from the first epoch at the full rate.
-PRETRAIN_CONFIG = FinetuneConfig(epochs=8, freeze_epochs=0, backbone_lr_mult=1.0, lr=3e-3)
+PRETRAIN_CONFIG = FinetuneConfig(epochs=5, freeze_epochs=0, backbone_lr_mult=1.0, lr=3e-3)
 
 
 def pretrain(
@@ -42,7 +42,7 @@ def pretrain(
 ) -> FinetuneResult:
     """Build ``arch`` with random weights and a ``len(class_names)``-class head, train it, save it.
 
-    ``config`` defaults to ``PRETRAIN_CONFIG`` (8 epochs, no freezing, AdamW at 3e-3 for every
+    ``config`` defaults to ``PRETRAIN_CONFIG`` (5 epochs, no freezing, AdamW at 3e-3 for every
     layer). ``input_size`` (pixels, default 32) sets the recorded preprocessing unless
     ``preprocessing`` is given. The same ``config.seed`` gives the same initial weights, so a
     ``resume`` finds its checkpoints again.
