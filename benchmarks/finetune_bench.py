@@ -159,6 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     from toolkit import _atomic
 
     report: dict[str, Any] = {"benchmark": "finetune", "machine": machine()}
+    try:  # the description every benchmark of the project carries, where it is available
+        sys.path.insert(0, str(ROOT))
+        from _machine import machine_description
+
+        report["environment"] = machine_description(threads=args.threads)
+    except ImportError as exc:
+        report["environment"] = {"unavailable": str(exc)}
     report["throughput"] = throughput(args.threads, args.rounds, args.steps, args.batch_size)
     print(json.dumps(report["throughput"], indent=2), file=sys.stderr)
     if not args.skip_demo:

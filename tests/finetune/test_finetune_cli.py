@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,22 +77,21 @@ def test_usage_errors(digits_model_dir: Path, tmp_path: Path, capsys: pytest.Cap
 
 
 def test_cli_finetune_of_an_extended_resnet18_reaches_95_percent_on_digits(
-    make_model_dir: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The demo flow, small: resnet18 (32x32) trained on digits 0-6, head padded to 10, then the CLI."""
     from toolkit.extend import extend
     from toolkit.finetune import FinetuneConfig, evaluate, pretrain
     from toolkit.model_dir import load_model_dir
 
-    base = pretrain(
-        "resnet18", "digits", DIGITS[:7], FinetuneConfig(epochs=3, freeze_epochs=0, backbone_lr_mult=1.0),
-        output=tmp_path / "base", progress=False,
-    )
+    # one thread: on a shared 2-core machine two OpenMP threads stall each other (5x slower here)
+    pre_cfg = FinetuneConfig(epochs=3, freeze_epochs=0, backbone_lr_mult=1.0, threads=1)
+    base = pretrain("resnet18", "digits", DIGITS[:7], pre_cfg, output=tmp_path / "base", progress=False)
     extended = extend(
         strategy="pad-random", model_dir=base.path, num_classes=10, class_names=DIGITS, output=tmp_path / "ext"
     )
     out = tmp_path / "ft"
-    assert main(["finetune", str(extended.path), "--data", "digits", "-o", str(out)]) == 0
+    assert main(["finetune", str(extended.path), "--data", "digits", "--threads", "1", "-o", str(out)]) == 0
     stdout = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert f"test top-1 {metrics['test_top1']:.4f}" in stdout
