@@ -237,7 +237,8 @@ class Loop:
             if checkpoint is not None and state.phase == phase.index:
                 optimizer.load_state_dict(checkpoint["optimizer"])
                 scheduler.load_state_dict(checkpoint["scheduler"])
-                scaler.load_state_dict(checkpoint["scaler"])
+                if checkpoint["scaler"]:  # empty when the checkpointed run had no scaler (CPU)
+                    scaler.load_state_dict(checkpoint["scaler"])
             if checkpoint is not None:
                 rng.restore(checkpoint["rng"])
                 checkpoint = None

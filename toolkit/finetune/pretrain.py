@@ -17,6 +17,7 @@ import torch
 
 from toolkit import _atomic
 from toolkit.data.training import TrainingData
+from toolkit.errors import OutputNotWritableError
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.progress import Reporter
 from toolkit.finetune.trainer import FinetuneResult, finetune
@@ -53,9 +54,12 @@ def pretrain(
     out = _atomic.check_output(output, overwrite=overwrite)
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     prep = preprocessing or Preprocessing(input_size=(int(size[0]), int(size[1])))
-    stage = Path(
-        tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".init", dir=out.parent if str(out.parent) else ".")
-    )
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".init", dir=parent))
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write into '{parent}': {exc.strerror}") from exc
     try:
         torch.manual_seed(config.seed)
         init = extend(
