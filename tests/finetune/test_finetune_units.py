@@ -127,3 +127,34 @@ def test_policies_and_optimizer_groups(make_model_dir: Callable[..., Path]) -> N
     apply_policy(model, spec, "stages:1")
     trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"layer4", "fc"}
+
+
+RECORD = {
+    "epoch": 0, "epochs": 2, "phase": "head", "train_loss": 0.5, "train_top1": 0.9, "val_loss": 0.4,
+    "val_top1": 0.95, "images_per_s": 123.0, "seconds": 1.0,
+}  # fmt: skip
+
+
+def test_plain_and_rich_progress_lines() -> None:
+    from rich.console import Console
+
+    from toolkit.finetune import PlainReporter, RichReporter
+
+    buffer = io.StringIO()
+    plain = PlainReporter(buffer, interval=0.0)
+    plain.start_epoch(0, 2, "head", 5, 0)
+    plain.step(1, 0.5, 0.9, 123.0)
+    plain.end_epoch(RECORD)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == "epoch 1/2 [head] step 1/5: loss 0.5000 top-1 0.900 123 img/s"
+    assert lines[1].startswith("epoch 1/2 [head] loss 0.5000 top-1 0.900 | val loss 0.4000 val top-1 0.950")
+
+    out = io.StringIO()
+    rich = RichReporter(Console(file=out, force_terminal=False, width=200))
+    rich.start_epoch(0, 2, "head", 5, 0)
+    rich.step(5, 0.5, 0.9, 123.0)
+    rich.end_epoch(RECORD)
+    rich.message("note [not markup]")
+    rich.close()
+    text = out.getvalue()
+    assert "epoch 1/2 [head] loss 0.5000" in text and "note [not markup]" in text

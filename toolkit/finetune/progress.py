@@ -93,11 +93,11 @@ class PlainReporter:
 class RichReporter:
     """A rich progress bar per epoch on stderr, with loss, top-1 and images/s."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -115,18 +115,20 @@ class RichReporter:
     def start_epoch(self, epoch: int, epochs: int, phase: str, steps: int, done: int) -> None:
         if self.task is not None:
             self.progress.remove_task(self.task)
+        from rich.markup import escape
+
         self.task = self.progress.add_task(
-            f"epoch {epoch + 1}/{epochs} [{phase}]", total=steps, completed=done, loss=0.0, top1=0.0, ips=0.0
+            escape(f"epoch {epoch + 1}/{epochs} [{phase}]"), total=steps, completed=done, loss=0.0, top1=0.0, ips=0.0
         )
 
     def step(self, done: int, loss: float, top1: float, images_per_s: float) -> None:
         self.progress.update(self.task, completed=done, loss=loss, top1=top1, ips=images_per_s)
 
     def end_epoch(self, record: Mapping[str, Any]) -> None:
-        self.progress.console.print(epoch_line(record))
+        self.progress.console.print(epoch_line(record), markup=False, highlight=False)
 
     def message(self, text: str) -> None:
-        self.progress.console.print(text)
+        self.progress.console.print(text, markup=False, highlight=False)
 
     def close(self) -> None:
         self.progress.stop()
