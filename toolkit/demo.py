@@ -44,8 +44,8 @@ class DemoSettings:
 
     arch: str = "resnet18"
     input_size: int = 32
-    pretrain_epochs: int = 6
-    finetune_epochs: int = 4
+    pretrain_epochs: int = 5
+    finetune_epochs: int = 6
     freeze_epochs: int = 1
     seed: int = 0
     calib_samples: int = 128
