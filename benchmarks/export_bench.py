@@ -6,7 +6,8 @@ For each model: build it with an extended head (10 digits -> 12 classes), train 
 the digits (at 64x64, then BatchNorm statistics re-estimated at 224x224) so top-1 agreement is
 measured on a model with real margins, export fp32 and INT8 (static QDQ, per-channel, 128
 digits train images), optionally pt2, then time every backend at batch 1 and 8 with interleaved
-rounds (the order rotates each round) on ``--threads`` threads (default 2). Top-1 agreement
+rounds (the order rotates each round) on ``--threads`` threads (default 2), ONNX Runtime's
+thread spinning off so one backend's idle threads do not slow the next. Top-1 agreement
 with eager is measured on the digits test split (held out, never used for calibration).
 Results go to benchmarks/results/export-<timestamp>.json with the machine's description.
 """
@@ -145,6 +146,9 @@ def session(path: Path, threads: int) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # ORT's pool spins after each run by default; interleaved with eager on 2 cores, the spinning
+    # threads steal the CPU from the next backend (eager measured 16x slower). Off for fairness.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
