@@ -167,7 +167,7 @@ def run_demo(
     # Each recipe names only what changes that stage's output, plus the digest of its input.
     d_pre = stages.run("pretrain", {"arch": s.arch, "size": s.input_size, "epochs": s.pretrain_epochs,
                                     "seed": s.seed}, pretrained, lambda t: _pretrain(t, s, progress))
-    d_ext = stages.run("extend", {"strategy": strategy, "input": d_pre, "seed": s.seed}, extended,
+    d_ext = stages.run("extend", {"strategy": strategy, "input": d_pre, "seed": s.seed + 1}, extended,
                        lambda t: _extend(pretrained, t, strategy, s))
     d_tune = stages.run("finetune", {"epochs": s.finetune_epochs, "freeze": s.freeze_epochs, "seed": s.seed,
                                      "input": d_ext}, tuned, lambda t: _finetune(extended, t, s, progress))
@@ -214,8 +214,10 @@ def _extend(source: Path, target: Path, strategy: str, settings: DemoSettings) -
         imprint_examples(read_config(source).preprocessing, new, IMPRINT_SHOTS, settings.seed)
         if strategy == "imprint" else None
     )
+    # A seed other than pretraining's: with the same seed a fresh head would redraw the pretrained
+    # head's initial rows (see benchmarks/head_strategies.py).
     extend(strategy=strategy, model_dir=source, num_classes=len(ALL_DIGITS),
-           class_names=[str(d) for d in ALL_DIGITS], examples=examples, seed=settings.seed, output=target)
+           class_names=[str(d) for d in ALL_DIGITS], examples=examples, seed=settings.seed + 1, output=target)
 
 
 def _finetune(source: Path, target: Path, settings: DemoSettings, progress: bool) -> None:
