@@ -33,10 +33,8 @@ def preprocess_image(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
     """(H, W, C) uint8 -> normalised (C, H, W) float32 at ``prep.input_size``."""
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
     if tensor.shape[0] != prep.channels:
-        if prep.channels == 1:
-            tensor = tensor.mean(0, keepdim=True)
-        else:
-            tensor = tensor[:1].expand(prep.channels, -1, -1)
+        grey = prep.channels == 1
+        tensor = tensor.mean(0, keepdim=True) if grey else tensor[:1].expand(prep.channels, -1, -1)
     if tuple(tensor.shape[1:]) != tuple(prep.input_size):
         tensor = torch.nn.functional.interpolate(
             tensor[None], size=prep.input_size, mode="bilinear", align_corners=False, antialias=True
