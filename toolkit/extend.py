@@ -30,7 +30,6 @@ def _source(
     allow_pickle: bool,
     source_num_classes: int | None,
     preprocessing: Preprocessing | None,
-    head: str | None,
 ) -> tuple[nn.Module, ModelConfig | None, str, Preprocessing]:
     from toolkit.architectures import default_preprocessing
 
@@ -93,7 +92,7 @@ def extend(
     if output is not None:
         _atomic.check_output(output, overwrite=overwrite)
     model, source_cfg, arch_name, prep = _source(
-        arch, model_dir, weights, allow_pickle, source_num_classes, preprocessing, head
+        arch, model_dir, weights, allow_pickle, source_num_classes, preprocessing
     )
     input_shape = prep.input_shape(1)
     previous: HeadSpec = (

@@ -111,8 +111,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(result) if isinstance(result, int) else 0
 
 
-def run() -> None:  # pragma: no cover - console-script shim
-    sys.exit(main())
-
-
-__all__ = ["app", "main", "run"]
+__all__ = ["app", "main"]

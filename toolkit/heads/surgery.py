@@ -158,12 +158,13 @@ def _resize_aux(model: nn.Module, location: HeadLocation, strategy: str, args: S
     for name in location.aux_modules:
         layer = get_submodule(model, name)
         kind = "conv1x1" if isinstance(layer, nn.Conv2d) else "linear"
-        if (strategy in PAD_STRATEGIES and strategy != "imprint") or strategy == "select":
-            new, _ = STRATEGIES[strategy](layer, kind, args)
-        elif strategy == "imprint":
-            new, _ = STRATEGIES["pad-mean"](layer, kind, args)
+        if strategy == "imprint":  # the examples' features are the main head's, not this layer's
+            follow = "pad-mean"
+        elif strategy in PAD_STRATEGIES or strategy == "select":
+            follow = strategy
         else:
-            new, _ = STRATEGIES["replace"](layer, kind, args)
+            follow = "replace"
+        new, _ = STRATEGIES[follow](layer, kind, args)
         set_submodule(model, name, new)
 
 
