@@ -60,6 +60,9 @@ def perf_section() -> str:
             continue
         data, model = found
         machine = machine or data["machine"]
+        if "error" in model:
+            rows.append(f"| {arch} | | export refused: {model['error'][:100]} | | | | | | | |")
+            continue
         agree = {**model.get("top1_agreement_with_eager_224", {}), **model["top1_agreement_with_eager"]}
         sizes = {"ort_fp32": model["onnx_fp32"]["size_mb"], "ort_int8": model["onnx_int8"]["size_mb"]}
         export_s = model["export_seconds"]
@@ -82,7 +85,7 @@ def perf_section() -> str:
                 )
     if not rows:
         return "\n".join([*lines, "No benchmark results committed yet: run `benchmarks/run`.", ""])
-    missing = [a for a in MODELS if _newest_export(a) is None]
+    missing = [a for a in MODELS if _newest_export(a) is None]  # not run yet
     if missing:
         rows.append(f"| {', '.join(missing)} | | not yet measured by `benchmarks/run` | | | | | | | |")
     lines += [
