@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from converters.int8 import CALIB_METHODS, INT8_TARGETS
 from converters.metadata import build_metadata
 from converters.preflight import Finding, check_graph, preflight
 from toolkit import _atomic
-from toolkit.errors import DataError, ExportError, InvalidArgumentError, OutputNotWritableError
+from toolkit.errors import DataError, ExportError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
 from toolkit.records import ModelConfig
 
@@ -194,11 +193,7 @@ def export_onnx(
         }
         precision = "fp16" if fp16 else "int8" if int8 else "fp32"
         batches = (1, 3) if dynamic_batch else (1,)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-        except OSError as exc:
-            raise OutputNotWritableError(f"cannot write into '{out.parent}': {exc.strerror}") from exc
+        stage = _atomic.staging_dir(out)
         try:
             import onnx_ir as ir
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import BATCH_DIM, INPUT_NAME, MAX_BATCH, OUTPUT_NAME, reason
 from converters.metadata import build_metadata, decode_metadata
 from toolkit import _atomic
-from toolkit.errors import ArtifactError, ExportError, InvalidArgumentError, OutputNotWritableError
+from toolkit.errors import ArtifactError, ExportError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
 
 
@@ -73,11 +72,7 @@ def export_pt2(
             "dynamic_batch": dynamic_batch,
         }
         metadata = build_metadata(config, precision="fp32", input_spec=spec)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-        except OSError as exc:
-            raise OutputNotWritableError(f"cannot write into '{out.parent}': {exc.strerror}") from exc
+        stage = _atomic.staging_dir(out)
         try:
             staged = stage / out.name
             with steps.step("compile", "AOTInductor, about a minute for resnet18"):

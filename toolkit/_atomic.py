@@ -80,6 +80,16 @@ def write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = Tru
     return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
+def staging_dir(out: Path) -> Path:
+    """A new hidden folder beside ``out`` (same file system, so a rename can publish from it)."""
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write into '{parent}': {exc.strerror}") from exc
+
+
 @contextlib.contextmanager
 def output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Build a directory in a hidden sibling, then move it into place in one rename.
@@ -90,11 +100,7 @@ def output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     """
     out = check_output(path, overwrite=overwrite)
     parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write into '{parent}': {exc.strerror}") from exc
+    stage = staging_dir(out)
     try:
         yield stage
         for item in stage.rglob("*"):
