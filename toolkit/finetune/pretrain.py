@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
 from toolkit import _atomic
 from toolkit.data.training import TrainingData
-from toolkit.errors import OutputNotWritableError
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.progress import Reporter
 from toolkit.finetune.trainer import FinetuneResult, finetune
@@ -54,12 +51,7 @@ def pretrain(
     out = _atomic.check_output(output, overwrite=overwrite)
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     prep = preprocessing or Preprocessing(input_size=(int(size[0]), int(size[1])))
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".init", dir=parent))
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write into '{parent}': {exc.strerror}") from exc
+    stage = _atomic.staging_dir(out)  # holds the freshly initialised model until training ends
     try:
         torch.manual_seed(config.seed)
         init = extend(
