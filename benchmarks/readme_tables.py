@@ -96,6 +96,8 @@ def perf_section() -> str:
         "Top-1 agreement with eager: fp32/INT8 ONNX on the 270 held-out digits test images at the 64x64",
         "resolution the benchmark model was trained at (see `top1_agreement_with_eager` in the JSON); pt2 at 224.",
         "",
+        "![latency per backend](benchmarks/results/performance.png)",
+        "",
         "| model | batch | backend | p50 ms | p99 ms | speedup | size MB | top-1 agreement | export s | of floor |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
@@ -156,7 +158,44 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda _: f"<!-- {name}:start -->\n{body}\n<!-- {name}:end -->", text)
 
 
+def perf_plot(path: Path) -> bool:
+    """Bar chart of p50 latency per backend, one panel per batch size; False if no results."""
+    found = {arch: _newest_export(arch) for arch in MODELS}
+    found = {a: f for a, f in found.items() if f is not None and "error" not in f[1]}
+    if not found:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches = sorted({int(k.removeprefix("batch")) for _, m in found.values() for k in m["latency"]})
+    fig, axes = plt.subplots(1, len(batches), figsize=(6 * len(batches), 4.2))
+    axes = axes if len(batches) > 1 else [axes]
+    width = 0.8 / len(BACKENDS)
+    for ax, batch in zip(axes, batches, strict=True):
+        for i, (key, label) in enumerate(BACKENDS):
+            xs, ys = [], []
+            for j, (_, model) in enumerate(found.values()):
+                timing = model["latency"].get(f"batch{batch}", {})
+                if key in timing:
+                    xs.append(j + i * width)
+                    ys.append(timing[key]["median_ms"])
+            ax.bar(xs, ys, width=width, label=label)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(found))], list(found), fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("p50 latency (ms, log scale)")
+        ax.set_title(f"batch {batch}, 224x224, 2 threads")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
 def main() -> None:
+    if perf_plot(RESULTS / "performance.png"):
+        print(f"wrote {RESULTS / 'performance.png'}")
     readme = ROOT / "README.md"
     text = readme.read_text()
     text = replace_block(text, "study", study_section())
