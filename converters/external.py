@@ -113,3 +113,20 @@ def new_location(model_name: str) -> str:
     if os.sep in name or (os.altsep and os.altsep in name):
         raise InvalidArgumentError(f"model file name '{model_name}' must not contain a path separator")
     return check_location_name(name)
+
+
+def save_onnx(model: onnx.ModelProto, path: str | os.PathLike[str], location: str | None) -> None:
+    """Save ``model`` at ``path``; with ``location``, every weight over 1 KiB goes to that one data file."""
+    import onnx
+
+    if location is None:
+        onnx.save_model(model, os.fspath(path))
+        return
+    onnx.save_model(
+        model,
+        os.fspath(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=check_location_name(location),
+        size_threshold=1024,
+    )

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from converters.external import save_onnx
 from toolkit.errors import ExportError, require
 
 # Ops kept in fp32: reductions and exponentials overflow or lose range in fp16
@@ -48,20 +49,4 @@ def convert_fp16(src: Path, dst: Path, *, external: str | None) -> None:
             f"fp16 conversion failed: {type(exc).__name__}: {str(exc)[:200]}",
             hint="export fp32 and convert with onnxruntime's float16 tool",
         ) from exc
-    _save(half, dst, external)
-
-
-def _save(model: Any, dst: Path, external: str | None) -> None:
-    import onnx
-
-    if external is None:
-        onnx.save_model(model, os.fspath(dst))
-    else:
-        onnx.save_model(
-            model,
-            os.fspath(dst),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=external,
-            size_threshold=1024,
-        )
+    save_onnx(half, dst, external)

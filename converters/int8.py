@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from converters.external import save_onnx
 from toolkit.errors import ExportError, InvalidArgumentError, require
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -108,12 +109,4 @@ def _relocate(path: Path, location: str | None) -> None:
     """Rewrite the quantized model so its external data lives in one file named ``location``."""
     import onnx
 
-    model = onnx.load(os.fspath(path))
-    onnx.save_model(
-        model,
-        os.fspath(path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=location,
-        size_threshold=1024,
-    )
+    save_onnx(onnx.load(os.fspath(path)), path, location)
