@@ -15,10 +15,12 @@ class ReheadError(Exception):
     exit_code: int = 2
     default_hint: str = "run with --debug for the traceback"
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint or self.default_hint
+        #: the keyword argument at fault (``calib_samples``), so that the CLI can name its flag
+        self.param = param
 
     def one_line(self) -> str:
         text = " ".join(self.message.split())
@@ -33,8 +35,10 @@ class BadInputError(ReheadError):
     exit_code = 2
 
 
-class InvalidArgumentError(BadInputError):
-    """An argument is out of range, of the wrong type, or contradicts the model's record."""
+class InvalidArgumentError(BadInputError, ValueError):
+    """An argument is out of range, of the wrong type, or contradicts the model's record.
+
+    Also a ``ValueError``, so that library callers can catch it the usual way."""
 
 
 class CorruptCheckpointError(BadInputError):
@@ -93,6 +97,16 @@ class ExportError(BadInputError):
 
 class ArtifactError(BadInputError):
     """An exported artifact is unreadable, tampered with, or built for another runtime."""
+
+
+class MetadataMissingError(ArtifactError):
+    """An artifact carries no rehead metadata (exported by another tool)."""
+
+
+class LineageError(BadInputError):
+    """An artifact was exported from another model than the model directory it is checked against."""
+
+    default_hint = "pass the model directory the artifact was exported from, or cross_check=True to compare anyway"
 
 
 # --- missing dependency or hardware: exit 3 --------------------------------------------------
