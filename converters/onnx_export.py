@@ -20,7 +20,6 @@ from torch import nn
 
 from converters import _checks
 from converters._place import place, stamp_metadata
-from converters._progress import Steps
 from converters._result import ExportResult, TensorInfo
 from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import INPUT_NAME, count_nodes, to_onnx
@@ -31,8 +30,10 @@ from converters.int8 import CALIB_METHODS, INT8_TARGETS
 from converters.metadata import build_metadata
 from converters.preflight import Finding, check_graph, preflight
 from toolkit import _atomic
+from toolkit._args import positive_int
 from toolkit.errors import DataError, ExportError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
+from toolkit.progress import Progress
 from toolkit.records import ModelConfig
 
 _ORT_TYPES = {
@@ -47,23 +48,25 @@ _ORT_TYPES = {
 def _check_args(
     fp16: bool,
     int8: bool,
-    calib: str | os.PathLike[str] | None,
     calib_samples: int,
     calib_method: str,
     int8_target: str,
 ) -> None:
     if fp16 and int8:
-        raise InvalidArgumentError("--fp16 and --int8 exclude each other", hint="export one variant per file")
-    if isinstance(calib_samples, bool) or not isinstance(calib_samples, int) or calib_samples <= 0:
-        raise InvalidArgumentError(f"--calib-samples must be a positive integer, got {calib_samples!r}")
+        raise InvalidArgumentError("fp16 and int8 exclude each other", hint="export one variant per file", param="int8")
+    positive_int(calib_samples, "calib_samples", example="calib_samples=128")
     if calib_method not in CALIB_METHODS:
         raise InvalidArgumentError(
-            f"unknown calibration method '{calib_method}'", hint=f"one of {', '.join(CALIB_METHODS)}"
+            f"unknown calibration method '{calib_method}'",
+            hint=f"calib_method is one of {', '.join(CALIB_METHODS)}",
+            param="calib_method",
         )
     if int8_target not in INT8_TARGETS:
-        raise InvalidArgumentError(f"unknown INT8 target '{int8_target}'", hint=f"one of {', '.join(INT8_TARGETS)}")
-    if int8 and calib is None:
-        raise InvalidArgumentError("--int8 needs real calibration images", hint="pass --calib digits or --calib DIR")
+        raise InvalidArgumentError(
+            f"unknown INT8 target '{int8_target}'",
+            hint=f"int8_target is one of {', '.join(INT8_TARGETS)}",
+            param="int8_target",
+        )
 
 
 def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: int) -> torch.Tensor:
@@ -130,7 +133,7 @@ def export_onnx(
     bake_preprocess: bool = False,
     optimize: bool = True,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool = False,
     external_data: bool | None = None,
 ) -> ExportResult:
     """Export a model directory (or ``LoadedModel``) to ONNX at ``path``; return what was written.
@@ -144,16 +147,17 @@ def export_onnx(
     ``int8_target`` ``cpu`` (uint8 asymmetric activations: fastest in ONNX Runtime on x86) or
     ``tensorrt`` (int8 symmetric activations, zero point 0, as TensorRT requires).
     ``optimize`` runs onnxscript's optimiser. ``external_data`` None puts weights in a data file
-    beside the model only when over 2 GiB. Raises ``OutputExistsError`` if ``path`` exists and
+    beside the model only when over 2 GiB. ``progress`` (default False) prints each step and its
+    time on stderr. Raises ``OutputExistsError`` if ``path`` exists and
     not ``overwrite``; ``ExportError`` (before anything is written) if the model cannot be exported.
     """
     start = time.perf_counter()
-    _check_args(fp16, int8, calib, calib_samples, calib_method, int8_target)
+    _check_args(fp16, int8, calib_samples, calib_method, int8_target)
     out = _atomic.check_output(path, overwrite=overwrite)
     loaded = resolve_source(source)
     module, config = loaded.module, loaded.config
     prep = config.preprocessing
-    steps = Steps(progress, label=f"export {out.name}")
+    steps = Progress(f"export {out.name}", enabled=progress)
     findings = preflight(module, config, opset)  # before eval_mode: it reports a model left in train mode
     _raise_errors(findings)
     notes = [f.one_line() for f in findings]
@@ -274,7 +278,7 @@ def _variant(
     net: nn.Module,
     make_input: Any,
     batches: tuple[int, ...],
-    steps: Steps,
+    steps: Progress,
     calib_method: str,
     int8_target: str,
     bake: bool,

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from converters._checks import FP32_TOLERANCE
-from converters._progress import Steps
 from converters._result import ExportResult, TensorInfo
 from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import BATCH_DIM, INPUT_NAME, MAX_BATCH, OUTPUT_NAME, reason
@@ -24,6 +23,7 @@ from converters.metadata import build_metadata, decode_metadata
 from toolkit import _atomic
 from toolkit.errors import ArtifactError, ExportError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
+from toolkit.progress import Progress
 
 
 def export_pt2(
@@ -32,13 +32,14 @@ def export_pt2(
     *,
     dynamic_batch: bool = True,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool = False,
 ) -> ExportResult:
     """Export a model directory (or ``LoadedModel``) to an AOTInductor ``.pt2`` package at ``path``.
 
     Input ``images`` float32 NCHW, batch axis dynamic (1-4096) unless ``dynamic_batch`` is False;
     output ``logits``. The package is loaded and compared with eager at batch 1 and 3 before it
-    is moved into place. Refuses an existing ``path`` unless ``overwrite``.
+    is moved into place. Refuses an existing ``path`` unless ``overwrite``. ``progress`` (default
+    False) prints each step and its time on stderr.
     """
     start = time.perf_counter()
     out = _atomic.check_output(path, overwrite=overwrite)
@@ -47,7 +48,7 @@ def export_pt2(
     loaded = resolve_source(source)
     module, config = loaded.module, loaded.config
     prep = config.preprocessing
-    steps = Steps(progress, label=f"export {out.name}")
+    steps = Progress(f"export {out.name}", enabled=progress)
     gen = torch.Generator().manual_seed(0)
     shapes = ({0: torch.export.Dim(BATCH_DIM, min=1, max=MAX_BATCH)},) if dynamic_batch else None
     with eval_mode(module):
