@@ -23,7 +23,8 @@ def resolve_source(source: str | os.PathLike[str] | LoadedModel) -> LoadedModel:
         return load_model_dir(Path(source))
     raise InvalidArgumentError(
         f"export source must be a model directory or a LoadedModel, got {type(source).__name__}",
-        hint="pass the folder written by 'rehead extend' or 'rehead finetune'",
+        hint="pass the model directory written by extend or finetune",
+        param="source",
     )
 
 

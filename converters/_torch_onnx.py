@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from converters.preflight import DYNAMO_MIN_OPSET
-from toolkit.errors import ExportError
+from toolkit.errors import ExportError, InternalError
 
 if TYPE_CHECKING:
     import onnx_ir
@@ -71,8 +71,8 @@ def _dynamo(module: nn.Module, example: torch.Tensor, opset: int | None, dynamic
             verbose=False,
             report=False,
         )
-    if program is None:  # the dynamo path always returns a program; None means the API changed
-        raise ExportError("torch.onnx.export(dynamo=True) returned no program")
+    if program is None:  # the dynamo path always returns a program; None means torch's API changed
+        raise InternalError("torch.onnx.export(dynamo=True) returned no program")
     model: onnx_ir.Model = program.model
     return model
 
@@ -125,7 +125,7 @@ def to_onnx(
             "cannot export to ONNX: "
             + (f"dynamo exporter: {dynamo_why}; " if dynamo_why else f"opset {opset}: ")
             + f"TorchScript exporter: {reason(exc)}",
-            hint="replace the unsupported layer, choose another --opset, or use 'rehead export pt2'",
+            hint="replace the unsupported layer, choose another opset, or export a .pt2 package (export_pt2)",
         ) from exc
     if dynamo_why:  # below opset 18 the TorchScript exporter is the plan (preflight says so), not a fallback
         message = f"dynamo exporter failed ({dynamo_why}); used the TorchScript exporter"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
-from toolkit.errors import ArtifactError, InvalidArgumentError
+from toolkit.errors import ArtifactError, InternalError
 
 if TYPE_CHECKING:
     import onnx
@@ -111,7 +111,8 @@ def new_location(model_name: str) -> str:
     """
     name = f"{model_name}.{secrets.token_hex(4)}.data"
     if os.sep in name or (os.altsep and os.altsep in name):
-        raise InvalidArgumentError(f"model file name '{model_name}' must not contain a path separator")
+        # callers pass Path.name, which never holds a separator
+        raise InternalError(f"model file name '{model_name}' must not contain a path separator")
     return check_location_name(name)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from converters.external import save_onnx
-from toolkit.errors import ExportError, InvalidArgumentError, require
+from toolkit.errors import ExportError, InternalError, InvalidArgumentError, require
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 INT8_TARGETS = ("cpu", "tensorrt")
@@ -31,7 +31,11 @@ def _method(name: str, quant: Any) -> Any:
         "percentile": quant.CalibrationMethod.Percentile,
     }
     if name not in table:
-        raise InvalidArgumentError(f"unknown calibration method '{name}'", hint=f"one of {', '.join(CALIB_METHODS)}")
+        raise InvalidArgumentError(
+            f"unknown calibration method '{name}'",
+            hint=f"calib_method is one of {', '.join(CALIB_METHODS)}",
+            param="calib_method",
+        )
     return table[name]
 
 
@@ -51,7 +55,13 @@ def quantize_int8(
     ``method``: ``minmax``, ``entropy`` or ``percentile`` (99.999th). ``target``: ``cpu`` (U8S8) or
     ``tensorrt`` (S8S8, symmetric). ``work`` is a scratch folder.
     """
-    quant: Any = require("onnxruntime.quantization", purpose="--int8")
+    if target not in INT8_TARGETS:
+        raise InvalidArgumentError(
+            f"unknown INT8 target '{target}'",
+            hint=f"int8_target is one of {', '.join(INT8_TARGETS)}",
+            param="int8_target",
+        )
+    quant: Any = require("onnxruntime.quantization", purpose="INT8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     calibrate = _method(method, quant)
@@ -65,10 +75,12 @@ def quantize_int8(
             all_tensors_to_one_file=True,
             external_data_location="int8-pre.data" if big else None,
         )
-    except Exception as exc:  # symbolic shape inference raises bare Exceptions on unknown ops
-        raise ExportError(
-            f"ONNX Runtime's quantization pre-processing failed: {str(exc)[:200]}",
-            hint="export fp32 only, or report this with --debug",
+    except Exception as exc:  # symbolic shape inference raises bare Exceptions on ops it cannot type
+        # The graph passed onnx.checker, shape inference and ONNX Runtime before it got here:
+        # a failure now is a defect in the quantization tool chain, not in the user's model.
+        raise InternalError(
+            f"ONNX Runtime's quantization pre-processing failed on a checked graph: {str(exc)[:200]}",
+            hint="export fp32 or fp16 meanwhile, and report this with the full traceback",
         ) from exc
 
     class Reader(quant.CalibrationDataReader):  # type: ignore[misc,name-defined]
@@ -80,8 +92,6 @@ def quantize_int8(
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
-    if target not in INT8_TARGETS:
-        raise InvalidArgumentError(f"unknown INT8 target '{target}'", hint=f"one of {', '.join(INT8_TARGETS)}")
     trt = target == "tensorrt"
     extra = {"ActivationSymmetric": trt, "WeightSymmetric": True}
     if method == "percentile":
@@ -100,7 +110,11 @@ def quantize_int8(
             extra_options=extra,
         )
     except (ValueError, RuntimeError) as exc:
-        raise ExportError(f"INT8 quantization failed: {str(exc)[:200]}", hint="try --calib-method minmax") from exc
+        why = f"INT8 quantization failed ({method} calibration): {str(exc)[:200]}"
+        if method != "minmax":  # histogram methods can fail on the statistics of these activations
+            raise ExportError(why, hint="try calib_method='minmax'", param="calib_method") from exc
+        # min/max of real activations always exists: failing here is the quantizer's defect
+        raise InternalError(why, hint="export fp32 or fp16 meanwhile, and report this with the full traceback") from exc
     if big:
         _relocate(dst, external)
 

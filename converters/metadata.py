@@ -103,6 +103,6 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     meta = decode_metadata({p.key: p.value for p in model.metadata_props})
     if "class_names" not in meta:
         raise ArtifactError(
-            f"'{path}' carries no rehead metadata", hint="export it with 'rehead export onnx MODEL_DIR'"
+            f"'{path}' carries no rehead metadata", hint="export it from its model directory with export_onnx"
         )
     return meta

@@ -31,7 +31,8 @@ from converters.metadata import build_metadata
 from converters.preflight import Finding, check_graph, preflight
 from toolkit import _atomic
 from toolkit._args import positive_int
-from toolkit.errors import DataError, ExportError, InvalidArgumentError
+from toolkit._text import listing
+from toolkit.errors import DataError, ExportError, InternalError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
 from toolkit.progress import Progress
 from toolkit.records import ModelConfig
@@ -77,7 +78,11 @@ def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: i
         return load_samples("digits", config.preprocessing, split="train", n=n)[0]
     root = Path(calib)
     if not root.is_dir():
-        raise DataError(f"calibration folder '{root}' does not exist", hint="pass --calib digits or an image folder")
+        raise DataError(
+            f"calibration folder '{root}' does not exist",
+            hint="pass calib='digits' or a folder of class folders",
+            param="calib",
+        )
     if (root / "train").is_dir():
         split = "train"
     elif (root / "val").is_dir():
@@ -86,6 +91,7 @@ def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: i
         raise DataError(
             f"'{root}' has only a test split; calibrating on it would leak the held-out images",
             hint="give a folder with train/ or val/, or a flat DIR/<class>/ folder",
+            param="calib",
         )
     else:
         split = "train"
@@ -107,10 +113,11 @@ def _raise_errors(findings: list[Finding]) -> None:
     bad = [f for f in findings if f.severity == "error"]
     if bad:
         first = bad[0]
-        more = f" (+{len(bad) - 1} more: {'; '.join(f.one_line() for f in bad[1:3])})" if len(bad) > 1 else ""
+        more = f" (also: {listing([f.one_line() for f in bad[1:]], limit=2, sep='; ')})" if len(bad) > 1 else ""
         raise ExportError(
             f"preflight: {first.code}{f' at {first.node}' if first.node else ''}: {first.message}{more}",
             hint=first.hint or "fix the model before exporting",
+            param=first.param or None,
         )
 
 
@@ -296,8 +303,8 @@ def _variant(
     else:
         from converters.int8 import quantize_int8
 
-        if calib_x is None:  # _check_args guarantees calibration data with --int8
-            raise ExportError("INT8 needs calibration samples")
+        if calib_x is None:  # export_onnx loads calibration samples whenever int8 is asked for
+            raise InternalError("INT8 variant asked for without calibration samples")
         samples = to_uint8_nhwc(calib_x, prep) if bake else calib_x
         what = f"static QDQ for {int8_target}, per-channel, {calib_method} on {len(samples)} images"
         with steps.step("quantise", what):

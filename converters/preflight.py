@@ -30,13 +30,15 @@ _SHAPE_CONSTANT_MAX = 64
 class Finding:
     """One lint result. ``severity``: ``info`` (handled by rehead, e.g. train mode fixed by
     exporting in eval), ``warning`` (exported, but a backend may suffer) or ``error`` (stops the
-    export). ``node`` names the module, tensor or graph node concerned."""
+    export). ``node`` names the module, tensor or graph node concerned; ``param`` the keyword
+    argument at fault (``opset``), if any."""
 
     code: str
     severity: str
     message: str
     node: str = ""
     hint: str = ""
+    param: str = ""
 
     def one_line(self) -> str:
         where = f" [{self.node}]" if self.node else ""
@@ -61,7 +63,8 @@ def _check_opset(opset: Any) -> list[Finding]:
                 "opset-range",
                 "error",
                 f"opset {opset!r} is not an integer within {MIN_OPSET}-{top}",
-                hint=f"choose --opset between {DYNAMO_MIN_OPSET} and {top}, or leave it out",
+                hint=f"choose an opset between {DYNAMO_MIN_OPSET} and {top}, or leave opset None for the exporter's",
+                param="opset",
             )
         ]
     if opset < DYNAMO_MIN_OPSET:
@@ -71,7 +74,8 @@ def _check_opset(opset: Any) -> list[Finding]:
                 "info",
                 f"opset {opset} is below {DYNAMO_MIN_OPSET}, the oldest the dynamo exporter writes; "
                 "the TorchScript exporter is used",
-                hint=f"use --opset {DYNAMO_MIN_OPSET} or newer for the maintained exporter",
+                hint=f"use opset={DYNAMO_MIN_OPSET} or newer for the maintained exporter",
+                param="opset",
             )
         ]
     return []
@@ -133,7 +137,8 @@ def check_graph(graph: onnx_ir.Model, opset: int | None) -> list[Finding]:
                 "opset-mismatch",
                 "error",
                 f"the graph has opset {produced}, asked for {opset}",
-                hint="choose another --opset",
+                hint="choose another opset",
+                param="opset",
             )
         )
     local = {(key[0], key[1]) for key in graph.functions}
@@ -155,7 +160,8 @@ def check_graph(graph: onnx_ir.Model, opset: int | None) -> list[Finding]:
                         "error",
                         f"op '{node.op_type}' is not in ONNX opset {produced}",
                         node=name,
-                        hint="choose a newer --opset or change the layer",
+                        hint="choose a newer opset or change the layer",
+                        param="opset",
                     )
                 )
         elif domain == "com.microsoft":

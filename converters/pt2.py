@@ -44,7 +44,7 @@ def export_pt2(
     start = time.perf_counter()
     out = _atomic.check_output(path, overwrite=overwrite)
     if out.suffix != ".pt2":
-        raise InvalidArgumentError(f"output '{out}' must end in .pt2", hint="e.g. -o model.pt2")
+        raise InvalidArgumentError(f"output '{out}' must end in .pt2", hint="e.g. path='model.pt2'", param="path")
     loaded = resolve_source(source)
     module, config = loaded.module, loaded.config
     prep = config.preprocessing
@@ -111,7 +111,7 @@ def load_pt2(path: str | os.PathLike[str]) -> Any:
     except (RuntimeError, OSError, ValueError) as exc:
         raise ArtifactError(
             f"cannot load pt2 package '{path}': {str(exc).splitlines()[0][:200]}",
-            hint="re-export it with 'rehead export pt2' on this machine's torch",
+            hint="re-export it (export_pt2) with this machine's torch",
         ) from exc
 
 

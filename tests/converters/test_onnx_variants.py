@@ -10,7 +10,7 @@ import torch
 from converters_testutil import digits_test, ort_run
 
 import converters
-from toolkit.errors import DataError, InvalidArgumentError
+from toolkit.errors import DataError, ExportError, InvalidArgumentError, ReheadError
 from toolkit.model_dir import load_model_dir
 
 
@@ -72,9 +72,27 @@ def test_int8_calibration_folder_with_only_a_test_split_is_refused(trained_tiny_
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_fp16_and_int8_together_are_refused(trained_tiny_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgumentError):
-        converters.export_onnx(trained_tiny_dir, tmp_path / "m.onnx", fp16=True, int8=True, progress=False)
+@pytest.mark.parametrize(
+    ("kwargs", "param", "error"),
+    [
+        ({"fp16": True, "int8": True}, "int8", InvalidArgumentError),
+        ({"int8": True, "calib_samples": 0}, "calib_samples", InvalidArgumentError),
+        ({"int8": True, "calib_samples": True}, "calib_samples", InvalidArgumentError),
+        ({"int8": True, "calib_method": "median"}, "calib_method", InvalidArgumentError),
+        ({"int8": True, "int8_target": "npu"}, "int8_target", InvalidArgumentError),
+        ({"int8": True, "calib": "/nonexistent/images"}, "calib", DataError),
+        ({"opset": 99}, "opset", ExportError),
+    ],
+)
+def test_bad_arguments_name_the_keyword_not_a_cli_flag(
+    trained_tiny_dir: Path, tmp_path: Path, kwargs: dict[str, object], param: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error) as caught:
+        converters.export_onnx(trained_tiny_dir, tmp_path / "m.onnx", progress=False, **kwargs)  # type: ignore[arg-type]
+    exc = caught.value
+    assert isinstance(exc, ReheadError) and exc.exit_code == 2 and exc.param == param
+    assert "--" not in exc.one_line()  # the CLI adds its flag names; the library says the keyword
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("target", "dtype"), [("cpu", onnx.TensorProto.UINT8), ("tensorrt", onnx.TensorProto.INT8)])
