@@ -1,4 +1,9 @@
-"""Checks run on the written model before it is moved into place: checker, shapes, ONNX Runtime vs eager."""
+"""Checks run on the written model before it is moved into place: checker, shapes, parity with eager.
+
+Parity is judged by the shared comparison layer (``converters.compare``) with the preset of the
+artifact's precision, on the same default inputs and batch sizes ``rehead validate`` uses, so
+that an export which passes here passes ``validate`` with default settings, and the reverse.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from toolkit.errors import ExportError, require
+from converters.compare import (
+    PRESETS,
+    ParityResult,
+    compare_outputs,
+    head_slices,
+    parity_result,
+    resolve_preset,
+)
+from converters.ort import open_session
+from toolkit._text import listing
+from toolkit.errors import ArtifactError, ExportError, InternalError
+from toolkit.records import ModelConfig
 
-# fp32 ONNX Runtime vs eager: a reordered sum differs by ~1e-6 relative; a wrong graph by O(1).
-FP32_TOLERANCE = 1e-3
+#: images run through eager at once for the reference
+_REFERENCE_CHUNK = 32
 
 
 def check_model_file(path: Path, *, num_classes: int, stage: Path) -> None:
@@ -24,9 +40,10 @@ def check_model_file(path: Path, *, num_classes: int, stage: Path) -> None:
     try:
         onnx.checker.check_model(os.fspath(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(
+        raise InternalError(
             f"the exported model fails onnx.checker: {str(exc).splitlines()[0]}",
-            hint="report this with --debug; try another --opset meanwhile",
+            hint="this is a bug in rehead or the exporter: report it with the --debug traceback; "
+            "another opset may work meanwhile",
         ) from exc
     inferred = stage / f"{path.stem}.shapes.onnx"
     try:
@@ -34,9 +51,10 @@ def check_model_file(path: Path, *, num_classes: int, stage: Path) -> None:
             os.fspath(path), os.fspath(inferred), check_type=True, strict_mode=True, data_prop=True
         )
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        raise ExportError(
+        raise InternalError(
             f"shape inference fails on the exported model: {str(exc).splitlines()[0]}",
-            hint="report this with --debug; try another --opset meanwhile",
+            hint="this is a bug in rehead or the exporter: report it with the --debug traceback; "
+            "another opset may work meanwhile",
         ) from exc
     graph = onnx.load(os.fspath(inferred), load_external_data=False).graph
     inferred.unlink(missing_ok=True)
@@ -50,78 +68,110 @@ def check_model_file(path: Path, *, num_classes: int, stage: Path) -> None:
 
 
 def session(path: Path, *, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session on the model file (external data is read beside it)."""
-    ort: Any = require("onnxruntime", purpose="checking exported models")
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    """An ONNX Runtime CPU session on the written model (``converters.ort.open_session``)."""
     try:
-        return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
+        return open_session(path, threads=threads, name=path.name)
+    except ArtifactError as exc:
         raise ExportError(
-            f"ONNX Runtime cannot load the exported model: {str(exc).splitlines()[0][:300]}",
-            hint="choose an --opset ONNX Runtime supports, or report this with --debug",
+            exc.message.replace("cannot load", "cannot load the exported model"),
+            hint="choose an opset this ONNX Runtime supports (opset=...)",
+            param="opset",
         ) from exc
 
 
-def run(sess: Any, x: np.ndarray) -> np.ndarray:
+def ort_runner(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running ``sess`` on one batch; a failure names the batch size."""
     name = sess.get_inputs()[0].name
-    try:
-        out: np.ndarray = sess.run(None, {name: x})[0]
-    except Exception as exc:  # ORT's RuntimeException: most often a Reshape that hard-coded the batch
-        raise ExportError(
-            f"ONNX Runtime fails at batch {x.shape[0]}: {str(exc).splitlines()[0][:300]}",
-            hint="a layer may hard-code the batch size (reshape/view with a literal)",
-        ) from exc
-    return out.astype(np.float32)
 
-
-def compare(
-    sess: Any,
-    module: nn.Module,
-    make_input: Callable[[int], torch.Tensor],
-    batches: Sequence[int],
-) -> dict[str, float]:
-    """Run ONNX Runtime and eager on the same inputs at each batch size; max|Δ| and top-1 agreement."""
-    checks: dict[str, float] = {}
-    agree, total = 0, 0
-    for batch in batches:
-        x = make_input(batch)
-        with torch.inference_mode():
-            ref = module(x).float().numpy()
-        out = run(sess, x.numpy())
-        if out.shape != ref.shape:
+    def run(x: np.ndarray) -> np.ndarray:
+        try:
+            out: np.ndarray = sess.run(None, {name: x})[0]
+        except Exception as exc:  # ORT's RuntimeException: most often a Reshape that hard-coded the batch
             raise ExportError(
-                f"ONNX Runtime returned shape {out.shape} at batch {batch}, eager {ref.shape}",
+                f"ONNX Runtime fails at batch {x.shape[0]}: {str(exc).splitlines()[0][:300]}",
+                hint="a layer may hard-code the batch size (reshape/view with a literal)",
+            ) from exc
+        return np.asarray(out, dtype=np.float32)
+
+    return run
+
+
+def eager_outputs(net: nn.Module, images: np.ndarray) -> np.ndarray:
+    """``net`` on ``images`` in chunks of 32, float32 logits (the parity reference)."""
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(images), _REFERENCE_CHUNK):
+            out = net(torch.from_numpy(np.ascontiguousarray(images[start : start + _REFERENCE_CHUNK])))
+            parts.append(out.float().numpy())
+    return np.concatenate(parts)
+
+
+def check_parity(
+    run: Callable[[np.ndarray], np.ndarray],
+    reference: np.ndarray,
+    images: np.ndarray,
+    config: ModelConfig,
+    *,
+    precision: str,
+    batch_sizes: Sequence[int],
+) -> tuple[ParityResult, dict[str, float]]:
+    """Judge ``run`` against the eager ``reference`` on ``images`` at each batch size with the
+    preset of ``precision``, per class slice, exactly as ``rehead validate`` does by default.
+
+    Returns the verdict and the numbers recorded in ``ExportResult.checks``.
+    """
+    tol = PRESETS[resolve_preset(None, precision)]
+    slices = head_slices(config.num_classes, config.head.kept_indices, config.head.new_indices)
+    batches = []
+    checks: dict[str, float] = {}
+    for bs in batch_sizes:
+        parts = []
+        for start in range(0, len(images), bs):
+            chunk = images[start : start + bs]
+            real = len(chunk)
+            if real < bs:  # a fixed-batch graph: pad with repeated samples, drop their outputs
+                chunk = np.concatenate([chunk, np.resize(images, (bs - real, *images.shape[1:]))])
+            parts.append(run(chunk)[:real])
+        produced = np.concatenate(parts)
+        if produced.shape != reference.shape:
+            raise ExportError(
+                f"the artifact returned shape {produced.shape} at batch {bs}, eager {reference.shape}",
                 hint="a layer may hard-code the batch size (reshape/view with a literal)",
             )
-        diff = float(np.max(np.abs(out - ref))) if np.isfinite(out).all() else float("inf")
-        checks[f"max_abs_diff_b{batch}"] = diff
-        checks[f"max_abs_ref_b{batch}"] = float(np.max(np.abs(ref)))
-        agree += int((out.argmax(1) == ref.argmax(1)).sum())
-        total += batch
-    checks["top1_agreement_random"] = agree / total
-    return checks
+        batch = compare_outputs(
+            {"logits": reference}, {"logits": produced}, slices, tol, batch_size=bs, class_names=config.class_names
+        )
+        batches.append(batch)
+        checks[f"max_abs_diff_b{bs}"] = float(np.max(np.abs(produced.astype(np.float64) - reference)))
+        checks[f"top1_agreement_b{bs}"] = float(np.mean(produced.argmax(1) == reference.argmax(1)))
+    checks["max_abs_ref"] = float(np.max(np.abs(reference)))
+    checks["top1_agreement_random"] = min(v for k, v in checks.items() if k.startswith("top1_agreement_b"))
+    return parity_result(tol, batches), checks
 
 
-def require_close(checks: dict[str, float], batches: Sequence[int]) -> None:
-    """Fail the export when fp32 ONNX Runtime and eager differ beyond ``FP32_TOLERANCE`` (scaled)."""
-    for batch in batches:
-        diff, scale = checks[f"max_abs_diff_b{batch}"], max(1.0, checks[f"max_abs_ref_b{batch}"])
-        if not diff <= FP32_TOLERANCE * scale:
-            raise ExportError(
-                f"'logits' at batch {batch}: ONNX Runtime vs eager max|Δ| {diff:.3g} > {FP32_TOLERANCE * scale:.3g}",
-                hint="the exported graph computes something else; rerun with --debug and report it",
-            )
+def require_parity(result: ParityResult, *, what: str, precision: str) -> None:
+    """Refuse an export whose parity failed: an fp32 graph that computes something else is a
+    defect of the exporter (``InternalError``); an fp16/INT8 variant outside its preset is a
+    property of this model at that precision (``ExportError``)."""
+    if result.passed:
+        return
+    lines = [f.message for f in result.failures]
+    shown = lines[0] + (f" (+{len(lines) - 1} more: {listing(lines[1:], limit=1, sep='; ')})" if len(lines) > 1 else "")
+    text = f"{what} does not match eager within the {result.tolerance.preset} preset: {shown}"
+    if precision == "fp32":
+        raise InternalError(
+            text, hint="the exported graph computes something else: report it with the --debug traceback"
+        )
+    raise ExportError(
+        text,
+        hint=f"this model loses too much at {precision} on random inputs; export fp32, or another quantisation setting",
+    )
 
 
-def agreement(sess: Any, module: nn.Module, x: torch.Tensor, *, chunk: int = 32) -> float:
-    """Top-1 agreement of ONNX Runtime with eager on real samples ``x``."""
+def agreement(run: Callable[[np.ndarray], np.ndarray], net: nn.Module, x: np.ndarray) -> float:
+    """Top-1 agreement of ``run`` with eager ``net`` on real samples ``x`` (in chunks of 32)."""
     same = 0
-    for start in range(0, len(x), chunk):
-        part = x[start : start + chunk]
-        with torch.inference_mode():
-            ref = module(part).float().numpy()
-        same += int((run(sess, part.numpy()).argmax(1) == ref.argmax(1)).sum())
+    for start in range(0, len(x), _REFERENCE_CHUNK):
+        part = x[start : start + _REFERENCE_CHUNK]
+        same += int((run(part).argmax(1) == eager_outputs(net, part).argmax(1)).sum())
     return same / max(1, len(x))

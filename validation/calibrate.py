@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from validation.metrics import ClassSlice, SliceMetrics, slice_metrics
+from converters.compare.metrics import ClassSlice, SliceMetrics, slice_metrics
+from converters.compare.tolerance import PRESETS, Tolerance, envelope
 from validation.parity import run_batched
 from validation.runners.base import Runner
 from validation.runners.eager import EagerRunner
-from validation.tolerance import PRESETS, Tolerance, envelope
 
 #: samples used for calibration (float64 eager is slow; the envelope needs only a few)
 CALIBRATION_SAMPLES = 16

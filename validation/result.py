@@ -10,9 +10,10 @@ import dataclasses
 import math
 from typing import Any
 
+from converters.compare import Failure, ParityResult
+from toolkit._text import listing
 from toolkit.errors import GateFailedError
 from validation.latency import LatencyStats
-from validation.parity import ParityResult
 
 SCHEMA = "rehead.validation/1"
 SCHEMA_VERSION = 1
@@ -23,7 +24,8 @@ class ArtifactResult:
     """Everything measured for one artifact (or eager variant).
 
     ``latency``/``speedup`` are keyed by batch size; ``speedup`` = eager p50 / artifact p50.
-    ``gate_failures`` lists latency gates that failed or could not be decided (inconclusive).
+    ``gate_failures`` lists latency gates that failed or could not be decided
+    (``Failure.conclusive`` False).
     """
 
     name: str
@@ -37,7 +39,7 @@ class ArtifactResult:
     latency: dict[int, LatencyStats] = dataclasses.field(default_factory=dict)
     speedup: dict[int, float | None] = dataclasses.field(default_factory=dict)
     cold_start: dict[str, float] | None = None
-    gate_failures: list[str] = dataclasses.field(default_factory=list)
+    gate_failures: list[Failure] = dataclasses.field(default_factory=list)
 
     @property
     def parity_status(self) -> str:
@@ -49,7 +51,7 @@ class ArtifactResult:
     def latency_status(self) -> str:
         if not self.latency:
             return "skipped"
-        if any("inconclusive" not in f for f in self.gate_failures):
+        if any(f.conclusive for f in self.gate_failures):
             return "fail"
         if any(not s.conclusive for s in self.latency.values()):
             return "inconclusive"
@@ -65,9 +67,16 @@ class ArtifactResult:
         return "pass"
 
     @property
-    def failures(self) -> list[str]:
-        found = [f"{self.name}: {f}" for f in (self.parity.failures if self.parity else [])]
-        return found + [f"{self.name}: {f}" for f in self.gate_failures]
+    def failures(self) -> list[Failure]:
+        """Parity failures, then latency gate failures (inconclusive ones included), each with
+        ``artifact`` set to this artifact's name."""
+        found = list(self.parity.failures) if self.parity else []
+        return [f.replace(artifact=self.name) for f in [*found, *self.gate_failures]]
+
+    def latency_reason(self, batch_size: int) -> str:
+        """Why the latency at ``batch_size`` is inconclusive, in words (empty when it is not)."""
+        stats = self.latency.get(batch_size)
+        return "" if stats is None or stats.conclusive else (stats.reason or "too noisy to decide")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,7 +94,7 @@ class ArtifactResult:
             "latency": {str(bs): s.to_json(samples=True) for bs, s in self.latency.items()},
             "speedup": {str(bs): v for bs, v in self.speedup.items()},
             "cold_start": self.cold_start,
-            "gate_failures": list(self.gate_failures),
+            "gate_failures": [f.to_json() for f in self.gate_failures],
         }
 
 
@@ -115,20 +124,20 @@ class ValidationReport:
         return "pass"
 
     @property
-    def failures(self) -> list[str]:
+    def failures(self) -> list[Failure]:
         return [f for a in self.artifacts for f in a.failures]
 
     def raise_for_status(self) -> None:
         """Raise ``GateFailedError`` (exit 1) if parity failed or a latency gate failed or was
-        inconclusive; the message lists the first failures with their numbers."""
+        inconclusive; the one-line message names the first failure and how many there are."""
         failures = self.failures
         if not failures:
             return
-        shown = "; ".join(failures[:4]) + (f"; ... {len(failures) - 4} more" if len(failures) > 4 else "")
         failed = [a.name for a in self.artifacts if a.status != "pass"]
+        more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
         raise GateFailedError(
-            f"validation failed for {', '.join(failed)}: {shown}",
-            hint="open the report for per-output and per-slice errors (--report DIR, --json FILE)",
+            f"validation failed for {listing(failed, limit=3)}: {failures[0].line()}{more}",
+            hint="open the report for every failure with its numbers (report_dir, json_path)",
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -138,7 +147,7 @@ class ValidationReport:
                 "schema_version": SCHEMA_VERSION,
                 "created": self.created,
                 "status": self.status,
-                "failures": self.failures,
+                "failures": [f.to_json() for f in self.failures],
                 "model": self.model,
                 "environment": self.environment,
                 "settings": self.settings,

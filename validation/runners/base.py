@@ -6,15 +6,21 @@ split so that latency measurement can time only the model: ``prepare`` stages th
 outputs, ``fetch`` converts those to NumPy. ``run`` chains the three. ``model_time_s``
 accumulates wall-clock seconds spent inside ``run`` and timed loops, so that validation can
 report its own overhead.
+
+Runners are context managers: ``with open_runner(path) as runner:`` closes the session (and
+frees device memory) on every path, errors included.
 """
 
 from __future__ import annotations
 
 import abc
 import time
+from types import TracebackType
 from typing import Any
 
 import numpy as np
+
+from toolkit.errors import InputShapeError
 
 
 class Runner(abc.ABC):
@@ -23,7 +29,8 @@ class Runner(abc.ABC):
     Attributes: ``name`` (shown in reports), ``kind`` (``eager``, ``onnxruntime``, ``pt2``,
     ``tensorrt``), ``device`` (``cpu`` or ``cuda``), ``precision`` (``fp32``, ``fp16``,
     ``bf16``, ``int8``), ``fixed_batch`` (the only batch size the artifact accepts, or ``None``
-    when the batch axis is dynamic), ``output_names``.
+    when the batch axis is dynamic), ``output_names``, ``input_shape`` (NCHW, ``None`` or a name
+    for a dynamic axis; empty when unknown), ``input_note`` (said after the expected shape).
     """
 
     name: str = "runner"
@@ -34,6 +41,9 @@ class Runner(abc.ABC):
     output_names: tuple[str, ...] = ("logits",)
     #: True when ``infer`` returns before the device finished (CUDA streams): time with events.
     asynchronous: bool = False
+    input_shape: tuple[int | str | None, ...] = ()
+    input_name: str = "images"
+    input_note: str = ""
 
     def __init__(self) -> None:
         self.model_time_s = 0.0
@@ -53,6 +63,40 @@ class Runner(abc.ABC):
 
     def close(self) -> None:  # noqa: B027  optional hook, not abstract
         """Release the session or module (optional)."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def check_input(self, batch: np.ndarray) -> None:
+        """Raise ``InputShapeError`` naming the expected dtype and shape when ``batch`` cannot fit:
+        float32, the rank of ``input_shape`` and every fixed axis of it (nothing more is known
+        when ``input_shape`` is empty)."""
+        self.load()
+        expected = "x".join(str(d) if isinstance(d, int) and d > 0 else "N" for d in self.input_shape)
+        want = f"float32[{expected or '...'}] (NCHW) for input '{self.input_name}'{self.input_note}"
+        if batch.dtype != np.float32:
+            raise InputShapeError(f"input dtype {batch.dtype} does not fit: expected {want}")
+        if not self.input_shape:
+            return
+        if batch.ndim != len(self.input_shape):
+            raise InputShapeError(f"input of rank {batch.ndim} {tuple(batch.shape)} does not fit: expected {want}")
+        for axis, (have, need) in enumerate(zip(batch.shape, self.input_shape, strict=True)):
+            if isinstance(need, int) and need > 0 and have != need:
+                what = "batch size" if axis == 0 else ("channel count" if axis == 1 else f"axis {axis}")
+                hint = (
+                    f"the artifact was exported with a fixed batch of {need}; re-export with a dynamic batch "
+                    f"or validate at batch size {need}"
+                    if axis == 0
+                    else "match the model's preprocessing (config.json)"
+                )
+                raise InputShapeError(
+                    f"{what} {have} of input {tuple(batch.shape)} does not fit: expected {want}", hint=hint
+                )
 
     # --- execution -------------------------------------------------------------------------
     def prepare(self, batch: np.ndarray) -> Any:
@@ -78,17 +122,3 @@ class Runner(abc.ABC):
             return self.fetch(self.infer(self.prepare(batch)))
         finally:
             self.model_time_s += time.perf_counter() - start
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "device": self.device,
-            "precision": self.precision,
-            "fixed_batch": self.fixed_batch,
-        }
-
-
-def as_float32_outputs(names: tuple[str, ...], values: list[Any]) -> dict[str, np.ndarray]:
-    """Pair output names with values, converting each to a float32 NumPy array."""
-    return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values, strict=False)}

@@ -1,4 +1,7 @@
-"""ONNX Runtime runner: CPU execution provider; CUDA and TensorRT providers when installed."""
+"""ONNX Runtime runner: the CPU execution provider, or CUDA where onnxruntime-gpu is installed.
+
+Sessions come from ``converters.ort.open_session``, the same settings the export check uses.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ArtifactError, HardwareUnavailableError, InputShapeError, require
+from toolkit.errors import InputShapeError
 from toolkit.records import Preprocessing
 from validation.runners.base import Runner
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
-
-
-def providers_for(device: str, available: list[str], *, tensorrt: bool = False) -> list[str]:
-    """Execution providers for ``device``: CPU only, or CUDA (TensorRT first when asked) then CPU."""
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    wanted = (["TensorrtExecutionProvider"] if tensorrt else []) + ["CUDAExecutionProvider"]
-    missing = [p for p in wanted if p not in available]
-    if missing:
-        raise HardwareUnavailableError(
-            f"ONNX Runtime has no {', '.join(missing)} (available: {', '.join(available)})",
-            hint='pip install "rehead[gpu]" (onnxruntime-gpu) on a machine with an NVIDIA GPU, '
-            "or use --device cpu",
-        )
-    return [*wanted, "CPUExecutionProvider"]
 
 
 def to_pixels(batch: np.ndarray, prep: Preprocessing) -> np.ndarray:
@@ -50,7 +38,7 @@ class OrtRunner(Runner):
     """Run an ONNX file with ONNX Runtime.
 
     ``threads``: intra-op threads (default: ONNX Runtime's choice, recorded as ``None``);
-    ``device``: ``cpu`` or ``cuda``; ``tensorrt``: put the TensorRT provider first on CUDA.
+    ``device``: ``cpu`` or ``cuda``.
     ``model_bytes``: run this serialised model instead of reading ``path`` (used for
     intermediate-tensor copies).
     """
@@ -64,7 +52,6 @@ class OrtRunner(Runner):
         device: str = "cpu",
         threads: int | None = None,
         precision: str = "fp32",
-        tensorrt: bool = False,
         name: str | None = None,
         model_bytes: bytes | None = None,
         preprocessing: Preprocessing | None = None,
@@ -74,7 +61,6 @@ class OrtRunner(Runner):
         self.device = device
         self.threads = threads
         self.precision = precision
-        self.tensorrt = tensorrt
         self.name = name or self.path.name
         self._model_bytes = model_bytes
         self._session: Any = None
@@ -87,24 +73,14 @@ class OrtRunner(Runner):
         self.preprocessing = preprocessing
 
     def _load(self) -> None:
-        ort: Any = require("onnxruntime", purpose="running ONNX artifacts")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if self.threads is not None:
-            options.intra_op_num_threads = int(self.threads)
-            options.inter_op_num_threads = 1
-        providers = providers_for(self.device, list(ort.get_available_providers()), tensorrt=self.tensorrt)
-        source: Any = self._model_bytes if self._model_bytes is not None else str(self.path)
-        try:
-            self._session = ort.InferenceSession(source, sess_options=options, providers=providers)
-        except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
-            raise ArtifactError(
-                f"ONNX Runtime cannot load '{self.path}': {str(exc).splitlines()[0][:300]}",
-                hint="re-export the model with 'rehead export' and check it with onnx.checker",
-            ) from exc
+        from converters.ort import open_session
+
+        source = self._model_bytes if self._model_bytes is not None else self.path
+        self._session = open_session(source, device=self.device, threads=self.threads, name=str(self.path))
         first = self._session.get_inputs()[0]
         self.input_name = first.name
         self.baked = first.type == "tensor(uint8)"
+        self.input_note = " (the graph itself takes uint8 NHWC pixels)" if self.baked else ""
         self.input_dtype = np.uint8 if self.baked else _NP_TYPES.get(first.type, np.float32)
         shape = tuple(first.shape)
         # compare and report in the NCHW layout the parity inputs use
@@ -114,32 +90,6 @@ class OrtRunner(Runner):
         batch = self.input_shape[0] if self.input_shape else None
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
         self.output_names = tuple(o.name for o in self._session.get_outputs())
-
-    def check_input(self, batch: np.ndarray) -> None:
-        """Raise ``InputShapeError`` naming the expected shape and dtype when ``batch`` cannot fit."""
-        self.load()
-        expected = "x".join(str(d) if isinstance(d, int) else "N" for d in self.input_shape)
-        want = f"float32[{expected}] (NCHW) for input '{self.input_name}'"
-        if self.baked:
-            want += " (the graph itself takes uint8 NHWC pixels)"
-        if batch.dtype != np.float32:
-            raise InputShapeError(f"input dtype {batch.dtype} does not fit: expected {want}")
-        if batch.ndim != len(self.input_shape):
-            raise InputShapeError(
-                f"input of rank {batch.ndim} {tuple(batch.shape)} does not fit: expected {want}"
-            )
-        for axis, (have, need) in enumerate(zip(batch.shape, self.input_shape, strict=True)):
-            if isinstance(need, int) and need > 0 and have != need:
-                what = "batch size" if axis == 0 else ("channel count" if axis == 1 else f"axis {axis}")
-                hint = (
-                    "the artifact was exported with a fixed batch; re-export with a dynamic batch or use "
-                    f"--batch-sizes {need}"
-                    if axis == 0
-                    else "match the model's preprocessing (config.json)"
-                )
-                raise InputShapeError(
-                    f"{what} {have} of input {tuple(batch.shape)} does not fit: expected {want}", hint=hint
-                )
 
     def prepare(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if self.baked:

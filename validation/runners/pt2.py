@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit.errors import ArtifactError
 from validation.runners.base import Runner
 
 
@@ -27,15 +26,9 @@ class Pt2Runner(Runner):
         self._fn: Any = None
 
     def _load(self) -> None:
-        from torch._inductor import aoti_load_package
+        from converters.pt2 import load_pt2
 
-        try:
-            self._fn = aoti_load_package(str(self.path))
-        except Exception as exc:  # the loader raises RuntimeError/zipfile errors for damaged packages
-            raise ArtifactError(
-                f"cannot load AOTInductor package '{self.path}': {str(exc).splitlines()[0][:300]}",
-                hint="re-export with 'rehead export --format pt2' on this machine's torch version and device",
-            ) from exc
+        self._fn = load_pt2(self.path)
 
     def prepare(self, batch: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from toolkit.errors import InvalidArgumentError
-from validation.metrics import ClassSlice, slice_metrics, tolerance_violations
-from validation.tolerance import PRESETS, judge, resolve_preset, with_overrides
+from converters.compare.metrics import ClassSlice, slice_metrics, tolerance_violations
+from converters.compare.tolerance import PRESETS, judge, resolve_preset, with_overrides
 
 
 def test_preset_follows_precision_unless_given() -> None:

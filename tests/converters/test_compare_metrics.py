@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from validation.metrics import (
+from converters.compare.metrics import (
     ClassSlice,
     head_slices,
     nonfinite_mismatch,

@@ -13,8 +13,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from converters.compare.failure import Failure
+from converters.compare.metrics import ClassSlice, SliceMetrics
 from toolkit.errors import InvalidArgumentError
-from validation.metrics import ClassSlice, SliceMetrics
 
 PRESET_NAMES = ("fp32", "fp16", "int8", "auto")
 
@@ -69,7 +70,9 @@ def resolve_preset(preset: str | None, precision: str) -> str:
     if preset is None:
         return PRECISION_PRESET.get(precision, "fp32")
     if preset not in PRESET_NAMES:
-        raise InvalidArgumentError(f"unknown preset '{preset}'", hint=f"one of {', '.join(PRESET_NAMES)}")
+        raise InvalidArgumentError(
+            f"unknown preset '{preset}'", hint=f"one of {', '.join(PRESET_NAMES)}", param="preset"
+        )
     return preset
 
 
@@ -77,7 +80,7 @@ def with_overrides(tol: Tolerance, *, atol: float | None = None, rtol: float | N
     """``tol`` with user-given ``atol``/``rtol`` (which also replace any per-slice envelope)."""
     for name, value in (("atol", atol), ("rtol", rtol)):
         if value is not None and (not math.isfinite(value) or value < 0):
-            raise InvalidArgumentError(f"--{name} must be a finite number ≥ 0, got {value}")
+            raise InvalidArgumentError(f"{name} must be a finite number ≥ 0, got {value}", param=name)
     if atol is None and rtol is None:
         return tol
     new_atol = atol if atol is not None else (tol.atol if tol.atol is not None else 0.0)
@@ -113,28 +116,87 @@ def envelope(
 
 
 def judge(
-    output: str, sl: ClassSlice, m: SliceMetrics, violations: int, tol: Tolerance, *, batch_size: int
-) -> list[str]:
-    """Every reason this slice fails ``tol`` (empty when it passes), with the numbers."""
+    output: str,
+    sl: ClassSlice,
+    m: SliceMetrics,
+    violations: int,
+    tol: Tolerance,
+    *,
+    batch_size: int,
+    worst_class: int | None = None,
+    worst_class_name: str | None = None,
+) -> list[Failure]:
+    """Every reason this slice fails ``tol`` (empty when it passes), as records with the numbers.
+
+    ``worst_class``/``worst_class_name``: the class inside the slice with the largest error,
+    named in each message.
+    """
     where = f"'{output}'[{sl.label()}] at batch {batch_size}"
-    summary = f"cosine {m.cosine_min:.6f}, top-1 {m.top1:.3f}, SQNR {m.sqnr_db:.1f} dB"
-    fails: list[str] = []
+    summary = f"cosine {m.cosine_min:.6f}, top-1 agreement {m.top1:.3f}, SQNR {m.sqnr_db:.1f} dB"
+    if worst_class is not None:
+        summary += f"; worst class {worst_class}" + (f" '{worst_class_name}'" if worst_class_name else "")
+    common = {
+        "kind": "parity",
+        "batch_size": batch_size,
+        "output": output,
+        "class_slice": sl.name,
+        "worst_class": worst_class,
+        "worst_class_name": worst_class_name,
+    }
+    fails: list[Failure] = []
     if m.nonfinite_mismatch:
         side = "reference and artifact" if m.ref_nonfinite else "artifact"
         fails.append(
-            f"{where}: {m.nonfinite_mismatch} NaN/Inf mismatches in the {side} (NaN never counts as equal)"
+            Failure(
+                metric="nonfinite",
+                value=float(m.nonfinite_mismatch),
+                bound=0.0,
+                message=f"{where}: {m.nonfinite_mismatch} NaN/Inf mismatches in the {side} "
+                f"(NaN never counts as equal); {summary}",
+                **common,
+            )
         )
     atol = tol.atol_for(sl.name)
     if atol is not None and violations > m.nonfinite_mismatch:
         fails.append(
-            f"{where}: max|Δ| {m.max_abs:.3e} (max rel {m.max_rel:.2e}) > "
-            f"atol {atol:.1e} + rtol {tol.rtol:.1e}·|ref| "
-            f"at {violations - m.nonfinite_mismatch}/{m.n} values; {summary}"
+            Failure(
+                metric="max_abs",
+                value=m.max_abs,
+                bound=atol + tol.rtol * m.max_abs_ref,
+                message=f"{where}: max|Δ| {m.max_abs:.3e} (max rel {m.max_rel:.2e}) > "
+                f"atol {atol:.1e} + rtol {tol.rtol:.1e}·|ref| "
+                f"at {violations - m.nonfinite_mismatch}/{m.n} values; {summary}",
+                **common,
+            )
         )
     if tol.min_top1 is not None and not (m.top1 >= tol.min_top1):
-        fails.append(f"{where}: top-1 agreement {m.top1:.3f} < {tol.min_top1:.3f}; {summary}")
+        fails.append(
+            Failure(
+                metric="top1",
+                value=m.top1,
+                bound=tol.min_top1,
+                message=f"{where}: top-1 agreement {m.top1:.3f} < {tol.min_top1:.3f}; {summary}",
+                **common,
+            )
+        )
     if tol.min_sqnr_db is not None and not (m.sqnr_db >= tol.min_sqnr_db):
-        fails.append(f"{where}: SQNR {m.sqnr_db:.1f} dB < {tol.min_sqnr_db:.1f} dB; {summary}")
+        fails.append(
+            Failure(
+                metric="sqnr_db",
+                value=m.sqnr_db,
+                bound=tol.min_sqnr_db,
+                message=f"{where}: SQNR {m.sqnr_db:.1f} dB < {tol.min_sqnr_db:.1f} dB; {summary}",
+                **common,
+            )
+        )
     if tol.min_cosine is not None and not (m.cosine_min >= tol.min_cosine):
-        fails.append(f"{where}: cosine {m.cosine_min:.6f} < {tol.min_cosine:.6f}; {summary}")
+        fails.append(
+            Failure(
+                metric="cosine_min",
+                value=m.cosine_min,
+                bound=tol.min_cosine,
+                message=f"{where}: cosine {m.cosine_min:.6f} < {tol.min_cosine:.6f}; {summary}",
+                **common,
+            )
+        )
     return fails

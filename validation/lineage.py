@@ -1,0 +1,50 @@
+"""Does an artifact come from the model directory it is checked against?
+
+Every rehead export records the model's ``weights_sha256``. Comparing an artifact with another
+model's directory would report an exporter bug (or an ONNX Runtime shape error) that is not
+there, so ``validate`` and ``bench`` check the record first and refuse a mismatch unless the
+caller asks for a deliberate cross-check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.errors import LineageError, MetadataMissingError
+from toolkit.records import ModelConfig
+
+
+def recorded_weights(path: Path) -> str | None:
+    """The ``weights_sha256`` rehead recorded in the artifact, or None when it has no rehead record."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".onnx":
+            from converters import read_onnx_metadata
+
+            meta = read_onnx_metadata(path)
+        elif suffix == ".pt2":
+            from converters import read_pt2_metadata
+
+            meta = read_pt2_metadata(path)
+        else:
+            return None
+    except MetadataMissingError:
+        return None
+    value = meta.get("weights_sha256") if isinstance(meta, dict) else None
+    return str(value) if value else None
+
+
+def check_lineage(config: ModelConfig, path: Path, *, cross_check: bool = False) -> str | None:
+    """Raise ``LineageError`` when ``path`` records other weights than ``config`` (unless
+    ``cross_check``); returns the recorded hash (None when the artifact records none)."""
+    recorded = recorded_weights(path)
+    expected = config.weights_sha256
+    if recorded and expected and recorded != expected and not cross_check:
+        raise LineageError(
+            f"'{path.name}' was exported from weights {recorded[:12]}, but the model directory holds "
+            f"weights {expected[:12]}",
+            hint="pass the model directory the artifact was exported from, or cross_check=True "
+            "to compare the two on purpose",
+            param="cross_check",
+        )
+    return recorded
