@@ -54,7 +54,8 @@ def test_second_run_reuses_and_tampering_redoes(demo_run: tuple[Path, int],
     assert main(["demo", "--quick", "--no-pt2", "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "[pretrain] reused" in err and "[finetune] reused" in err
-    assert "[export] running" in err and "[validate] running" in err
+    assert "rehead demo: export ..." in err and "rehead demo: validate ..." in err
+    assert "rehead demo: pretrain ..." not in err
     after = json.loads((out / "demo-state.json").read_text())
     assert "artifacts/model.pt2" not in after["export"]["files"]
     assert after["export"]["recipe"] != state["export"]["recipe"]

@@ -21,13 +21,13 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from toolkit import _atomic
 from toolkit.errors import InvalidArgumentError
+from toolkit.progress import Progress
 
 STATE_FILE = "demo-state.json"
 OLD_DIGITS = tuple(range(7))
@@ -86,11 +86,11 @@ def _files(target: Path) -> list[Path]:
 class _Stages:
     """Recipe-hash caching of stage outputs in ``demo-state.json``."""
 
-    def __init__(self, root: Path, fresh: bool, say: Callable[[str], None]) -> None:
+    def __init__(self, root: Path, fresh: bool, progress: Progress) -> None:
         self.root = root
         self.state_path = root / STATE_FILE
         self.fresh = fresh
-        self.say = say
+        self.progress = progress
         self.reused: list[str] = []
         self.invalidated = False
         self.state: dict[str, Any] = {}
@@ -99,6 +99,9 @@ class _Stages:
                 self.state = json.loads(self.state_path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 self.say(f"ignoring unreadable {STATE_FILE}: every stage runs again")
+
+    def say(self, text: str) -> None:
+        self.progress.message(f"{self.progress.title}: {text}")
 
     def outputs_hash(self, name: str) -> str:
         return str(self.state.get(name, {}).get("digest", ""))
@@ -116,21 +119,13 @@ class _Stages:
         self.invalidated = True  # every later stage depends on this one
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
-        self.say(f"[{name}] running")
-        build(target)
+        with self.progress.step(name):
+            build(target)
         files = {str(p.relative_to(self.root)): _sha(p) for p in _files(target)}
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
         self.state[name] = {"recipe": key, "files": files, "digest": digest}
         _atomic.write_text(self.state_path, json.dumps(self.state, indent=2) + "\n")
         return digest
-
-
-def _say(progress: bool) -> Callable[[str], None]:
-    def say(text: str) -> None:
-        if progress:
-            print(f"rehead demo: {text}", file=sys.stderr, flush=True)
-
-    return say
 
 
 def run_demo(
@@ -139,12 +134,13 @@ def run_demo(
     strategy: str | None = None,
     fresh: bool = False,
     settings: DemoSettings | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> DemoResult:
     """Run the whole pipeline on digits into ``output`` and return the summary.
 
     ``strategy`` defaults to ``DEFAULT_STRATEGY`` (the study's winner). ``fresh`` ignores what a
-    previous run left. Raises ``GateFailedError`` (exit 1) at the end if an artifact failed parity.
+    previous run left. ``progress`` (default False: silent) reports each stage and its time, and
+    the stages' own progress, on stderr. Raises ``GateFailedError`` (exit 1) at the end if an artifact failed parity.
     """
     import torch
 
@@ -158,8 +154,7 @@ def run_demo(
     if root.exists() and not root.is_dir():
         raise InvalidArgumentError(f"'{root}' exists and is not a folder", hint="choose another -o")
     root.mkdir(parents=True, exist_ok=True)
-    say = _say(progress)
-    stages = _Stages(root, fresh, say)
+    stages = _Stages(root, fresh, Progress("rehead demo", enabled=progress))
     torch.set_num_threads(settings.threads)
     s = settings
     pretrained, extended, tuned = root / "pretrained", root / "extended", root / "finetuned"

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TextIO
 
+#: The Progress objects drawing a rich bar now (at most one).
+_LIVE: list[Progress] = []
+
 
 class Progress:
     """``with Progress("validating", total=12, enabled=True) as p: p.advance("m.onnx batch 8")``.
@@ -49,32 +52,13 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
         self._last = -math.inf
+        self._open = False
 
     # -- lifetime -------------------------------------------------------------------------------
 
     def __enter__(self) -> Progress:
-        if self.enabled and self._is_terminal():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                SpinnerColumn,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-            from rich.progress import Progress as RichProgress
-
-            self._bar = RichProgress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(file=self._out()),
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(self._describe(""), total=self.total, completed=self.done)
+        self._open = True
+        self._start_bar()
         return self
 
     def __exit__(
@@ -84,10 +68,36 @@ class Progress:
 
     def close(self) -> None:
         """Remove the bar (a rich bar is transient); lines already printed stay."""
+        self._open = False
         if self._bar is not None:
             self._bar.stop()
+            _LIVE.remove(self)
             self._bar = None
             self._task = None
+
+    def _start_bar(self) -> None:
+        # A rich bar needs a total, a terminal and no other bar already drawn (two live displays
+        # on one terminal overwrite each other): a nested Progress prints lines above the outer bar.
+        if self._bar is not None or not (self._open and self.enabled and self.total is not None):
+            return
+        if _LIVE or not self._is_terminal():
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self._bar = RichProgress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(file=self._out()),
+            transient=True,
+        )
+        self._bar.start()
+        _LIVE.append(self)
+        self._task = self._bar.add_task(self._describe(""), total=self.total, completed=self.done)
 
     # -- reporting ------------------------------------------------------------------------------
 
@@ -135,14 +145,12 @@ class Progress:
         self._last = -math.inf
         if self._bar is not None:
             self._bar.reset(self._task, total=total, completed=done, description=self._describe(""))
+        else:
+            self._start_bar()
 
     def message(self, text: str) -> None:
         """Print one line as given (only when enabled); on a terminal it goes above the bar."""
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.console.print(text, markup=False, highlight=False)
-        else:
+        if self.enabled:
             self._write(text)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -165,4 +173,7 @@ class Progress:
         return escape(text)
 
     def _write(self, text: str) -> None:
-        print(text, file=self._out(), flush=True)
+        if _LIVE and _LIVE[-1]._out() is self._out():
+            _LIVE[-1]._bar.console.print(text, markup=False, highlight=False)  # above the outer bar
+        else:
+            print(text, file=self._out(), flush=True)

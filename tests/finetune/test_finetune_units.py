@@ -135,26 +135,34 @@ RECORD = {
 }  # fmt: skip
 
 
-def test_plain_and_rich_progress_lines() -> None:
-    from rich.console import Console
+def test_training_progress_lines() -> None:
+    from toolkit.finetune import TrainingProgress
 
-    from toolkit.finetune import PlainReporter, RichReporter
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
 
     buffer = io.StringIO()
-    plain = PlainReporter(buffer, interval=0.0)
-    plain.start_epoch(0, 2, "head", 5, 0)
-    plain.step(1, 0.5, 0.9, 123.0)
-    plain.end_epoch(RECORD)
+    with TrainingProgress(True, stream=buffer, interval_s=0.0) as plain:
+        plain.start_epoch(1, 2, "head", 5, 0)
+        plain.step(1, 0.5, 0.9, 123.0)
+        plain.end_epoch(RECORD)
     lines = buffer.getvalue().splitlines()
-    assert lines[0] == "epoch 1/2 [head] step 1/5: loss 0.5000 top-1 0.900 123 img/s"
+    assert lines[0] == "[1/5] epoch 1/2 [head]: loss 0.5000 top-1 0.900 123 img/s"
     assert lines[1].startswith("epoch 1/2 [head] loss 0.5000 top-1 0.900 | val loss 0.4000 val top-1 0.950")
 
-    out = io.StringIO()
-    rich = RichReporter(Console(file=out, force_terminal=False, width=200))
-    rich.start_epoch(0, 2, "head", 5, 0)
-    rich.step(5, 0.5, 0.9, 123.0)
-    rich.end_epoch(RECORD)
-    rich.message("note [not markup]")
-    rich.close()
+    out = Terminal()
+    with TrainingProgress(True, stream=out) as rich:
+        rich.start_epoch(1, 2, "head", 5, 0)
+        rich.step(5, 0.5, 0.9, 123.0)
+        rich.end_epoch(RECORD)
+        rich.message("note [not markup]")
     text = out.getvalue()
     assert "epoch 1/2 [head] loss 0.5000" in text and "note [not markup]" in text
+
+    silent = io.StringIO()
+    with TrainingProgress(stream=silent) as quiet:
+        quiet.start_epoch(1, 2, "head", 5, 0)
+        quiet.step(5, 0.5, 0.9, 123.0)
+        quiet.end_epoch(RECORD)
+    assert silent.getvalue() == ""

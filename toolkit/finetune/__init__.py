@@ -5,7 +5,7 @@ from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.evaluate import Evaluation, evaluate, evaluate_detail
 from toolkit.finetune.optim import Phase, plan_phases, warmup_cosine
 from toolkit.finetune.pretrain import PRETRAIN_CONFIG, pretrain
-from toolkit.finetune.progress import NullReporter, PlainReporter, Reporter, RichReporter, auto_reporter
+from toolkit.finetune.progress import TrainingProgress
 from toolkit.finetune.trainer import FinetuneResult, default_work_dir, finetune
 
 __all__ = [
@@ -15,12 +15,8 @@ __all__ = [
     "Evaluation",
     "FinetuneConfig",
     "FinetuneResult",
-    "NullReporter",
     "Phase",
-    "PlainReporter",
-    "Reporter",
-    "RichReporter",
-    "auto_reporter",
+    "TrainingProgress",
     "default_work_dir",
     "evaluate",
     "evaluate_detail",

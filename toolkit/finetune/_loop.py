@@ -24,7 +24,7 @@ from toolkit.finetune.checkpoints import FORMAT, CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.evaluate import evaluate_detail
 from toolkit.finetune.optim import Phase, apply_policy, group_lrs, make_optimizer, make_scheduler, plan_phases
-from toolkit.finetune.progress import Reporter
+from toolkit.finetune.progress import TrainingProgress
 from toolkit.model_dir import state_dict_for_saving
 from toolkit.records import HeadSpec
 
@@ -70,7 +70,7 @@ class Loop:
         data: TrainingData,
         config: FinetuneConfig,
         store: CheckpointStore,
-        reporter: Reporter,
+        reporter: TrainingProgress,
         run_info: dict[str, Any],
     ) -> None:
         self.model = model
@@ -154,7 +154,7 @@ class Loop:
     ) -> None:
         cfg, epoch = self.config, state.epoch
         order = torch.randperm(len(self.train_y), generator=rng.derived_generator(cfg.seed, epoch))
-        self.reporter.start_epoch(epoch, cfg.epochs, phase.name, self.steps_per_epoch, state.batch)
+        self.reporter.start_epoch(epoch + 1, cfg.epochs, phase.name, self.steps_per_epoch, state.batch)
         self.model.train()
         for b in range(state.batch, self.steps_per_epoch):
             started = time.perf_counter()

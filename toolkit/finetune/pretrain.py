@@ -16,7 +16,6 @@ import torch
 from toolkit import _atomic
 from toolkit.data.training import TrainingData
 from toolkit.finetune.config import FinetuneConfig
-from toolkit.finetune.progress import Reporter
 from toolkit.finetune.trainer import FinetuneResult, finetune
 from toolkit.records import Preprocessing
 
@@ -36,14 +35,15 @@ def pretrain(
     digits: Sequence[int] | None = None,
     overwrite: bool = False,
     resume: bool = False,
-    progress: Reporter | bool = True,
+    progress: bool = False,
 ) -> FinetuneResult:
     """Build ``arch`` with random weights and a ``len(class_names)``-class head, train it, save it.
 
     ``config`` defaults to ``PRETRAIN_CONFIG`` (5 epochs, no freezing, AdamW at 3e-3 for every
     layer). ``input_size`` (pixels, default 32) sets the recorded preprocessing unless
     ``preprocessing`` is given. The same ``config.seed`` gives the same initial weights, so a
-    ``resume`` finds its checkpoints again.
+    ``resume`` finds its checkpoints again. ``progress`` (default False) prints the training's
+    progress on stderr.
     """
     from toolkit.extend import extend
 

@@ -31,7 +31,7 @@ from toolkit.finetune.checkpoints import CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.evaluate import evaluate
 from toolkit.finetune.history import history_files
-from toolkit.finetune.progress import NullReporter, Reporter, auto_reporter
+from toolkit.finetune.progress import TrainingProgress
 from toolkit.model_dir import load_model_dir, load_weights_strict, save_model_dir
 from toolkit.records import ModelConfig
 
@@ -124,7 +124,7 @@ def finetune(
     work_dir: str | os.PathLike[str] | None = None,
     digits: Sequence[int] | None = None,
     val_ratio: float = 0.15,
-    progress: Reporter | bool = True,
+    progress: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the model in ``model_dir`` on ``data`` and save the result as a model directory.
 
@@ -132,8 +132,8 @@ def finetune(
     fraction, splits it when it has no ``val/``) or a loaded ``TrainingData``. ``output`` must not
     exist unless ``overwrite``. Checkpoints go to ``work_dir`` (default ``<output>.ckpt``);
     ``resume`` continues from the newest readable one (starting fresh if there is none).
-    ``progress``: ``True`` for a bar or plain lines on stderr, ``False`` for silence, or a
-    ``Reporter``. Nothing is written before the data and the model have loaded.
+    ``progress`` (default False: silent) draws a bar per epoch on a terminal stderr, plain lines
+    otherwise. Nothing is written before the data and the model have loaded.
     """
     config = config or FinetuneConfig()
     started = time.perf_counter()
@@ -151,9 +151,7 @@ def finetune(
         "data": training.source,
         "class_names": list(loaded.config.class_names),
     }
-    reporter: Reporter = (
-        progress if not isinstance(progress, bool) else (auto_reporter() if progress else NullReporter())
-    )
+    reporter = TrainingProgress(progress)
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
