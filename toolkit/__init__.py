@@ -1,14 +1,33 @@
 """rehead's toolkit: models, heads, fine-tuning and the CLI.
 
-The public API is re-exported here lazily so that ``import toolkit`` stays cheap.
+The public API is re-exported here. At run time each name is imported on first use, so that
+``import toolkit`` (and with it ``rehead --help``) does not import torch; the ``TYPE_CHECKING``
+block names the same imports (``x as x``: an explicit re-export) for readers and type
+checkers. A test keeps the two lists equal.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from toolkit.checkpoint import load_state_dict as load_state_dict
+    from toolkit.errors import ReheadError as ReheadError
+    from toolkit.extend import extend as extend
+    from toolkit.heads.locate import locate_head as locate_head
+    from toolkit.heads.strategies import STRATEGIES as STRATEGIES
+    from toolkit.heads.surgery import extend_head as extend_head
+    from toolkit.loading import load_model as load_model
+    from toolkit.model_dir import LoadedModel as LoadedModel
+    from toolkit.model_dir import load_model_dir as load_model_dir
+    from toolkit.model_dir import save_model_dir as save_model_dir
+    from toolkit.records import ClassOrigin as ClassOrigin
+    from toolkit.records import HeadSpec as HeadSpec
+    from toolkit.records import ModelConfig as ModelConfig
+    from toolkit.records import Preprocessing as Preprocessing
 
 _EXPORTS = {
     "ReheadError": "toolkit.errors",
@@ -30,7 +49,9 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'toolkit' has no attribute '{name}'")

@@ -103,3 +103,27 @@ def test_cli_finetune_of_an_extended_resnet18_reaches_95_percent_on_digits(
     assert data.test is not None and len(set(data.test[1].tolist())) == 10  # all ten digits, held out
     assert evaluate(loaded.module, *data.test) == pytest.approx(metrics["test_top1"])
     assert [e["stage"] for e in loaded.config.lineage] == ["extend", "finetune", "extend", "finetune"]
+
+
+def test_option_defaults_are_finetune_configs() -> None:
+    """The CLI repeats FinetuneConfig's defaults (so --help need not import torch); they must agree."""
+    import dataclasses
+
+    import typer
+
+    from toolkit.cli import app
+    from toolkit.finetune import FinetuneConfig
+
+    group = typer.main.get_command(app)
+    command = group.commands["finetune"]  # type: ignore[attr-defined]
+    config = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
+    renamed = {"clip": "clip_grad_norm"}
+    checked = 0
+    for param in command.params:
+        name = renamed.get(param.name, param.name)
+        if name in config and param.default is not None:
+            # 0 on the command line is the config's None ("off") for clip, patience, checkpoint_every_steps
+            value = None if param.default == 0 and config[name] is None else param.default
+            assert value == config[name], (param.name, param.default, config[name])
+            checked += 1
+    assert checked >= 12

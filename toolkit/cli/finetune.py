@@ -1,4 +1,9 @@
-"""``rehead finetune``: flags become a ``FinetuneConfig`` and keyword arguments of ``finetune``."""
+"""``rehead finetune``: flags become a ``FinetuneConfig`` and keyword arguments of ``finetune``.
+
+The option defaults below repeat ``FinetuneConfig``'s so that ``--help`` shows them without
+importing ``toolkit.finetune`` (and torch) when the CLI starts; a test in
+``tests/finetune/test_finetune_cli.py`` fails the moment the two disagree.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,6 @@ import typer
 
 from toolkit.cli._app import app
 from toolkit.cli._parse import int_list
-from toolkit.finetune.config import FinetuneConfig
-
-_D = FinetuneConfig()
 
 
 @app.command()
@@ -30,9 +32,9 @@ def finetune(
         "--digits-subset",
         help="digits: train on these digits only (0-6 or 0,2,4); default: the model's.",
     ),
-    epochs: int = typer.Option(_D.epochs, "--epochs", help="Epochs in all, frozen ones included."),
+    epochs: int = typer.Option(6, "--epochs", help="Epochs in all, frozen ones included."),
     freeze_epochs: int = typer.Option(
-        _D.freeze_epochs,
+        1,
         "--freeze-epochs",
         help="First epochs with the backbone frozen (BatchNorm statistics too).",
     ),
@@ -41,27 +43,27 @@ def finetune(
         "--unfreeze-stages",
         help="After the frozen epochs open only the last K backbone stages (default: all).",
     ),
-    lr: float = typer.Option(_D.lr, "--lr", help="Peak learning rate of the head."),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate of the head."),
     backbone_lr_mult: float = typer.Option(
-        _D.backbone_lr_mult, "--backbone-lr-mult", help="Backbone learning rate = --lr times this."
+        0.3, "--backbone-lr-mult", help="Backbone learning rate = --lr times this."
     ),
-    batch_size: int = typer.Option(_D.batch_size, "--batch-size", "-b", help="Images per training step."),
-    optimizer: str = typer.Option(_D.optimizer, "--optimizer", help="adamw | sgd (Nesterov momentum)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per training step."),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | sgd (Nesterov momentum)."),
     weight_decay: float = typer.Option(
-        _D.weight_decay, "--weight-decay", help="Decoupled weight decay (not on biases/norms)."
+        0.05, "--weight-decay", help="Decoupled weight decay (not on biases/norms)."
     ),
-    momentum: float = typer.Option(_D.momentum, "--momentum", help="sgd: momentum."),
+    momentum: float = typer.Option(0.9, "--momentum", help="sgd: momentum."),
     warmup_epochs: float = typer.Option(
-        _D.warmup_epochs, "--warmup-epochs", help="Linear warm-up per phase, in epochs."
+        0.5, "--warmup-epochs", help="Linear warm-up per phase, in epochs."
     ),
     label_smoothing: float = typer.Option(
-        _D.label_smoothing, "--label-smoothing", help="Cross-entropy smoothing (0 = off)."
+        0.1, "--label-smoothing", help="Cross-entropy smoothing (0 = off)."
     ),
     clip: float = typer.Option(
-        _D.clip_grad_norm or 0.0, "--clip", help="Clip the gradient L2 norm to this (0 = off)."
+        2.0, "--clip", help="Clip the gradient L2 norm to this (0 = off)."
     ),
     patience: int = typer.Option(
-        _D.patience or 0,
+        4,
         "--patience",
         help="Early stop after this many epochs without a better val top-1 (0 = off).",
     ),
@@ -83,7 +85,7 @@ def finetune(
     val_ratio: float = typer.Option(
         0.15, "--val-ratio", help="Folder without val/: fraction held out per class."
     ),
-    seed: int = typer.Option(_D.seed, "--seed", help="Seed of weights, data order and augmentation."),
+    seed: int = typer.Option(0, "--seed", help="Seed of weights, data order and augmentation."),
     work_dir: Path | None = typer.Option(
         None, "--work-dir", help="Checkpoint folder (default: OUTPUT.ckpt)."
     ),
@@ -97,6 +99,7 @@ def finetune(
     ),
 ) -> None:
     """Fine-tune a model directory (head-only, then the whole model) and write a new model directory."""
+    from toolkit.finetune.config import FinetuneConfig
     from toolkit.finetune.trainer import finetune as run_finetune
 
     config = FinetuneConfig(
