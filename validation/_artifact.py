@@ -18,18 +18,13 @@ _QUANT_OPS = {
 
 def onnx_metadata(path: Path) -> dict[str, Any]:
     """rehead's metadata of an ONNX file via ``converters.read_onnx_metadata`` (empty if unavailable)."""
-    try:
-        from converters import read_onnx_metadata
-    except ImportError:
-        return {}
-    from toolkit.errors import ArtifactError
+    from converters import read_onnx_metadata
+    from toolkit.errors import MetadataMissingError
 
     try:
         data = read_onnx_metadata(path)
-    except ArtifactError as exc:
-        if "no rehead metadata" in exc.message:  # exported by another tool: read the graph instead
-            return {}
-        raise
+    except MetadataMissingError:  # exported by another tool: read the graph instead
+        return {}
     return dict(data) if isinstance(data, dict) else {}
 
 
