@@ -25,6 +25,7 @@ from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import INPUT_NAME, count_nodes, to_onnx
 from converters._torch_onnx import optimize as run_optimizer
 from converters.bake import BakedPreprocess, to_uint8_nhwc
+from converters.calibration import calibration_samples, choose_calibration
 from converters.external import EXTERNAL_THRESHOLD, check_external_data, new_location
 from converters.int8 import CALIB_METHODS, INT8_TARGETS
 from converters.metadata import build_metadata
@@ -32,10 +33,9 @@ from converters.preflight import Finding, check_graph, preflight
 from toolkit import _atomic
 from toolkit._args import positive_int
 from toolkit._text import listing
-from toolkit.errors import DataError, ExportError, InternalError, InvalidArgumentError
+from toolkit.errors import ExportError, InternalError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
 from toolkit.progress import Progress
-from toolkit.records import ModelConfig
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -68,34 +68,6 @@ def _check_args(
             hint=f"int8_target is one of {', '.join(INT8_TARGETS)}",
             param="int8_target",
         )
-
-
-def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: int) -> torch.Tensor:
-    """``n`` preprocessed images from the train split (val if there is no train split); never test."""
-    from toolkit.data import load_samples
-
-    if str(calib) == "digits":
-        return load_samples("digits", config.preprocessing, split="train", n=n)[0]
-    root = Path(calib)
-    if not root.is_dir():
-        raise DataError(
-            f"calibration folder '{root}' does not exist",
-            hint="pass calib='digits' or a folder of class folders",
-            param="calib",
-        )
-    if (root / "train").is_dir():
-        split = "train"
-    elif (root / "val").is_dir():
-        split = "val"
-    elif (root / "test").is_dir():
-        raise DataError(
-            f"'{root}' has only a test split; calibrating on it would leak the held-out images",
-            hint="give a folder with train/ or val/, or a flat DIR/<class>/ folder",
-            param="calib",
-        )
-    else:
-        split = "train"
-    return load_samples(root, config.preprocessing, split=split, n=n)[0]
 
 
 def _tensor_infos(items: list[Any]) -> tuple[TensorInfo, ...]:
@@ -133,7 +105,7 @@ def export_onnx(
     dynamic_batch: bool = True,
     fp16: bool = False,
     int8: bool = False,
-    calib: str | os.PathLike[str] | None = "digits",
+    calib: str | os.PathLike[str] | None = None,
     calib_samples: int = 128,
     calib_method: str = "minmax",
     int8_target: str = "cpu",
@@ -150,7 +122,9 @@ def export_onnx(
     ``opset`` None takes the exporter's default; ``dynamic_batch`` names axis 0 ``batch``.
     ``fp16``: fp16 weights and compute, fp32 I/O. ``int8``: static QDQ INT8 with per-channel
     weights, calibrated on ``calib_samples`` train-split images from ``calib`` (``"digits"`` or
-    an image folder) with ``calib_method`` (``minmax``, ``entropy``, ``percentile``);
+    an image folder; None, the default: the fine-tuning data the model directory's lineage
+    records, and ``InvalidArgumentError`` when it records none) with ``calib_method``
+    (``minmax``, ``entropy``, ``percentile``);
     ``int8_target`` ``cpu`` (uint8 asymmetric activations: fastest in ONNX Runtime on x86) or
     ``tensorrt`` (int8 symmetric activations, zero point 0, as TensorRT requires).
     ``optimize`` runs onnxscript's optimiser. ``external_data`` None puts weights in a data file
@@ -178,7 +152,8 @@ def export_onnx(
                 return torch.randint(0, 256, size, generator=gen, dtype=torch.uint8)
             return torch.randn(prep.input_shape(batch), generator=gen)
 
-        calib_x = calibration_samples(calib, config, calib_samples) if int8 and calib is not None else None
+        calibration = choose_calibration(calib, config) if int8 else None
+        calib_x = calibration_samples(calibration.source, config, calib_samples) if calibration else None
         with steps.step("export"):
             model, exporter, export_notes = to_onnx(
                 net, make_input(2 if dynamic_batch else 1), opset=opset, dynamic_batch=dynamic_batch
@@ -236,12 +211,13 @@ def export_onnx(
                 checks = {f"fp32_{k}": v for k, v in checks.items()} | variant_checks
                 notes += _agreement_notes(variant_checks, precision)
             quantization = None
-            if int8:
+            if calibration is not None and calib_x is not None:  # both set exactly when int8
                 quantization = {
                     "format": "QDQ",
                     "target": int8_target,
-                    "calibration": str(calib),
-                    "samples": calib_samples,
+                    "calibration": calibration.source,
+                    "calibration_from": calibration.origin,
+                    "samples": len(calib_x),
                     "method": calib_method,
                     "per_channel": True,
                     "activations": "int8 symmetric" if int8_target == "tensorrt" else "uint8 asymmetric",

@@ -27,7 +27,8 @@ DIGITS = tuple(str(d) for d in range(10))
 TINY_SIZE = 16
 
 
-def _save(model: torch.nn.Module, factory: str, path: Path) -> Path:
+def _save(model: torch.nn.Module, factory: str, path: Path, *, data: str | None = None) -> Path:
+    """Save ``model`` as a model directory; ``data`` is recorded as its fine-tuning data (lineage)."""
     from toolkit.model_dir import save_model_dir
 
     config = ModelConfig(
@@ -35,6 +36,7 @@ def _save(model: torch.nn.Module, factory: str, path: Path) -> Path:
         head=HeadSpec.identity("fc", "linear", 16, 10),
         class_names=DIGITS,
         preprocessing=Preprocessing(input_size=(TINY_SIZE, TINY_SIZE)),
+        lineage=({"stage": "finetune", "data": data},) if data is not None else (),
     )
     save_model_dir(model.eval(), config, path)
     return path
@@ -59,7 +61,9 @@ def custom_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str]
 
 @pytest.fixture(scope="session")
 def trained_tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """TinyNet trained for a few seconds on the digits train split (about 88% test accuracy, ~20 s)."""
+    """TinyNet trained for a few seconds on the digits train split (about 88% test accuracy, ~20 s).
+
+    Its lineage records ``digits`` as the fine-tuning data, as ``finetune`` would."""
     import converters_testmodels as tm
 
     from toolkit.data import load_samples
@@ -75,4 +79,4 @@ def trained_tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
-    return _save(model, "make_tiny", tmp_path_factory.mktemp("trained") / "model")
+    return _save(model, "make_tiny", tmp_path_factory.mktemp("trained") / "model", data="digits")

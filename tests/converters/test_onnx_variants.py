@@ -61,6 +61,9 @@ def test_int8_with_baked_preprocessing(trained_tiny_dir: Path, tmp_path: Path) -
     )
     assert result.inputs[0].dtype == "uint8"
     assert result.checks["top1_agreement_calibration"] >= 0.8
+    # no calib given: the digits that trained_tiny_dir's lineage records
+    quant = converters.read_onnx_metadata(result.path)["quantization"]
+    assert quant["calibration"] == "digits" and quant["calibration_from"] == "lineage: digits"
 
 
 def test_int8_calibration_folder_with_only_a_test_split_is_refused(trained_tiny_dir: Path, tmp_path: Path) -> None:
