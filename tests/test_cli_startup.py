@@ -59,3 +59,29 @@ def test_lazy_exports_match_the_type_checking_imports(package: str) -> None:
     module = importlib.import_module(package)
     assert _type_checking_imports(package) == module._EXPORTS
     assert set(module.__all__) - {"__version__"} == set(module._EXPORTS)
+
+
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    from toolkit.cli import app
+
+    paths: list[list[str]] = [[]]
+
+    def walk(command: object, path: list[str]) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            paths.append([*path, name])
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "rehead")
+def test_help_shows_plain_flags_without_a_type(path: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from toolkit.cli import main
+
+    assert main([*path, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "Usage: rehead" in text and "-h, --help" in text
+    assert "<bool>" not in text and "BOOLEAN" not in text, text

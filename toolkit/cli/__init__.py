@@ -16,22 +16,10 @@ import typer
 from toolkit.cli._app import app
 from toolkit.errors import ReheadError
 
-# Command modules register their commands on ``app`` when imported.
-from toolkit.cli import extend as _extend  # noqa: F401  isort: skip
-
-
-def _register_optional() -> None:
-    import importlib
-
-    for name in ("finetune", "export", "validate", "demo"):
-        try:
-            importlib.import_module(f"toolkit.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"toolkit.cli.{name}":
-                raise
-
-
-_register_optional()
+# Importing a command module registers its commands on ``app``. They import the libraries they
+# call inside each command, so that ``rehead --help`` stays fast.
+# (in pipeline order, which is the order `rehead --help` lists them in)
+from toolkit.cli import extend, finetune, export, validate, demo  # noqa: F401  isort: skip
 
 
 def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:

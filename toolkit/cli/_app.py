@@ -20,6 +20,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain Click help: no "<bool>" after plain flags, and no rich import when --help renders.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
 )
 

@@ -28,7 +28,9 @@ def _report(result: object) -> None:
 
 @export_app.command("onnx")
 def onnx_command(
-    model_dir: Path = typer.Argument(..., help="Model directory (model.safetensors + config.json)."),
+    model_dir: Path = typer.Argument(
+        ..., metavar="MODEL_DIR", help="Model directory (model.safetensors + config.json)."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
     opset: int | None = typer.Option(None, "--opset", help="ONNX opset (default: the exporter's)."),
     no_dynamic_batch: bool = typer.Option(False, "--no-dynamic-batch", help="Fix the batch size at 1."),
@@ -70,7 +72,9 @@ def onnx_command(
 
 @export_app.command("pt2")
 def pt2_command(
-    model_dir: Path = typer.Argument(..., help="Model directory (model.safetensors + config.json)."),
+    model_dir: Path = typer.Argument(
+        ..., metavar="MODEL_DIR", help="Model directory (model.safetensors + config.json)."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help=".pt2 package to write."),
     no_dynamic_batch: bool = typer.Option(False, "--no-dynamic-batch", help="Fix the batch size at 1."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),

@@ -112,7 +112,7 @@ def extend(
 
 @app.command()
 def inspect(
-    model_dir: Path | None = typer.Argument(None, help="A model directory (or use --arch)."),
+    model_dir: Path | None = typer.Argument(None, metavar="MODEL_DIR", help="A model directory (or use --arch)."),
     arch: str | None = typer.Option(None, "--arch", help="Inspect an architecture instead of a directory."),
     head: str | None = typer.Option(None, "--head", help="Dotted module name of the head (skips the search)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

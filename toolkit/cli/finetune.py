@@ -17,7 +17,9 @@ from toolkit.cli._parse import int_list
 
 @app.command()
 def finetune(
-    model_dir: Path = typer.Argument(..., help="Model directory to fine-tune (from 'rehead extend')."),
+    model_dir: Path = typer.Argument(
+        ..., metavar="MODEL_DIR", help="Model directory to fine-tune (from 'rehead extend')."
+    ),
     data: str = typer.Option(
         ...,
         "--data",

@@ -37,8 +37,10 @@ def _check_outputs(overwrite: bool, *paths: Path | None) -> None:
 
 @app.command()
 def validate(
-    model_dir: Path = typer.Argument(..., help="Model directory (model.safetensors + config.json)."),
-    artifacts: list[str] = typer.Argument(..., help=_ARTIFACTS_HELP),
+    model_dir: Path = typer.Argument(
+        ..., metavar="MODEL_DIR", help="Model directory (model.safetensors + config.json)."
+    ),
+    artifacts: list[str] = typer.Argument(..., metavar="ARTIFACT", help=_ARTIFACTS_HELP),
     data: str = typer.Option("random", "--data", help="Inputs: random | digits | DIR | FILE.npz."),
     samples: int = typer.Option(32, "--samples", help="Number of parity inputs."),
     batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Batch sizes to check, e.g. 1,8."),
@@ -105,8 +107,10 @@ def validate(
 
 @app.command()
 def bench(
-    model_dir: Path = typer.Argument(..., help="Model directory (model.safetensors + config.json)."),
-    artifacts: list[str] = typer.Argument(..., help=_ARTIFACTS_HELP),
+    model_dir: Path = typer.Argument(
+        ..., metavar="MODEL_DIR", help="Model directory (model.safetensors + config.json)."
+    ),
+    artifacts: list[str] = typer.Argument(..., metavar="ARTIFACT", help=_ARTIFACTS_HELP),
     batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Batch sizes to time, e.g. 1,8."),
     threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (default: PyTorch's)."),
     duration: float = typer.Option(2.0, "--duration", help="Seconds of timed runs per measurement."),
