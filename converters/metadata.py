@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from toolkit.errors import ArtifactError
+from toolkit.errors import ArtifactError, MetadataMissingError
 from toolkit.records import ModelConfig
 
 PREFIX = "rehead."
@@ -89,7 +89,8 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     Keys: ``class_names`` (list), ``head_spec`` (dict), ``preprocessing`` (dict), ``versions``
     (dict), ``weights_sha256``, ``precision`` (``fp32``/``fp16``/``int8``), ``arch``, ``input``
     (dict: ``layout`` NCHW/NHWC, ``dtype``, ``baked_preprocessing``). External-data locations are
-    checked first (``check_external_data``).
+    checked first (``check_external_data``). ``MetadataMissingError`` (an ``ArtifactError``) when
+    the file is a readable ONNX model without rehead's metadata (exported by another tool).
     """
     import onnx
 
@@ -100,9 +101,13 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as exc:  # DecodeError and friends: the file is not an ONNX model
         raise ArtifactError(f"cannot read ONNX model '{path}': {type(exc).__name__}: {exc}") from exc
-    meta = decode_metadata({p.key: p.value for p in model.metadata_props})
+    return require_metadata(decode_metadata({p.key: p.value for p in model.metadata_props}), path)
+
+
+def require_metadata(meta: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``meta`` if it holds rehead's record; ``MetadataMissingError`` otherwise."""
     if "class_names" not in meta:
-        raise ArtifactError(
-            f"'{path}' carries no rehead metadata", hint="export it from its model directory with export_onnx"
+        raise MetadataMissingError(
+            f"'{path}' carries no rehead metadata", hint="export it from its model directory with rehead"
         )
     return meta

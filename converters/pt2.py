@@ -19,7 +19,7 @@ from converters._checks import FP32_TOLERANCE
 from converters._result import ExportResult, TensorInfo
 from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import BATCH_DIM, INPUT_NAME, MAX_BATCH, OUTPUT_NAME, reason
-from converters.metadata import build_metadata, decode_metadata
+from converters.metadata import build_metadata, decode_metadata, require_metadata
 from toolkit import _atomic
 from toolkit.errors import ArtifactError, ExportError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
@@ -116,9 +116,10 @@ def load_pt2(path: str | os.PathLike[str]) -> Any:
 
 
 def read_pt2_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``rehead.*`` metadata of a ``.pt2`` package, decoded like ``read_onnx_metadata``."""
+    """The ``rehead.*`` metadata of a ``.pt2`` package, decoded like ``read_onnx_metadata``;
+    ``MetadataMissingError`` when the package carries none (compiled by another tool)."""
     raw = load_pt2(path).get_metadata()
-    return decode_metadata({k: v for k, v in raw.items() if k.startswith("rehead.")})
+    return require_metadata(decode_metadata({k: v for k, v in raw.items() if k.startswith("rehead.")}), path)
 
 
 def _compare(

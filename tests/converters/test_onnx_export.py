@@ -11,7 +11,7 @@ import torch
 from converters_testutil import digits_test, ort_run
 
 import converters
-from toolkit.errors import ExportError, OutputExistsError
+from toolkit.errors import ArtifactError, ExportError, MetadataMissingError, OutputExistsError
 from toolkit.model_dir import load_model_dir, read_config
 
 
@@ -52,6 +52,27 @@ def test_metadata_round_trips(resnet_onnx: converters.ExportResult, digits_model
     assert meta["precision"] == "fp32"
     assert meta["versions"]["torch"] == torch.__version__ and "rehead" in meta["versions"]
     assert meta["input"]["layout"] == "NCHW" and meta["input"]["dynamic_batch"] is True
+
+
+def test_model_from_another_tool_raises_metadata_missing(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "other",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    model = helper.make_model(graph)
+    model.metadata_props.add(key="producer_note", value="not rehead")
+    onnx.save_model(model, str(tmp_path / "other.onnx"))
+    with pytest.raises(MetadataMissingError, match="no rehead metadata"):
+        converters.read_onnx_metadata(tmp_path / "other.onnx")
+    # a damaged file is an ArtifactError, but not "another tool's model": callers tell them apart by type
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf at all")
+    with pytest.raises(ArtifactError) as caught:
+        converters.read_onnx_metadata(tmp_path / "broken.onnx")
+    assert not isinstance(caught.value, MetadataMissingError)
 
 
 def test_train_mode_model_is_exported_in_eval_and_mode_restored(digits_model_dir: Path, tmp_path: Path) -> None:
