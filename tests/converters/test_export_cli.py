@@ -66,3 +66,26 @@ def test_unsupported_op_is_exit_2_naming_the_op(
     err = capsys.readouterr().err.strip().splitlines()
     assert "linalg_eig" in err[-1] and err[-1].startswith("rehead: error:")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--int8", "--calib-samples", "0"], "--calib-samples"),
+        (["--int8", "--calib-method", "median"], "--calib-method"),
+        (["--int8", "--int8-target", "gpu"], "--int8-target"),
+        (["--opset", "99"], "--opset"),
+    ],
+)
+def test_library_errors_name_the_flag_at_fault(
+    digits_model_dir: Path, tmp_path: Path, args: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The library names its keyword argument (calib_samples); the CLI adds the flag that set it."""
+    assert main(["export", "onnx", str(digits_model_dir), "-o", str(tmp_path / "m.onnx"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"; flag: {flag}"), err
+
+
+def test_an_error_without_a_flag_names_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "onnx", str(tmp_path / "nope"), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "flag:" not in capsys.readouterr().err

@@ -117,10 +117,9 @@ def test_option_defaults_are_finetune_configs() -> None:
     group = typer.main.get_command(app)
     command = group.commands["finetune"]  # type: ignore[attr-defined]
     config = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
-    renamed = {"clip": "clip_grad_norm"}
     checked = 0
     for param in command.params:
-        name = renamed.get(param.name, param.name)
+        name = param.name
         if name in config and param.default is not None:
             # 0 on the command line is the config's None ("off") for clip, patience, checkpoint_every_steps
             value = None if param.default == 0 and config[name] is None else param.default

@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 a validation gate failed, 2 bad input or usage, 3 missing optional
 dependency or hardware, 4 an internal error (a bug in rehead). Errors print one line with a
-hint; ``--debug`` adds the traceback. Every command module registers itself on ``app``.
+hint, and the flag at fault where the library names the keyword argument it came from (each
+option's parameter name is that keyword argument); ``--debug`` adds the traceback. Every
+command module registers itself on ``app``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 
@@ -54,6 +57,34 @@ def _one_line_warning(
     print(f"rehead: warning: {text}", file=sys.stderr)
 
 
+def _track_running(command: Any, running: list[Any]) -> None:
+    """Wrap the callback of ``command`` and of every command below it so that the error handler
+    knows which command was running when a library error reached it."""
+    for sub in getattr(command, "commands", {}).values():
+        _track_running(sub, running)
+    callback = command.callback
+    if callback is None:
+        return
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        running.append(command)
+        return callback(*args, **kwargs)
+
+    command.callback = run
+
+
+def _flag(command: Any, param: str | None) -> str | None:
+    """The option of ``command`` that fills the library's keyword argument ``param`` (``--calib-samples``
+    for ``calib_samples``): each option's parameter name is the keyword argument it is copied into."""
+    if command is None or param is None:
+        return None
+    for option in command.params:
+        if option.name == param and option.param_type_name == "option":
+            long_names = [name for name in option.opts if name.startswith("--")]
+            return str((long_names or option.opts)[0])
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     import warnings
@@ -62,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _one_line_warning
     debug = "--debug" in args
     command = typer.main.get_command(app)
+    running: list[Any] = []
+    _track_running(command, running)
     exit_exc, abort_exc, usage_exc, click_exc = _click_exceptions()
     try:
         result = command.main(args=args, prog_name="rehead", standalone_mode=False)
@@ -82,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReheadError as exc:
         if debug:
             traceback.print_exc()
-        _print_error(exc.one_line())
+        # Library messages name keyword arguments; the CLI adds the flag that sets one.
+        flag = _flag(running[-1] if running else None, exc.param)
+        _print_error(exc.one_line() + (f"; flag: {flag}" if flag else ""))
         return exc.exit_code
     except KeyboardInterrupt:
         _print_error("interrupted")

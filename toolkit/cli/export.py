@@ -31,7 +31,7 @@ def onnx_command(
     model_dir: Path = typer.Argument(
         ..., metavar="MODEL_DIR", help="Model directory (model.safetensors + config.json)."
     ),
-    output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
+    path: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
     opset: int | None = typer.Option(None, "--opset", help="ONNX opset (default: the exporter's)."),
     no_dynamic_batch: bool = typer.Option(False, "--no-dynamic-batch", help="Fix the batch size at 1."),
     fp16: bool = typer.Option(False, "--fp16", help="fp16 weights and compute, fp32 inputs/outputs."),
@@ -46,14 +46,14 @@ def onnx_command(
         False, "--bake-preprocess", help="Take uint8 NHWC images at the input size; normalise in the graph."
     ),
     no_optimize: bool = typer.Option(False, "--no-optimize", help="Skip onnxscript's graph optimiser."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output file if it exists."),
 ) -> None:
     """Export MODEL_DIR to ONNX, check it against eager at batch 1 and 3, and write it atomically."""
     from converters import export_onnx
 
     result = export_onnx(
         model_dir,
-        output,
+        path,
         opset=opset,
         dynamic_batch=not no_dynamic_batch,
         fp16=fp16,
@@ -75,13 +75,13 @@ def pt2_command(
     model_dir: Path = typer.Argument(
         ..., metavar="MODEL_DIR", help="Model directory (model.safetensors + config.json)."
     ),
-    output: Path = typer.Option(..., "-o", "--output", help=".pt2 package to write."),
+    path: Path = typer.Option(..., "-o", "--output", help=".pt2 package to write."),
     no_dynamic_batch: bool = typer.Option(False, "--no-dynamic-batch", help="Fix the batch size at 1."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output file if it exists."),
 ) -> None:
     """Compile MODEL_DIR with AOTInductor into a .pt2 package (about a minute for resnet18 on CPU)."""
     from converters import export_pt2
 
     dynamic = not no_dynamic_batch
-    result = export_pt2(model_dir, output, dynamic_batch=dynamic, overwrite=overwrite, progress=True)
+    result = export_pt2(model_dir, path, dynamic_batch=dynamic, overwrite=overwrite, progress=True)
     _report(result)

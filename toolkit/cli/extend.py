@@ -26,7 +26,7 @@ def extend(
     arch: str | None = typer.Option(
         None, "--arch", help="Source architecture: torchvision builder, timm:<name> or py:<module>:<callable>."
     ),
-    source_dir: Path | None = typer.Option(None, "--from", help="Source model directory (instead of --arch)."),
+    model_dir: Path | None = typer.Option(None, "--from", help="Source model directory (instead of --arch)."),
     weights: Path | None = typer.Option(
         None, "--weights", help="Source weights: .safetensors, or a .pt/.pth state dict (loaded weights-only)."
     ),
@@ -40,7 +40,7 @@ def extend(
     class_names: Path | None = typer.Option(
         None, "--class-names", help="File with every class name of the new head, one per line (or a JSON list)."
     ),
-    examples: Path | None = typer.Option(
+    examples_dir: Path | None = typer.Option(
         None, "--examples", help="imprint: folder with one sub-folder of example images per new class name."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for random rows, draws and fresh heads."),
@@ -54,7 +54,7 @@ def extend(
     input_size: int | None = typer.Option(
         None, "--input-size", help="Square input size in pixels recorded in the config (default: the architecture's)."
     ),
-    trust_pickle: bool = typer.Option(
+    allow_pickle: bool = typer.Option(
         False, "--trust-pickle", help="Allow a checkpoint that needs unpickling code (only for files you trust)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
@@ -75,22 +75,22 @@ def extend(
         if input_size <= 0:
             raise InvalidArgumentError(f"--input-size must be positive (got {input_size})")
         base = default_preprocessing(arch) if arch else None
-        if base is None and source_dir is not None:
+        if base is None and model_dir is not None:
             from toolkit.model_dir import read_config
 
-            base = read_config(source_dir).preprocessing
+            base = read_config(model_dir).preprocessing
         prep = dataclasses.replace(base, input_size=(input_size, input_size)) if base else None
     with console.status("loading the source model and changing its head"):
         result = run_extend(
             strategy=strategy,
             arch=arch,
-            model_dir=source_dir,
+            model_dir=model_dir,
             weights=weights,
             num_classes=num_classes,
             keep=int_list(keep, flag="--keep"),
             copy_from=int_list(copy_from, flag="--copy-from"),
             class_names=class_names_file(class_names),
-            examples_dir=examples,
+            examples_dir=examples_dir,
             seed=seed,
             std=std,
             hidden=int_list(hidden, flag="--hidden") or (),
@@ -99,7 +99,7 @@ def extend(
             head=head,
             source_num_classes=source_num_classes,
             preprocessing=prep,
-            allow_pickle=trust_pickle,
+            allow_pickle=allow_pickle,
             output=output,
             overwrite=overwrite,
         )

@@ -29,7 +29,7 @@ def finetune(
     output: Path = typer.Option(
         ..., "-o", "--output", help="Model directory to write (checkpoints: OUTPUT.ckpt/)."
     ),
-    digits_subset: str | None = typer.Option(
+    digits: str | None = typer.Option(
         None,
         "--digits-subset",
         help="digits: train on these digits only (0-6 or 0,2,4); default: the model's.",
@@ -61,7 +61,7 @@ def finetune(
     label_smoothing: float = typer.Option(
         0.1, "--label-smoothing", help="Cross-entropy smoothing (0 = off)."
     ),
-    clip: float = typer.Option(
+    clip_grad_norm: float = typer.Option(
         2.0, "--clip", help="Clip the gradient L2 norm to this (0 = off)."
     ),
     patience: int = typer.Option(
@@ -116,7 +116,7 @@ def finetune(
         momentum=momentum,
         warmup_epochs=warmup_epochs,
         label_smoothing=label_smoothing,
-        clip_grad_norm=clip if clip > 0 else None,
+        clip_grad_norm=clip_grad_norm if clip_grad_norm > 0 else None,
         amp=amp,
         patience=patience if patience > 0 else None,
         augment=augment,
@@ -135,7 +135,7 @@ def finetune(
         overwrite=overwrite,
         resume=resume,
         work_dir=work_dir,
-        digits=int_list(digits_subset, flag="--digits-subset"),
+        digits=int_list(digits, flag="--digits-subset"),
         val_ratio=val_ratio,
         progress=True,
     )

@@ -52,15 +52,17 @@ def validate(
     rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (overrides the preset)."),
     threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (default: PyTorch's)."),
     seed: int = typer.Option(0, "--seed", help="Seed for random inputs and sample draws."),
-    duration: float = typer.Option(2.0, "--duration", help="Seconds of timed runs per latency measurement."),
-    warmup: float = typer.Option(0.5, "--warmup", help="Seconds of warm-up runs before timing."),
+    min_duration_s: float = typer.Option(
+        2.0, "--duration", help="Seconds of timed runs per latency measurement."
+    ),
+    warmup_s: float = typer.Option(0.5, "--warmup", help="Seconds of warm-up runs before timing."),
     max_cv: float = typer.Option(
         0.25, "--max-cv", help="Largest coefficient of variation of a conclusive latency measurement."
     ),
     no_latency: bool = typer.Option(False, "--no-latency", help="Check parity only."),
-    report: Path | None = typer.Option(None, "--report", help="Folder for report.html/.json, junit.xml."),
+    report_dir: Path | None = typer.Option(None, "--report", help="Folder for report.html/.json, junit.xml."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
-    junit: Path | None = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
+    junit_path: Path | None = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
     max_p99_ms: float | None = typer.Option(None, "--max-p99-ms", help="Gate: p99 latency at most X ms."),
     min_speedup: float | None = typer.Option(
         None, "--min-speedup", help="Gate: at least Y times faster than eager (p50)."
@@ -69,10 +71,10 @@ def validate(
 ) -> None:
     """Prove each ARTIFACT matches the eager model (kept and new classes checked on their own) and
     time it. Exit 1 when parity or a latency gate fails."""
-    from validation.suite import check_device
+    from toolkit._args import check_device
 
     check_device(device)
-    _check_outputs(overwrite, report, json_path, junit)
+    _check_outputs(overwrite, report_dir, json_path, junit_path)
     from validation.latency import LatencySettings
     from validation.report import write_reports
     from validation.report.console import print_summary
@@ -91,14 +93,14 @@ def validate(
         threads=threads,
         seed=seed,
         latency=not no_latency,
-        latency_settings=LatencySettings(warmup_s=warmup, min_duration_s=duration, max_cv=max_cv),
+        latency_settings=LatencySettings(warmup_s=warmup_s, min_duration_s=min_duration_s, max_cv=max_cv),
         max_p99_ms=max_p99_ms,
         min_speedup=min_speedup,
         progress=True,
     )
     print_summary(result, _console())
     written = write_reports(
-        result, report_dir=report, json_path=json_path, junit_path=junit, overwrite=overwrite
+        result, report_dir=report_dir, json_path=json_path, junit_path=junit_path, overwrite=overwrite
     )
     for kind, path in written.items():
         typer.echo(f"wrote {kind} report: {path}", err=True)
@@ -113,8 +115,8 @@ def bench(
     artifacts: list[str] = typer.Argument(..., metavar="ARTIFACT", help=_ARTIFACTS_HELP),
     batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Batch sizes to time, e.g. 1,8."),
     threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (default: PyTorch's)."),
-    duration: float = typer.Option(2.0, "--duration", help="Seconds of timed runs per measurement."),
-    warmup: float = typer.Option(0.5, "--warmup", help="Seconds of warm-up runs before timing."),
+    duration_s: float = typer.Option(2.0, "--duration", help="Seconds of timed runs per measurement."),
+    warmup_s: float = typer.Option(0.5, "--warmup", help="Seconds of warm-up runs before timing."),
     max_cv: float = typer.Option(
         0.25, "--max-cv", help="Largest coefficient of variation of a conclusive measurement."
     ),
@@ -124,7 +126,7 @@ def bench(
 ) -> None:
     """Latency of eager PyTorch and every ARTIFACT (p50/p90/p95/p99, throughput, speed-up), and of
     the old head against the new head."""
-    from validation.suite import check_device
+    from toolkit._args import check_device
 
     check_device(device)
     _check_outputs(overwrite, json_path)
@@ -133,8 +135,8 @@ def bench(
     from validation.suite import bench as run_bench
 
     result = run_bench(
-        model_dir, artifacts, batch_sizes=_sizes(batch_sizes), threads=threads, duration_s=duration,
-        warmup_s=warmup, max_cv=max_cv, device=device, progress=True,
+        model_dir, artifacts, batch_sizes=_sizes(batch_sizes), threads=threads, duration_s=duration_s,
+        warmup_s=warmup_s, max_cv=max_cv, device=device, progress=True,
     )
     print_summary(result, _console())
     for kind, path in write_reports(result, json_path=json_path, overwrite=overwrite).items():
