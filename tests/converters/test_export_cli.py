@@ -14,7 +14,10 @@ def test_export_onnx_writes_and_prints_summary(
 ) -> None:
     out = tmp_path / "m.onnx"
     assert main(["export", "onnx", str(digits_model_dir), "-o", str(out)]) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
+    captured = capsys.readouterr()
+    line = captured.out.strip().splitlines()[-1]
+    # the library is quiet by default; the CLI turns its progress on (stderr, one line per step)
+    assert "export m.onnx" in captured.err, captured.err
     assert line.startswith(f"wrote {out}") and "images float32[batch,3,32,32]" in line and "opset" in line
     assert out.stat().st_size > 1_000_000
 

@@ -30,7 +30,7 @@ def demo(
     settings = DemoSettings.quick() if quick else DemoSettings()
     if no_pt2:
         settings = dataclasses.replace(settings, pt2=False)
-    result = run_demo(output, strategy=strategy, fresh=fresh, settings=settings)
+    result = run_demo(output, strategy=strategy, fresh=fresh, settings=settings, progress=True)
     table = Table(title=f"rehead demo — resnet18, digits 0-6 → 0-9 ({result.strategy}); batch "
                   f"{result.rows[0]['batch_size']}, {settings.threads} threads")
     for col in ("artifact", "size", "test top-1 (old / new)", "parity", "p50 ms", "speedup vs eager"):
