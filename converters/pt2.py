@@ -7,9 +7,13 @@ Compiling takes about a minute for resnet18 on CPU.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,28 @@ from toolkit import _atomic
 from toolkit.errors import ArtifactError, ExportError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
 from toolkit.progress import Progress
+
+# torch.utils.cpp_extension, which AOTInductor imports to compile and to load packages, logs
+# "No CUDA runtime is found, using CUDA_HOME=..." when a CUDA build of torch runs on a machine
+# without a GPU: noise for a CPU package, printed once per process in every pt2 step.
+_CUDA_HOME_NOTICE = re.compile(r"No CUDA runtime is found, using CUDA_HOME=")
+
+
+class _DropCudaHomeNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _CUDA_HOME_NOTICE.match(record.getMessage())
+
+
+@contextlib.contextmanager
+def _without_cuda_home_notice() -> Iterator[None]:
+    """Drop exactly that notice while inside; every other record passes, and the filter is removed after."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    drop = _DropCudaHomeNotice()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def export_pt2(
@@ -51,7 +77,7 @@ def export_pt2(
     steps = Progress(f"export {out.name}", enabled=progress)
     gen = torch.Generator().manual_seed(0)
     shapes = ({0: torch.export.Dim(BATCH_DIM, min=1, max=MAX_BATCH)},) if dynamic_batch else None
-    with eval_mode(module):
+    with eval_mode(module), _without_cuda_home_notice():
         with steps.step("export", "torch.export"):
             try:
                 program = torch.export.export(
@@ -107,7 +133,8 @@ def export_pt2(
 def load_pt2(path: str | os.PathLike[str]) -> Any:
     """Load a ``.pt2`` package (a callable taking ``images``); ``ArtifactError`` if unreadable."""
     try:
-        return torch._inductor.aoti_load_package(os.fspath(path))
+        with _without_cuda_home_notice():
+            return torch._inductor.aoti_load_package(os.fspath(path))
     except (RuntimeError, OSError, ValueError) as exc:
         raise ArtifactError(
             f"cannot load pt2 package '{path}': {str(exc).splitlines()[0][:200]}",
