@@ -29,16 +29,16 @@ def resolve_source(source: str | os.PathLike[str] | LoadedModel) -> LoadedModel:
 
 
 @contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[bool]:
+def eval_mode(module: nn.Module) -> Iterator[None]:
     """Put every submodule in eval mode; restore each one's own mode afterwards.
 
-    Yields True when anything was in train mode (BatchNorm/Dropout would have made the export
-    differ from inference).
+    (``preflight`` reports a model left in train mode: BatchNorm/Dropout would have made the
+    export differ from inference.)
     """
     modes = {name: sub.training for name, sub in module.named_modules()}
     module.eval()
     try:
-        yield any(modes.values())
+        yield
     finally:
         for name, sub in module.named_modules():
             if name in modes:

@@ -1,8 +1,9 @@
 """Pre-export lint: the known ways an export goes wrong, caught before any file is written.
 
-``preflight(module, config, opset)`` looks at the module (train mode, INT64 weights, size);
-with ``graph=`` (the in-memory exported model) it also checks every node's op against the
-opset and INT64 initializers. Findings with severity ``error`` stop the export.
+``preflight(module, config, opset)`` looks at the module (train mode, INT64 weights, size)
+before export; ``check_graph(model, opset)`` checks the in-memory exported model after it:
+every node's op against the opset, and INT64 initializers. Findings with severity ``error``
+stop the export.
 """
 
 from __future__ import annotations
@@ -201,10 +202,8 @@ def check_graph(graph: onnx_ir.Model, opset: int | None) -> list[Finding]:
     return found
 
 
-def preflight(
-    module: nn.Module, config: ModelConfig | None, opset: int | None, *, graph: onnx_ir.Model | None = None
-) -> list[Finding]:
-    """Lint ``module`` (and ``graph``, the exported model, if given) for an export at ``opset``.
+def preflight(module: nn.Module, config: ModelConfig | None, opset: int | None) -> list[Finding]:
+    """Lint ``module`` for an export at ``opset`` (the exported graph: ``check_graph``).
 
     ``opset`` None means the exporter's default. Returns every finding; the caller raises
     ``ExportError`` on any ``error``. ``config`` (the model directory's record, or None for a
@@ -222,10 +221,4 @@ def preflight(
                 hint="export the module together with its own config.json",
             )
         )
-    if graph is not None:
-        found += check_graph(graph, opset)
     return found
-
-
-def errors(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.severity == "error"]
