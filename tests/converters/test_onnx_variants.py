@@ -115,3 +115,12 @@ def test_int8_target_sets_activation_type_and_zero_points(
     if target == "tensorrt":
         assert all(not onnx.numpy_helper.to_array(z).any() for z in zero_points)  # zero point 0
     assert converters.read_onnx_metadata(result.path)["quantization"]["target"] == target
+
+
+def test_library_export_prints_nothing_by_default(
+    trained_tiny_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # progress defaults to False; the exporters' and quantizer's own chatter is kept off the terminal too
+    converters.export_onnx(trained_tiny_dir, tmp_path / "m.onnx", int8=True, calib_samples=32)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
