@@ -36,7 +36,12 @@ def onnx_command(
     no_dynamic_batch: bool = typer.Option(False, "--no-dynamic-batch", help="Fix the batch size at 1."),
     fp16: bool = typer.Option(False, "--fp16", help="fp16 weights and compute, fp32 inputs/outputs."),
     int8: bool = typer.Option(False, "--int8", help="Static INT8 (QDQ, per-channel), calibrated on --calib."),
-    calib: str = typer.Option("digits", "--calib", help="Calibration images: 'digits' or an image folder."),
+    calib: str | None = typer.Option(
+        None,
+        "--calib",
+        help="Calibration images: 'digits' or an image folder (default: the data the model was fine-tuned on, "
+        "as its directory records).",
+    ),
     calib_samples: int = typer.Option(128, "--calib-samples", help="Number of calibration images."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile."),
     int8_target: str = typer.Option(

@@ -35,6 +35,16 @@ def _check_outputs(overwrite: bool, *paths: Path | None) -> None:
             _atomic.check_output(path, overwrite=overwrite)
 
 
+def _print_timings(timing: dict[str, float]) -> None:
+    """One line per entry of ``report.timing`` (stage -> seconds); nothing when it is empty."""
+    if not timing:
+        return
+    width = max(len(key) for key in timing)
+    typer.echo("timings (seconds):")
+    for key, seconds in timing.items():
+        typer.echo(f"  {key:<{width}}  {seconds:8.2f}")
+
+
 @app.command()
 def validate(
     model_dir: Path = typer.Argument(
@@ -67,6 +77,10 @@ def validate(
     min_speedup: float | None = typer.Option(
         None, "--min-speedup", help="Gate: at least Y times faster than eager (p50)."
     ),
+    cross_check: bool = typer.Option(
+        False, "--cross-check", help="Compare artifacts exported from another model directory on purpose."
+    ),
+    timings: bool = typer.Option(False, "--timings", help="After the table, print where the time went (seconds)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing report outputs."),
 ) -> None:
     """Prove each ARTIFACT matches the eager model (kept and new classes checked on their own) and
@@ -96,9 +110,12 @@ def validate(
         latency_settings=LatencySettings(warmup_s=warmup_s, min_duration_s=min_duration_s, max_cv=max_cv),
         max_p99_ms=max_p99_ms,
         min_speedup=min_speedup,
+        cross_check=cross_check,
         progress=True,
     )
     print_summary(result, _console())
+    if timings:
+        _print_timings(result.timing)
     written = write_reports(
         result, report_dir=report_dir, json_path=json_path, junit_path=junit_path, overwrite=overwrite
     )
@@ -122,6 +139,9 @@ def bench(
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+    cross_check: bool = typer.Option(
+        False, "--cross-check", help="Time artifacts exported from another model directory on purpose."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """Latency of eager PyTorch and every ARTIFACT (p50/p90/p95/p99, throughput, speed-up), and of
@@ -136,7 +156,7 @@ def bench(
 
     result = run_bench(
         model_dir, artifacts, batch_sizes=_sizes(batch_sizes), threads=threads, duration_s=duration_s,
-        warmup_s=warmup_s, max_cv=max_cv, device=device, progress=True,
+        warmup_s=warmup_s, max_cv=max_cv, device=device, cross_check=cross_check, progress=True,
     )
     print_summary(result, _console())
     for kind, path in write_reports(result, json_path=json_path, overwrite=overwrite).items():
