@@ -92,3 +92,14 @@ def test_library_errors_name_the_flag_at_fault(
 def test_an_error_without_a_flag_names_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "onnx", str(tmp_path / "nope"), "-o", str(tmp_path / "m.onnx")]) == 2
     assert "flag:" not in capsys.readouterr().err
+
+
+def test_int8_without_calib_and_no_recorded_data_is_exit_2_naming_calib(
+    digits_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--calib defaults to the data in the model directory's lineage; an extended, never fine-tuned
+    model records none, so the export refuses instead of calibrating on the bundled digits."""
+    assert main(["export", "onnx", str(digits_model_dir), "-o", str(tmp_path / "m.onnx"), "--int8"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rehead: error:")]
+    assert len(err) == 1 and err[0].endswith("; flag: --calib"), err
+    assert list(tmp_path.iterdir()) == []
