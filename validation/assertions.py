@@ -26,8 +26,9 @@ def assert_parity(
     threads: int | None = None,
     localise: bool = True,
 ) -> ValidationReport:
-    """Raise ``AssertionError`` listing every failing output/slice (with max|Δ|, cosine and
-    top-1) unless ``artifact`` matches the eager model of ``model_dir``; return the report.
+    """Raise ``AssertionError`` listing every failing output/slice, one per line (with max|Δ|,
+    cosine, top-1 agreement and the worst class), unless ``artifact`` matches the eager model of
+    ``model_dir``; return the report.
 
     Defaults: 16 seeded random inputs at batch sizes 1 and 4, the preset implied by the
     artifact's precision. Errors in the inputs themselves (wrong shape, missing files) raise
@@ -43,7 +44,7 @@ def assert_parity(
     )
     failures = report.failures
     if failures:
-        lines = "\n  ".join(failures)
+        lines = "\n  ".join(f.message for f in failures)
         where = ""
         parity = report.artifacts[0].parity
         if parity is not None and parity.localisation:

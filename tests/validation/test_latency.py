@@ -90,7 +90,9 @@ def test_noisy_latency_is_inconclusive_never_a_pass(digits_model_dir: Path, onnx
     assert art.parity_status == "pass"  # the wrapper changes timing, not values
     assert art.latency_status == "inconclusive" and art.status == "inconclusive"
     assert report.status != "pass"
-    assert any("inconclusive" in f for f in art.gate_failures)
+    assert art.gate_failures and all(not f.conclusive for f in art.gate_failures)
+    assert any(f.kind == "latency" and f.metric == "p99_ms" and f.batch_size == 1 for f in art.gate_failures)
+    assert art.latency_reason(1)  # why, in words
     with pytest.raises(GateFailedError, match="inconclusive"):
         report.raise_for_status()
 
@@ -103,8 +105,16 @@ def test_latency_gates(digits_model_dir: Path, onnx_fp32: Path) -> None:
     )
     art = report.artifacts[0]
     assert art.status == "fail" and art.latency_status == "fail"
-    assert any("p99 latency" in f and "> 1e-06 ms" in f for f in art.gate_failures)
-    assert any("speed-up" in f and "< 1e+06×" in f for f in art.gate_failures)
+    assert any(
+        f.kind == "latency" and f.metric == "p99_ms" and f.conclusive and f.bound == 1e-6
+        and f.value is not None and f.value > 1e-6
+        for f in art.gate_failures
+    )
+    assert any(
+        f.kind == "speedup" and f.conclusive and f.bound == 1e6 and f.value is not None and f.value < 1e6
+        for f in art.gate_failures
+    )
+    assert all(f.batch_size == 1 and f.artifact == art.name for f in art.gate_failures)
     assert art.speedup[1] is not None and art.speedup[1] > 0
     assert art.cold_start is not None and art.cold_start["load_ms"] > 0
     head = report.head_latency

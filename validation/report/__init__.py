@@ -1,4 +1,9 @@
-"""Reports of a validation: console table, JSON (versioned schema), JUnit XML, self-contained HTML."""
+"""Reports of a validation: console table, JSON (versioned schema), JUnit XML, self-contained HTML.
+
+Every writer reads the records' fields (``Failure``, ``LatencyStats.conclusive``, the artifact's
+statuses), never their message text. ``speedup_text`` is the one way to show a speed-up: with its
+"inconclusive" note whenever either measurement behind it was too noisy.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 from pathlib import Path
 
 from toolkit import _atomic
+from validation.report._notes import speedup_text
 from validation.result import ValidationReport
 
 
@@ -48,4 +54,4 @@ def write_reports(
     return written
 
 
-__all__ = ["json_text", "write_reports"]
+__all__ = ["json_text", "speedup_text", "write_reports"]

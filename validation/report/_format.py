@@ -1,8 +1,13 @@
-"""Number formatting shared by the console, JUnit and HTML reports."""
+"""Number formatting shared by the console, JUnit and HTML reports.
+
+Sizes are always MiB (2^20 bytes), the unit named in every column header that shows one.
+"""
 
 from __future__ import annotations
 
 import math
+
+MIB = 1 << 20
 
 
 def num(value: float | None, digits: int = 3) -> str:
@@ -22,15 +27,18 @@ def ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def size(n: int) -> str:
+def mib(n: int) -> str:
+    """``n`` bytes in MiB without the unit (the column header names it); ``—`` when unknown."""
     if n <= 0:
         return "—"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+    value = n / MIB
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
 def pct(value: float | None) -> str:
     return "—" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def times(value: float | None) -> str:
+    """A ratio such as a speed-up: ``19.58×``; ``—`` when there is none."""
+    return "—" if value is None or math.isnan(value) else f"{value:.2f}×"

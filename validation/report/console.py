@@ -1,105 +1,184 @@
-"""The console table: one row per artifact (status, size, max error, top-1, p50/p99, speed-up)."""
+"""The console summary: a table with one row per artifact and batch size, then the problems,
+one line each (at most ``MAX_LINES``; the report holds the rest).
+
+``rehead validate`` shows parity and latency; a bench run (``settings["parity"]`` False) shows
+latency only and never a parity verdict. A speed-up measured on a noisy machine carries its
+note (``19.58× (inconclusive: CV 0.31 > 0.25)``), as do the head-only rows.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from validation.report._format import ms, num, pct, size
+from validation.report._format import mib, ms, num, pct
+from validation.report._notes import head_note, latency_note, speedup_text
 from validation.result import ArtifactResult, ValidationReport
+
+#: problem lines (failures, inconclusive measurements) printed before "... N more"
+MAX_LINES = 5
 
 _STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "skipped": "dim"}
 
 
-def _row(artifact: ArtifactResult, batch: int | None) -> list[str]:
+def _status(status: str) -> str:
+    return f"[{_STYLE.get(status, '')}]{status.upper()}[/]"
+
+
+def is_bench(report: ValidationReport) -> bool:
+    """True for a latency-only run (``rehead bench``): no parity verdict to show."""
+    return report.settings.get("parity") is False
+
+
+def _batches(report: ValidationReport) -> list[int]:
+    measured = set(report.reference_latency) | {bs for a in report.artifacts for bs in a.latency}
+    return sorted(measured)
+
+
+def _title(report: ValidationReport) -> str:
+    arch = report.model.get("arch")
+    if not is_bench(report):
+        return f"rehead validate — {arch} ({report.status.upper()})"
+    stats = [*report.reference_latency.values(), *(s for a in report.artifacts for s in a.latency.values())]
+    noisy = sum(not s.conclusive for s in stats)
+    tail = f"; {noisy} of {len(stats)} measurements inconclusive" if noisy else ""
+    return f"rehead bench — {arch}: latency only, parity not checked{tail}"
+
+
+def _parity_cells(artifact: ArtifactResult) -> list[str]:
     parity = artifact.parity
-    worst = parity.worst("all") if parity else None
-    worst_new = parity.worst("new") if parity else None
-    stats = artifact.latency.get(batch) if batch is not None else None
-    speed = artifact.speedup.get(batch) if batch is not None else None
-    status = artifact.status
+    worst = parity.worst("all") if parity is not None else None
+    worst_new = parity.worst("new") if parity is not None else None
     return [
         artifact.name,
-        f"[{_STYLE.get(status, '')}]{status.upper()}[/]",
+        _status(artifact.status),
         f"{artifact.kind}/{artifact.precision}",
-        size(artifact.size_bytes),
+        mib(artifact.size_bytes),
         num(worst.max_abs) if worst else "—",
         num(worst_new.max_abs) if worst_new else "—",
         pct(worst.top1) if worst else "—",
-        ms(stats.p50_ms) if stats else "—",
-        (ms(stats.p99_ms) + ("" if stats.conclusive else " ?")) if stats else "—",
-        f"{speed:.2f}×" if speed else "—",
     ]
 
 
-def summary_table(report: ValidationReport) -> Any:
-    """A rich ``Table`` of the report (latency columns at the largest batch size measured)."""
+def _reference_cell(report: ValidationReport, bs: int) -> str:
+    why = latency_note(report, report.reference_latency.get(bs))
+    return "1.00×" + (f" ({why})" if why else "")
+
+
+def validate_table(report: ValidationReport) -> Any:
+    """Parity columns once per artifact, then a row per batch size with p50/p99 and speed-up."""
     from rich.table import Table
 
-    batches = report.settings.get("batch_sizes") or []
-    batch = max(batches) if batches else None
-    title = f"rehead validate — {report.model.get('arch')} ({report.status.upper()})"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=_title(report), title_justify="left")
+    left = ("artifact", "status", "kind")
+    # two-line headers keep the table within 160 columns (CI logs) with a speed-up note in it;
+    # only the name may wrap (folded, never cut short), so numbers stay on one line
     for col in (
-        "artifact",
-        "status",
-        "kind",
-        "size",
-        "max|Δ| all",
-        "max|Δ| new",
-        "top-1",
-        f"p50 ms (b{batch})",
-        f"p99 ms (b{batch})",
-        "speed-up",
+        *left, "size\nMiB", "max|Δ|\nall", "max|Δ|\nnew", "top-1\nagreement", "batch", "p50 ms", "p99 ms",
+        "speed-up\nvs eager",
     ):
-        table.add_column(col, justify="left" if col in ("artifact", "status", "kind") else "right")
-    ref = report.reference_latency.get(batch) if batch is not None else None
-    if ref is not None:
-        table.add_row(
-            "eager-fp32 (reference)",
-            "[dim]REF[/]",
-            "eager/fp32",
-            "—",
-            "0",
-            "0",
-            "100.0%",
-            ms(ref.p50_ms),
-            ms(ref.p99_ms) + ("" if ref.conclusive else " ?"),
-            "1.00×",
-        )
+        table.add_column(col, justify="left" if col in left else "right", no_wrap=col != left[0],
+                         overflow="fold")
+    batches = _batches(report)
+    for i, bs in enumerate(batches):
+        ref = report.reference_latency.get(bs)
+        if ref is not None:
+            first = ["eager-fp32 (reference)", "[dim]REF[/]", "eager/fp32", "—", "0", "0", "100.0%"]
+            table.add_row(*(first if i == 0 else [""] * 7), str(bs), ms(ref.p50_ms), ms(ref.p99_ms),
+                          _reference_cell(report, bs))
     for artifact in report.artifacts:
-        table.add_row(*_row(artifact, batch))
+        sizes: list[int | None] = [bs for bs in batches if bs in artifact.latency] or [None]
+        for i, maybe_bs in enumerate(sizes):
+            cells = _parity_cells(artifact) if i == 0 else [""] * 7
+            if maybe_bs is None:
+                table.add_row(*cells, "—", "—", "—", "—")
+                continue
+            stats = artifact.latency[maybe_bs]
+            table.add_row(*cells, str(maybe_bs), ms(stats.p50_ms), ms(stats.p99_ms),
+                          speedup_text(report, artifact, maybe_bs))
     return table
 
 
-def print_summary(report: ValidationReport, console: Any = None) -> None:
-    """Print the table, then every failure and inconclusive measurement, one per line."""
+def bench_table(report: ValidationReport) -> Any:
+    """Latency only: a row per runner and batch size (p50, p99, throughput, speed-up)."""
+    from rich.table import Table
+
+    table = Table(title=_title(report), title_justify="left")
+    left = ("runner", "kind")
+    for col in (*left, "size\nMiB", "batch", "p50 ms", "p99 ms", "samples/s", "speed-up\nvs eager"):
+        table.add_column(col, justify="left" if col in left else "right", no_wrap=col != left[0],
+                         overflow="fold")
+    for i, (bs, ref) in enumerate(sorted(report.reference_latency.items())):
+        first = ["eager-fp32 (reference)", "eager/fp32", "—"] if i == 0 else ["", "", ""]
+        table.add_row(*first, str(bs), ms(ref.p50_ms), ms(ref.p99_ms), f"{ref.throughput:.1f}",
+                      _reference_cell(report, bs))
+    for artifact in report.artifacts:
+        for i, (bs, stats) in enumerate(sorted(artifact.latency.items())):
+            first = [artifact.name, f"{artifact.kind}/{artifact.precision}", mib(artifact.size_bytes)]
+            table.add_row(*(first if i == 0 else ["", "", ""]), str(bs), ms(stats.p50_ms), ms(stats.p99_ms),
+                          f"{stats.throughput:.1f}", speedup_text(report, artifact, bs))
+    return table
+
+
+def summary_table(report: ValidationReport) -> Any:
+    """A rich ``Table`` of the report: every batch size measured, one row each."""
+    return bench_table(report) if is_bench(report) else validate_table(report)
+
+
+def problem_lines(report: ValidationReport) -> list[tuple[str, str]]:
+    """(label, text) for every failure and every inconclusive measurement, failures first.
+
+    A measurement that an inconclusive gate failure already names is not repeated.
+    """
+    lines: list[tuple[str, str]] = []
+    covered: set[tuple[str | None, int | None]] = set()
+    for f in report.failures:
+        lines.append(("FAIL" if f.conclusive else "INCONCLUSIVE", f.line()))
+        if not f.conclusive:
+            covered.add((f.artifact, f.batch_size))
+    for artifact in report.artifacts:
+        for bs, stats in sorted(artifact.latency.items()):
+            if not stats.conclusive and (artifact.name, bs) not in covered:
+                lines.append(("INCONCLUSIVE", f"{artifact.name}: latency at batch {bs}: {stats.reason}"))
+    for bs, stats in sorted(report.reference_latency.items()):
+        if not stats.conclusive:
+            lines.append(("INCONCLUSIVE", f"eager-fp32: latency at batch {bs}: {stats.reason}"))
+    return lines
+
+
+def print_summary(report: ValidationReport, console: Any = None, *, max_lines: int = MAX_LINES) -> None:
+    """Print the table, then the failures and inconclusive measurements one per line (the first
+    ``max_lines``, then how many more the report holds), localisation results and the head-only
+    latency."""
     from rich.console import Console
     from rich.markup import escape
 
     console = console or Console()
     console.print(summary_table(report))
+    colour = {"FAIL": "red", "INCONCLUSIVE": "yellow"}
+    problems = problem_lines(report)
+    for label, text in problems[:max_lines]:
+        console.print(f"[{colour[label]}]{label}[/] {escape(text)}", soft_wrap=True)
+    if len(problems) > max_lines:
+        console.print(f"... {len(problems) - max_lines} more (see the report)")
     for artifact in report.artifacts:
-        for line in artifact.failures:
-            console.print(f"[red]FAIL[/] {escape(line)}")
-        for bs, stats in artifact.latency.items():
-            if not stats.conclusive:
-                console.print(
-                    f"[yellow]INCONCLUSIVE[/] {escape(artifact.name)} batch {bs}: {escape(stats.reason)}"
-                )
-        loc = artifact.parity.localisation if artifact.parity else None
+        loc = artifact.parity.localisation if artifact.parity is not None else None
         if loc:
             console.print(
                 f"[cyan]LOCALISE[/] {escape(artifact.name)}: {escape(loc['status'])}: "
-                f"{escape(loc.get('reason', ''))}"
+                f"{escape(loc.get('reason', ''))}",
+                soft_wrap=True,
             )
-    for bs, stats in report.reference_latency.items():
-        if not stats.conclusive:
-            console.print(f"[yellow]INCONCLUSIVE[/] eager-fp32 batch {bs}: {escape(stats.reason)}")
-    if report.head_latency:
-        for row in report.head_latency["batches"]:
+    head = report.head_latency
+    if head:
+        for row in head["batches"]:
             ratio = row.get("new_over_old")
+            why = head_note(report, row)
             console.print(
-                f"head '{report.head_latency['module']}' batch {row['batch_size']}: "
-                f"old p50 {ms(row['old_head']['p50_ms'])} ms, "
-                f"new p50 {ms(row['new_head']['p50_ms'])} ms" + (f" ({ratio:.2f}× old)" if ratio else "")
+                escape(
+                    f"head '{head['module']}' batch {row['batch_size']}: "
+                    f"old p50 {ms(row['old_head']['p50_ms'])} ms, new p50 {ms(row['new_head']['p50_ms'])} ms"
+                    + (f" ({ratio:.2f}× old)" if ratio else "")
+                )
+                + (f" [yellow]({escape(why)})[/]" if why else ""),
+                soft_wrap=True,
             )

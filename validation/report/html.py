@@ -10,8 +10,11 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from converters.compare import Failure
 from validation.report import plots
-from validation.report._format import ms, num, pct, size
+from validation.report._format import mib, ms, num, pct, times
+from validation.report._notes import head_note, head_reasons, latency_note, speedup_note
+from validation.report.console import is_bench
 from validation.result import ArtifactResult, ValidationReport
 
 _CSS = """
@@ -21,13 +24,14 @@ h1{font-size:1.5rem;margin-bottom:.2rem}
 h2{margin-top:2rem;border-bottom:1px solid #d8dde6;padding-bottom:.3rem}
 h3{margin-bottom:.4rem} table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem;background:#fff}
 th,td{border:1px solid #d8dde6;padding:.25rem .55rem;text-align:right} th{background:#eef1f6}
-td.l,th.l{text-align:left} .pass{color:#1a7f37;font-weight:600} .fail{color:#c62828;font-weight:600}
+td.l,th.l{text-align:left} .pass,.ok{color:#1a7f37;font-weight:600} .fail{color:#c62828;font-weight:600}
 .inconclusive{color:#b26a00;font-weight:600} .skipped,.muted{color:#777}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:.8rem;color:#fff;font-weight:600}
 .badge.pass{background:#1a7f37;color:#fff} .badge.fail{background:#c62828;color:#fff}
-.badge.inconclusive{background:#b26a00;color:#fff}
+.badge.inconclusive{background:#b26a00;color:#fff} .badge.info{background:#4c5a70;color:#fff}
 img{max-width:100%;border:1px solid #e3e7ee;background:#fff}
-.plots{display:flex;flex-wrap:wrap;gap:1rem} ul.fail li{color:#c62828} code{font-size:.85em}
+.plots{display:flex;flex-wrap:wrap;gap:1rem} ul.fail li{color:#c62828} ul.fail li.inconclusive{color:#b26a00}
+code{font-size:.85em} .note{color:#b26a00;font-size:.8rem} td:not(.l),.nw{white-space:nowrap}
 """
 
 _SCRIPT = """
@@ -47,54 +51,82 @@ def _cls(status: str) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
-    head = "".join(f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(headers))
+    """Columns before ``left``, and a last column headed ``why``, are text: aligned left."""
+    aligned = ["l" if i < left or (h == "why" and i == len(headers) - 1) else "" for i, h in enumerate(headers)]
+    head = "".join(f'<th class="{a}">{escape(h)}</th>' for a, h in zip(aligned, headers, strict=True))
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>"
-        for r in rows
+        "<tr>" + "".join(f'<td class="{a}">{c}</td>' for a, c in zip(aligned, r, strict=True)) + "</tr>" for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _noted(text: str, why: str) -> str:
+    """``text`` with its inconclusive note beside it, in words."""
+    return escape(text) + (f' <span class="note">({escape(why)})</span>' if why else "")
+
+
+def _per_batch(report: ValidationReport, a: ArtifactResult) -> tuple[str, str]:
+    """The artifact's p50 / p99 and speed-up at every batch size, one line each."""
+    lat, speed = [], []
+    for bs, s in sorted(a.latency.items()):
+        lat.append(_noted(f"b{bs}: {ms(s.p50_ms)} / {ms(s.p99_ms)}", latency_note(report, s)))
+        speed.append(_noted(f"b{bs}: {times(a.speedup.get(bs))}", speedup_note(report, a, bs)))
+    return "<br>".join(lat) or "—", "<br>".join(speed) or "—"  # a line per batch size, never wrapped
+
+
 def _summary(report: ValidationReport) -> str:
+    bench = is_bench(report)
     rows = []
     for a in report.artifacts:
-        worst = a.parity.worst("all") if a.parity else None
-        worst_new = a.parity.worst("new") if a.parity else None
-        lat = ", ".join(
-            f"b{bs}: {ms(s.p50_ms)} / {ms(s.p99_ms)}{'' if s.conclusive else ' ?'}"
-            for bs, s in a.latency.items()
-        )
-        speed = ", ".join(f"b{bs}: {v:.2f}×" for bs, v in a.speedup.items() if v)
+        lat, speed = _per_batch(report, a)
+        # a bench has no verdict to pass: its latency is either trustworthy ("ok") or not
+        shown = ("ok" if a.latency_status == "pass" else a.latency_status) if bench else a.status
+        head = [escape(a.name), _cls(shown), escape(f"{a.kind}/{a.precision}")]
+        if bench:
+            rows.append([*head, mib(a.size_bytes), lat, speed])
+            continue
+        worst = a.parity.worst("all") if a.parity is not None else None
+        worst_new = a.parity.worst("new") if a.parity is not None else None
         rows.append(
             [
-                escape(a.name),
-                _cls(a.status),
-                escape(f"{a.kind}/{a.precision}"),
+                *head,
                 escape(a.preset or "—"),
-                size(a.size_bytes),
+                mib(a.size_bytes),
                 num(worst.max_abs) if worst else "—",
                 num(worst_new.max_abs) if worst_new else "—",
                 pct(worst.top1) if worst else "—",
-                escape(lat or "—"),
-                escape(speed or "—"),
+                lat,
+                speed,
             ]
         )
+    if bench:
+        return _table(["artifact", "latency", "kind", "size (MiB)", "p50 / p99 ms", "speed-up vs eager"], rows, left=3)
     return _table(
         [
             "artifact",
             "status",
             "kind",
             "preset",
-            "size",
+            "size (MiB)",
             "max|Δ| all",
             "max|Δ| new",
-            "top-1",
+            "top-1 agreement",
             "p50 / p99 ms",
-            "speed-up",
+            "speed-up vs eager",
         ],
         rows,
         left=4,
     )
+
+
+def _failure_list(failures: list[Failure], *, with_artifact: bool) -> str:
+    """Every failure, one item each; inconclusive ones (could not be decided) in their own colour."""
+    items = "".join(
+        f'<li class="{"fail" if f.conclusive else "inconclusive"}">'
+        f"{'' if f.conclusive else '<b>inconclusive</b>: '}{escape(f.line() if with_artifact else f.message)}</li>"
+        for f in failures
+    )
+    return f'<ul class="fail">{items}</ul>'
 
 
 def _parity_section(a: ArtifactResult, report: ValidationReport) -> str:
@@ -135,8 +167,8 @@ def _parity_section(a: ArtifactResult, report: ValidationReport) -> str:
             "max rel",
             "cosine min",
             "SQNR dB",
-            "top-1",
-            "top-5",
+            "top-1 agreement",
+            "top-5 agreement",
             "max KL",
             "NaN/Inf",
             "over tol",
@@ -147,9 +179,7 @@ def _parity_section(a: ArtifactResult, report: ValidationReport) -> str:
     )
     parts = [f"<p>tolerance: <code>{escape(parity.tolerance.source)}</code></p>", table]
     if parity.failures:
-        parts.append(
-            '<ul class="fail">' + "".join(f"<li>{escape(f)}</li>" for f in parity.failures) + "</ul>"
-        )
+        parts.append(_failure_list(parity.failures, with_artifact=False))
     names = report.model.get("class_names", [])
     new = set(report.model.get("new_indices", []))
     images = [plots.error_histogram(a.name, parity)]
@@ -172,13 +202,17 @@ def _latency_section(report: ValidationReport) -> str:
     if not batches:
         return ""
     rows = []
-    entries: list[tuple[str, Any, Any]] = [("eager-fp32", report.reference_latency, None)]
-    entries += [(a.name, a.latency, a.speedup) for a in report.artifacts]
-    for name, lat, speed in entries:
+    entries: list[tuple[str, ArtifactResult | None, dict[int, Any]]] = [("eager-fp32", None, report.reference_latency)]
+    entries += [(a.name, a, a.latency) for a in report.artifacts]
+    for name, artifact, lat in entries:
         for bs in batches:
             s = lat.get(bs)
             if s is None:
                 continue
+            if artifact is None:
+                speed = _noted("1.00×", "")
+            else:
+                speed = _noted(times(artifact.speedup.get(bs)), speedup_note(report, artifact, bs))
             rows.append(
                 [
                     escape(name),
@@ -192,12 +226,17 @@ def _latency_section(report: ValidationReport) -> str:
                     ms(s.std_ms),
                     f"{s.cv:.3f}",
                     f"{s.throughput:.1f}",
-                    f"{speed[bs]:.2f}×" if speed and speed.get(bs) else ("1.00×" if speed is None else "—"),
-                    _cls("pass" if s.conclusive else "inconclusive"),
+                    speed,
+                    _cls("ok" if s.conclusive else "inconclusive"),
+                    escape(s.reason) if not s.conclusive else "",
                 ]
             )
+    bound = report.settings.get("latency") or {}
     parts = [
         "<h2>Latency</h2>",
+        f'<p class="muted">A measurement whose coefficient of variation (CV) exceeds '
+        f"{escape(str(bound.get('max_cv', '—')))} is inconclusive: its numbers, and every speed-up "
+        "computed from them, cannot be trusted.</p>",
         _table(
             [
                 "runner",
@@ -211,8 +250,9 @@ def _latency_section(report: ValidationReport) -> str:
                 "std ms",
                 "CV",
                 "samples/s",
-                "speed-up",
+                "speed-up vs eager",
                 "status",
+                "why",
             ],
             rows,
         ),
@@ -238,14 +278,18 @@ def _latency_section(report: ValidationReport) -> str:
                 ms(r["old_head"]["p99_ms"]),
                 ms(r["new_head"]["p50_ms"]),
                 ms(r["new_head"]["p99_ms"]),
-                f"{r['new_over_old']:.2f}×" if r.get("new_over_old") else "—",
+                _noted(times(r.get("new_over_old")), head_note(report, r)),
+                _cls("inconclusive" if head_reasons(r) else "ok"),
+                "<br>".join(escape(reason) for reason in head_reasons(r)),
             ]
             for r in head["batches"]
         ]
         parts += [
             f"<h3>Head on its own (eager): old {escape(head['shapes']['old_head'])} vs new "
             f"{escape(head['shapes']['new_head'])}</h3>",
-            _table(["batch", "old p50 ms", "old p99 ms", "new p50 ms", "new p99 ms", "new / old"], hrows),
+            _table(
+                ["batch", "old p50 ms", "old p99 ms", "new p50 ms", "new p99 ms", "new / old", "status", "why"], hrows
+            ),
         ]
     parts.append(
         '<div class="plots">'
@@ -267,21 +311,39 @@ def _environment(report: ValidationReport) -> str:
     return "<h2>Environment and settings</h2>" + _table(["key", "value"], rows, left=2)
 
 
+def _heading(report: ValidationReport) -> str:
+    """Validate: the verdict. Bench: latency only, so no parity verdict; a badge says whether the
+    numbers are trustworthy."""
+    arch = escape(str(report.model.get("arch")))
+    if not is_bench(report):
+        return (
+            f"<h1>rehead validation: {arch} "
+            f'<span class="badge {escape(report.status)}">{escape(report.status.upper())}</span></h1>'
+        )
+    noisy = any(a.latency_status == "inconclusive" for a in report.artifacts) or any(
+        not s.conclusive for s in report.reference_latency.values()
+    )
+    badge = '<span class="badge inconclusive">INCONCLUSIVE LATENCY</span>' if noisy else ""
+    return (
+        f'<h1>rehead bench: {arch} <span class="badge info">LATENCY ONLY</span> {badge}</h1>'
+        '<p class="muted">parity was not checked in this run</p>'
+    )
+
+
 def render_html(report: ValidationReport) -> str:
     """The full page as a string."""
     model = report.model
+    cached = " (eager reference from the cache)" if report.inputs.get("reference_cached") else ""
     head = (
-        f"<h1>rehead validation: {escape(str(model.get('arch')))} "
-        f'<span class="badge {escape(report.status)}">{escape(report.status.upper())}</span></h1>'
-        f'<p class="muted">{escape(str(model.get("path")))} — {model.get("num_classes")} classes '
+        _heading(report) + f'<p class="muted">{escape(str(model.get("path")))} — {model.get("num_classes")} classes '
         f"({len(model.get('kept_indices', []))} kept, {len(model.get('new_indices', []))} new) — inputs "
-        f"{escape(str(report.inputs.get('source')))} × {report.inputs.get('count')} — "
+        f"{escape(str(report.inputs.get('source')))} × {report.inputs.get('count')}{cached} — "
         f"{escape(report.created)}</p>"
         '<p id="render-status" class="muted">rendering…</p>'
     )
     body = [head, "<h2>Summary</h2>", _summary(report)]
     if report.failures:
-        body.append('<ul class="fail">' + "".join(f"<li>{escape(f)}</li>" for f in report.failures) + "</ul>")
+        body += ["<h2>Failures</h2>", _failure_list(report.failures, with_artifact=True)]
     for artifact in report.artifacts:
         if artifact.parity is not None:
             body += [
@@ -289,8 +351,9 @@ def render_html(report: ValidationReport) -> str:
                 _parity_section(artifact, report),
             ]
     body += [_latency_section(report), _environment(report)]
+    title = "rehead bench" if is_bench(report) else "rehead validation"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>rehead validation — {escape(str(model.get('arch')))}</title><style>{_CSS}</style></head>"
+        f"<title>{title} — {escape(str(model.get('arch')))}</title><style>{_CSS}</style></head>"
         f'<body data-rendered="pending">{"".join(body)}<script>{_SCRIPT}</script></body></html>\n'
     )

@@ -1,9 +1,15 @@
-"""JUnit XML: one test case per artifact × check (parity per batch size, latency per batch size)."""
+"""JUnit XML: one test case per artifact × check (parity per batch size, latency per batch size).
+
+Each case takes its failures by their fields: parity from the batch's own ``failures``, the
+parity inputs' failures (``kind == "inputs"``) in a case of their own, latency gates by
+``Failure.batch_size``. An inconclusive measurement without a gate is a skipped case.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from converters.compare import Failure
 from validation.result import ValidationReport
 
 
@@ -14,33 +20,32 @@ def junit_xml(report: ValidationReport) -> str:
     counts = {"tests": 0, "failures": 0, "skipped": 0}
 
     def case(
-        classname: str, name: str, seconds: float, failures: list[str], skipped: str | None = None
+        classname: str, name: str, seconds: float, failures: list[Failure], skipped: str | None = None
     ) -> None:
         counts["tests"] += 1
         element = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.6f}")
         if failures:
             counts["failures"] += 1
-            failure = ET.SubElement(element, "failure", message=failures[0][:500], type="GateFailed")
-            failure.text = "\n".join(failures)
+            first = failures[0]
+            kind = "GateFailed" if first.conclusive else "GateInconclusive"
+            failure = ET.SubElement(element, "failure", message=first.message[:500], type=kind)
+            failure.text = "\n".join(f.message for f in failures)
         elif skipped:
             counts["skipped"] += 1
             ET.SubElement(element, "skipped", message=skipped)
 
     for artifact in report.artifacts:
         classname = f"rehead.{artifact.name}"
-        if artifact.parity is not None:
-            for batch in artifact.parity.batches:
+        parity = artifact.parity
+        if parity is not None:
+            for batch in parity.batches:
                 case(classname, f"parity[batch={batch.batch_size}]", 0.0, batch.failures)
-            extra = [
-                f
-                for f in artifact.parity.failures
-                if not any(f in b.failures for b in artifact.parity.batches)
-            ]
-            if extra:
-                case(classname, "parity[inputs]", 0.0, extra)
+            inputs = [f for f in parity.failures if f.kind == "inputs"]
+            if inputs:
+                case(classname, "parity[inputs]", 0.0, inputs)
         for bs, stats in artifact.latency.items():
-            gate = [f for f in artifact.gate_failures if f"batch {bs}" in f]
-            skipped = None if stats.conclusive else f"inconclusive: {stats.reason}"
+            gate = [f for f in artifact.gate_failures if f.batch_size == bs]
+            skipped = None if stats.conclusive else f"inconclusive: {artifact.latency_reason(bs)}"
             case(classname, f"latency[batch={bs}]", stats.duration_s, gate, skipped)
     for key, value in counts.items():
         suite.set(key, str(value))

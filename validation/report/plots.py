@@ -1,19 +1,28 @@
-"""Plots for the HTML report, rendered with matplotlib (Agg) into base64 PNG data URIs."""
+"""Plots for the HTML report, rendered with matplotlib (Agg) into base64 PNG data URIs.
+
+Titles name the artifact, and artifact names can be long: ``encode`` wraps every title that is
+wider than its figure before laying the figure out, and saves with a tight bounding box, so no
+text is clipped at the edge of the image.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from converters.compare import ParityResult
 from toolkit.errors import require
-from validation.parity import ParityResult
 from validation.result import ValidationReport
 
 COLORS = {"all": "#4c72b0", "kept": "#55a868", "new": "#c44e52"}
+#: fill and label colours of an inconclusive latency measurement (the HTML report's orange)
+NOISY = "#f6c87a"
+NOISY_TEXT = "#b26a00"
 
 
 def _pyplot() -> Any:
@@ -24,11 +33,28 @@ def _pyplot() -> Any:
     return plt
 
 
-def _encode(fig: Any) -> str:
+def fit_titles(fig: Any) -> None:
+    """Wrap each axes title that is wider than the figure onto as many lines as it needs."""
+    renderer = fig.canvas.get_renderer()
+    limit = fig.bbox.width * 0.95
+    for ax in fig.axes:
+        title = ax.title
+        text = title.get_text()
+        width = title.get_window_extent(renderer).width
+        if text and width > limit:
+            longest = max(len(line) for line in text.splitlines())
+            chars = max(16, int(longest * limit / width))
+            lines = [part for line in text.splitlines() for part in textwrap.wrap(line, chars) or [""]]
+            title.set_text("\n".join(lines))
+
+
+def encode(fig: Any) -> str:
+    """``fig`` as a PNG data URI (titles fitted, tight layout); closes the figure."""
     plt = _pyplot()
     buffer = io.BytesIO()
+    fit_titles(fig)
     fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -48,9 +74,9 @@ def error_histogram(name: str, parity: ParityResult) -> str:
             ax.axvline(np.log10(atol), color=COLORS.get(slice_name, "k"), linestyle="--", linewidth=1)
     ax.set_xlabel("log10 |artifact − eager| (dashed: atol)")
     ax.set_ylabel("values")
-    ax.set_title(f"{name}: absolute error by class slice (batch {batch.batch_size})", fontsize=10)
+    ax.set_title(f"{name}\nabsolute error by class slice (batch {batch.batch_size})", fontsize=10)
     ax.legend(fontsize=8)
-    return _encode(fig)
+    return encode(fig)
 
 
 def per_class_error(name: str, parity: ParityResult, class_names: Sequence[str], new: set[int]) -> str:
@@ -71,31 +97,41 @@ def per_class_error(name: str, parity: ParityResult, class_names: Sequence[str],
     if len(class_names) <= 40:
         ax.set_xticks(range(len(class_names)), [str(c)[:12] for c in class_names], rotation=90, fontsize=7)
     ax.set_ylabel("max |Δ|")
-    ax.set_title(f"{name}: per-class max error (green kept, red new)", fontsize=10)
-    return _encode(fig)
+    ax.set_title(f"{name}\nper-class max error (green kept, red new)", fontsize=10)
+    return encode(fig)
+
+
+def _label(name: str, limit: int = 28) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def latency_distribution(report: ValidationReport, batch: int) -> str:
-    """Box plots of every timed run at ``batch``: eager reference and each artifact."""
+    """Box plots of every timed run at ``batch``: eager reference and each artifact; an
+    inconclusive measurement (too noisy) is drawn in orange and labelled so, with its CV."""
     plt = _pyplot()
-    labels, data = [], []
-    ref = report.reference_latency.get(batch)
-    if ref is not None and ref.samples_ms:
-        labels.append("eager-fp32")
-        data.append(np.asarray(ref.samples_ms))
-    for artifact in report.artifacts:
-        stats = artifact.latency.get(batch)
+    labels, data, noisy = [], [], []
+    entries = [("eager-fp32", report.reference_latency.get(batch))]
+    entries += [(a.name, a.latency.get(batch)) for a in report.artifacts]
+    for name, stats in entries:
         if stats is not None and stats.samples_ms:
-            labels.append(artifact.name[:24] + ("" if stats.conclusive else " (?)"))
+            labels.append(_label(name) + ("" if stats.conclusive else f"\ninconclusive (CV {stats.cv:.2f})"))
             data.append(np.asarray(stats.samples_ms))
-    fig, ax = plt.subplots(figsize=(6.0, 0.55 * max(len(data), 2) + 1.2))
+            noisy.append(not stats.conclusive)
+    fig, ax = plt.subplots(figsize=(6.0, 0.6 * max(len(data), 2) + 1.2))
     if data:
-        ax.boxplot(data, vert=False, showfliers=True, flierprops={"markersize": 2})
+        boxes = ax.boxplot(data, vert=False, showfliers=True, flierprops={"markersize": 2}, patch_artist=True)
+        for patch, bad in zip(boxes["boxes"], noisy, strict=True):
+            patch.set_facecolor(NOISY if bad else "#ffffff")
         ax.set_yticks(range(1, len(labels) + 1), labels, fontsize=8)
+        for tick, bad in zip(ax.get_yticklabels(), noisy, strict=True):
+            tick.set_color(NOISY_TEXT if bad else "black")
         ax.set_xscale("log")
     ax.set_xlabel("milliseconds per batch (log)")
-    ax.set_title(f"latency distribution, batch {batch} (? = inconclusive)", fontsize=10)
-    return _encode(fig)
+    title = f"latency distribution, batch {batch}"
+    if any(noisy):
+        title += "\norange: inconclusive (too noisy to trust)"
+    ax.set_title(title, fontsize=10)
+    return encode(fig)
 
 
 def localisation_trace(name: str, loc: dict[str, Any]) -> str | None:
@@ -115,5 +151,5 @@ def localisation_trace(name: str, loc: dict[str, Any]) -> str | None:
             ax.annotate(str(culprit), (i, errors[i]), fontsize=8, color=COLORS["new"], ha="right", va="top")
     ax.set_xlabel("module (execution order)")
     ax.set_ylabel("relative error")
-    ax.set_title(f"{name}: intermediate activations vs eager", fontsize=10)
-    return _encode(fig)
+    ax.set_title(f"{name}\nintermediate activations vs eager", fontsize=10)
+    return encode(fig)
