@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,18 @@ import pytest
 import torch
 
 torch.set_num_threads(int(os.environ.get("REHEAD_TEST_THREADS", "2")))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # tests/converters shares its name with the package. The tests import the installed package;
+    # only when the current folder is tests/ and on sys.path (``python -m pytest`` run there) does
+    # that folder shadow it, as a namespace package. Say so instead of failing obscurely later.
+    spec = importlib.util.find_spec("converters")
+    if spec is None or spec.origin is None:
+        raise pytest.UsageError(
+            "'import converters' finds the tests/converters folder, not rehead's package: run pytest "
+            "from the repository root, or the 'pytest' command instead of 'python -m pytest' inside tests/"
+        )
 
 
 def cuda_available() -> bool:

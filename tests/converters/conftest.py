@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,18 +9,6 @@ import pytest
 import torch
 
 from toolkit.records import HeadSpec, ModelConfig, Preprocessing
-
-# This folder shares its name with the ``converters`` package. pytest puts ``tests/`` on
-# sys.path (rootdir conftest, no __init__.py), and the editable install's finder runs after the
-# path finder, so ``import converters`` would find this folder as a namespace package. Put the
-# project root first so the real package wins (``pythonpath = ["."]`` in pytest's config does the same).
-# The helper modules beside this file (converters_testmodels, converters_testutil) are imported by name.
-for _entry in (str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])):
-    if _entry in sys.path:
-        sys.path.remove(_entry)
-    sys.path.insert(0, _entry)
-if getattr(sys.modules.get("converters"), "__file__", "") is None:
-    del sys.modules["converters"]
 
 DIGITS = tuple(str(d) for d in range(10))
 TINY_SIZE = 16
