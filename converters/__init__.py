@@ -1,7 +1,7 @@
 """Converters: a model directory to ONNX (fp32, fp16, INT8) and AOTInductor ``.pt2`` packages.
 
 Every export is linted first (``preflight``), checked right after (onnx.checker, shape
-inference, ONNX Runtime or the package vs eager at batch 1 and 3), carries the model's record
+inference, ONNX Runtime or the package vs eager, judged like ``rehead validate``), carries the model's record
 as metadata, and is moved into place atomically. Heavy backends (onnxruntime, onnxconverter-common)
 are imported only when used.
 """

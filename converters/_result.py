@@ -33,7 +33,7 @@ class ExportResult:
     FX graph nodes, both the same); ``exporter`` is ``dynamo``, ``torchscript`` or ``aoti``;
     ``seconds`` is the wall time of the whole export. ``external_data`` lists the data files
     written beside the model (names relative to its folder). ``checks`` holds the numbers measured
-    right after export (``max_abs_diff_b1``, ``max_abs_diff_b3``, ``top1_agreement``, ...).
+    right after export (``max_abs_diff_b1``, ``max_abs_diff_b8``, ``top1_agreement_b8``, ``parity_passed``, ...).
     """
 
     path: Path

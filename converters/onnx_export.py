@@ -26,6 +26,7 @@ from converters._torch_onnx import INPUT_NAME, count_nodes, to_onnx
 from converters._torch_onnx import optimize as run_optimizer
 from converters.bake import BakedPreprocess, to_uint8_nhwc
 from converters.calibration import calibration_samples, choose_calibration
+from converters.compare import DEFAULT_BATCH_SIZES, random_images
 from converters.external import EXTERNAL_THRESHOLD, check_external_data, new_location
 from converters.int8 import CALIB_METHODS, INT8_TARGETS
 from converters.metadata import build_metadata
@@ -36,6 +37,7 @@ from toolkit._text import listing
 from toolkit.errors import ExportError, InternalError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
 from toolkit.progress import Progress
+from toolkit.records import ModelConfig
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -144,19 +146,17 @@ def export_onnx(
     notes = [f.one_line() for f in findings]
     with eval_mode(module):
         net: nn.Module = BakedPreprocess(module, prep).eval() if bake_preprocess else module
-        gen = torch.Generator().manual_seed(0)
-
-        def make_input(batch: int) -> torch.Tensor:
-            if bake_preprocess:
-                size = (batch, *prep.input_size, prep.channels)
-                return torch.randint(0, 256, size, generator=gen, dtype=torch.uint8)
-            return torch.randn(prep.input_shape(batch), generator=gen)
+        # the same seeded images and batch sizes as ``rehead validate`` by default (converters.compare)
+        images = random_images(prep)
+        if bake_preprocess:
+            images = np.ascontiguousarray(to_uint8_nhwc(torch.from_numpy(images), prep).numpy())
+        example = torch.from_numpy(images[: 2 if dynamic_batch else 1])
 
         calibration = choose_calibration(calib, config) if int8 else None
         calib_x = calibration_samples(calibration.source, config, calib_samples) if calibration else None
         with steps.step("export"):
             model, exporter, export_notes = to_onnx(
-                net, make_input(2 if dynamic_batch else 1), opset=opset, dynamic_batch=dynamic_batch
+                net, example, opset=opset, dynamic_batch=dynamic_batch
             )
         notes += export_notes
         nodes_before = count_nodes(model)
@@ -178,7 +178,7 @@ def export_onnx(
             "dynamic_batch": dynamic_batch,
         }
         precision = "fp16" if fp16 else "int8" if int8 else "fp32"
-        batches = (1, 3) if dynamic_batch else (1,)
+        batches = DEFAULT_BATCH_SIZES if dynamic_batch else (1,)
         stage = _atomic.staging_dir(out)
         try:
             import onnx_ir as ir
@@ -190,17 +190,27 @@ def export_onnx(
                 "check", "onnx.checker, shapes, ONNX Runtime vs eager at batch " + "/".join(map(str, batches))
             ):
                 _checks.check_model_file(final, num_classes=config.num_classes, stage=stage)
-                checks = _checks.compare(_checks.session(final), net, make_input, batches)
-                _checks.require_close(checks, batches)
+                reference = _checks.eager_outputs(net, images)
+                parity, checks = _checks.check_parity(
+                    _checks.ort_runner(_checks.session(final)),
+                    reference,
+                    images,
+                    config,
+                    precision="fp32",
+                    batch_sizes=batches,
+                )
+                _checks.require_parity(parity, what="the exported fp32 graph")
             if fp16 or int8:
-                final, variant_checks = _variant(
+                final, variant_checks, variant_notes = _variant(
                     final,
                     stage,
                     location,
                     fp16=fp16,
                     calib_x=calib_x,
                     net=net,
-                    make_input=make_input,
+                    images=images,
+                    reference=reference,
+                    config=config,
                     batches=batches,
                     steps=steps,
                     calib_method=calib_method,
@@ -209,7 +219,7 @@ def export_onnx(
                     prep=prep,
                 )
                 checks = {f"fp32_{k}": v for k, v in checks.items()} | variant_checks
-                notes += _agreement_notes(variant_checks, precision)
+                notes += variant_notes + _agreement_notes(variant_checks, precision)
             quantization = None
             if calibration is not None and calib_x is not None:  # both set exactly when int8
                 quantization = {
@@ -259,15 +269,18 @@ def _variant(
     fp16: bool,
     calib_x: torch.Tensor | None,
     net: nn.Module,
-    make_input: Any,
+    images: np.ndarray,
+    reference: np.ndarray,
+    config: ModelConfig,
     batches: tuple[int, ...],
     steps: Progress,
     calib_method: str,
     int8_target: str,
     bake: bool,
     prep: Any,
-) -> tuple[Path, dict[str, float]]:
-    """Write the fp16 or INT8 variant of the checked fp32 model; run it against eager."""
+) -> tuple[Path, dict[str, float], list[str]]:
+    """Write the fp16 or INT8 variant of the checked fp32 model; judge it against eager with its
+    precision's preset. Returns the file, the numbers and the notes (a failed verdict)."""
     folder = stage / ("fp16" if fp16 else "int8")
     folder.mkdir()
     target = folder / fp32.name
@@ -294,14 +307,19 @@ def _variant(
                 work=folder,
                 target=int8_target,
             )
-    with steps.step("check", "ONNX Runtime vs eager"):
+    precision = "fp16" if fp16 else "int8"
+    with steps.step("check", f"ONNX Runtime vs eager, {precision} preset"):
         _checks.check_model_file(target, num_classes=_num_classes(fp32), stage=folder)
-        sess = _checks.session(target)
-        checks = _checks.compare(sess, net, make_input, batches)
+        run = _checks.ort_runner(_checks.session(target))
+        parity, checks = _checks.check_parity(
+            run, reference, images, config, precision=precision, batch_sizes=batches
+        )
         if calib_x is not None:
             real = to_uint8_nhwc(calib_x[:64], prep) if bake else calib_x[:64]
-            checks["top1_agreement_calibration"] = _checks.agreement(sess, net, real)
-    return target, checks
+            checks["top1_agreement_calibration"] = _checks.agreement(run, net, np.ascontiguousarray(real.numpy()))
+        checks["parity_passed"] = float(parity.passed)
+        note = _checks.variant_note(parity, precision)
+    return target, checks, [note] if note else []
 
 
 def _opset(path: Path) -> int | None:

@@ -17,17 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from converters._checks import FP32_TOLERANCE
+from converters import _checks
 from converters._result import ExportResult, TensorInfo
 from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import BATCH_DIM, INPUT_NAME, MAX_BATCH, OUTPUT_NAME, reason
+from converters.compare import DEFAULT_BATCH_SIZES, random_images
 from converters.metadata import build_metadata, decode_metadata, require_metadata
 from toolkit import _atomic
 from toolkit.errors import ArtifactError, ExportError, InvalidArgumentError
 from toolkit.model_dir import LoadedModel
 from toolkit.progress import Progress
+from toolkit.records import ModelConfig
 
 # torch.utils.cpp_extension, which AOTInductor imports to compile and to load packages, logs
 # "No CUDA runtime is found, using CUDA_HOME=..." when a CUDA build of torch runs on a machine
@@ -63,9 +66,10 @@ def export_pt2(
     """Export a model directory (or ``LoadedModel``) to an AOTInductor ``.pt2`` package at ``path``.
 
     Input ``images`` float32 NCHW, batch axis dynamic (1-4096) unless ``dynamic_batch`` is False;
-    output ``logits``. The package is loaded and compared with eager at batch 1 and 3 before it
-    is moved into place. Refuses an existing ``path`` unless ``overwrite``. ``progress`` (default
-    False) prints each step and its time on stderr.
+    output ``logits``. The package is loaded and judged against eager (fp32 preset, the inputs and
+    batch sizes ``rehead validate`` uses by default) before it is moved into place. Refuses an
+    existing ``path`` unless ``overwrite``. ``progress`` (default False) prints each step and its
+    time on stderr.
     """
     start = time.perf_counter()
     out = _atomic.check_output(path, overwrite=overwrite)
@@ -75,13 +79,14 @@ def export_pt2(
     module, config = loaded.module, loaded.config
     prep = config.preprocessing
     steps = Progress(f"export {out.name}", enabled=progress)
-    gen = torch.Generator().manual_seed(0)
+    # the same seeded images and batch sizes as ``rehead validate`` by default (converters.compare)
+    images = random_images(prep)
     shapes = ({0: torch.export.Dim(BATCH_DIM, min=1, max=MAX_BATCH)},) if dynamic_batch else None
     with eval_mode(module), _without_cuda_home_notice():
         with steps.step("export", "torch.export"):
             try:
                 program = torch.export.export(
-                    module, (torch.randn(prep.input_shape(2 if dynamic_batch else 1)),), dynamic_shapes=shapes
+                    module, (torch.from_numpy(images[: 2 if dynamic_batch else 1]),), dynamic_shapes=shapes
                 )
             except Exception as exc:  # torch.export raises UserError, Unsupported, RuntimeError...
                 raise ExportError(
@@ -109,7 +114,7 @@ def export_pt2(
                     inductor_configs={"aot_inductor.metadata": metadata},
                 )
             with steps.step("check", "package vs eager"):
-                checks = _compare(staged, module, prep.input_shape, (1, 3) if dynamic_batch else (1,), gen)
+                checks = _compare(staged, module, images, config, DEFAULT_BATCH_SIZES if dynamic_batch else (1,))
             _atomic.write_with(out, lambda tmp: os.replace(staged, tmp), overwrite=overwrite)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
@@ -150,21 +155,18 @@ def read_pt2_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _compare(
-    package: Path, module: torch.nn.Module, shape: Any, batches: tuple[int, ...], gen: torch.Generator
+    package: Path, module: torch.nn.Module, images: np.ndarray, config: ModelConfig, batches: tuple[int, ...]
 ) -> dict[str, float]:
-    runner = load_pt2(package)
-    checks: dict[str, float] = {}
-    for batch in batches:
-        x = torch.randn(shape(batch), generator=gen)
+    """The package against eager with the fp32 preset (``converters._checks.check_parity``)."""
+    package_fn = load_pt2(package)
+
+    def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            ref = module(x)
-            got = runner(x)
-        diff = float((got - ref).abs().max())
-        scale = max(1.0, float(ref.abs().max()))
-        checks[f"max_abs_diff_b{batch}"] = diff
-        if not diff <= FP32_TOLERANCE * scale:
-            raise ExportError(
-                f"'logits' at batch {batch}: pt2 vs eager max|Δ| {diff:.3g} > {FP32_TOLERANCE * scale:.3g}",
-                hint="report this with --debug",
-            )
+            out = package_fn(torch.from_numpy(x))
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        return np.asarray(out.float().numpy(), dtype=np.float32)
+
+    reference = _checks.eager_outputs(module, images)
+    parity, checks = _checks.check_parity(run, reference, images, config, precision="fp32", batch_sizes=batches)
+    _checks.require_parity(parity, what="the pt2 package")
     return checks

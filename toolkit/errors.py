@@ -13,7 +13,7 @@ class ReheadError(Exception):
     """Root of every error rehead raises on purpose."""
 
     exit_code: int = 2
-    default_hint: str = "run with --debug for the traceback"
+    default_hint: str = "the traceback says more (debug mode)"
 
     def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
@@ -136,7 +136,7 @@ class InternalError(ReheadError):
     """An invariant of rehead itself broke: please report it."""
 
     exit_code = 4
-    default_hint = "this is a bug in rehead; please report it with the --debug traceback"
+    default_hint = "this is a bug in rehead; please report it with the traceback"
 
 
 def require(module: str, *, extra: str = "cpu", purpose: str = "") -> object:

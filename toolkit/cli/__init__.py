@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         # Library messages name keyword arguments; the CLI adds the flag that sets one.
         flag = _flag(running[-1] if running else None, exc.param)
-        _print_error(exc.one_line() + (f"; flag: {flag}" if flag else ""))
+        more = "; rerun with --debug for the traceback" if exc.exit_code == 4 and not debug else ""
+        _print_error(exc.one_line() + (f"; flag: {flag}" if flag else "") + more)
         return exc.exit_code
     except KeyboardInterrupt:
         _print_error("interrupted")
