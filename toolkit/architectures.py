@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from toolkit.errors import InvalidArgumentError, MissingDependencyError, UnknownArchitectureError
@@ -72,7 +73,17 @@ def _build_factory(spec: str, kwargs: Mapping[str, Any]) -> nn.Module:
 
 
 def build_architecture(arch: str, **kwargs: Any) -> nn.Module:
-    """Instantiate ``arch`` with random weights (no download ever happens here)."""
+    """Instantiate ``arch`` with random weights (no download ever happens here).
+
+    The weights are drawn from torch's global RNG as it stands (seed it, or wrap the call in
+    ``toolkit.heads.modules.seeded``, for reproducible ones), but the caller's RNG state is left
+    as it was: building a model to load weights into does not move anyone's random stream.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _build(arch, kwargs)
+
+
+def _build(arch: str, kwargs: Mapping[str, Any]) -> nn.Module:
     if not isinstance(arch, str) or not arch.strip():
         raise InvalidArgumentError("architecture name is empty", hint="e.g. --arch resnet18")
     if arch.startswith("py:"):

@@ -154,9 +154,16 @@ def run_demo(
     if root.exists() and not root.is_dir():
         raise InvalidArgumentError(f"'{root}' exists and is not a folder", hint="choose another -o")
     root.mkdir(parents=True, exist_ok=True)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)  # the stages' timings and bit-identical reruns assume it
+    try:
+        return _run_stages(root, strategy, fresh, settings, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_stages(root: Path, strategy: str, fresh: bool, s: DemoSettings, progress: bool) -> DemoResult:
     stages = _Stages(root, fresh, Progress("rehead demo", enabled=progress))
-    torch.set_num_threads(settings.threads)
-    s = settings
     pretrained, extended, tuned = root / "pretrained", root / "extended", root / "finetuned"
     artifacts, report_dir, summary_path = root / "artifacts", root / "report", root / "summary.json"
     # Each recipe names only what changes that stage's output, plus the digest of its input.

@@ -30,8 +30,10 @@ def _source(
     allow_pickle: bool,
     source_num_classes: int | None,
     preprocessing: Preprocessing | None,
+    seed: int,
 ) -> tuple[nn.Module, ModelConfig | None, str, Preprocessing]:
     from toolkit.architectures import default_preprocessing
+    from toolkit.heads.modules import seeded
 
     if (arch is None) == (model_dir is None):
         raise InvalidArgumentError("give exactly one source: --arch NAME or --from MODEL_DIR")
@@ -47,7 +49,8 @@ def _source(
     from toolkit.loading import load_model
 
     kwargs = {"num_classes": source_num_classes} if source_num_classes is not None else {}
-    model = load_model(arch, weights, allow_pickle=allow_pickle, **kwargs)
+    with seeded(seed):  # without weights the backbone's random initialisation follows the seed
+        model = load_model(arch, weights, allow_pickle=allow_pickle, **kwargs)
     return model, None, arch, preprocessing or default_preprocessing(arch, model)
 
 
@@ -92,7 +95,7 @@ def extend(
     if output is not None:
         _atomic.check_output(output, overwrite=overwrite)
     model, source_cfg, arch_name, prep = _source(
-        arch, model_dir, weights, allow_pickle, source_num_classes, preprocessing
+        arch, model_dir, weights, allow_pickle, source_num_classes, preprocessing, seed
     )
     input_shape = prep.input_shape(1)
     previous: HeadSpec = (

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from toolkit.errors import ModelDirError
-from toolkit.heads.modules import get_submodule, make_layer
+from toolkit.heads.modules import get_submodule, make_layer, seeded
 from toolkit.records import HeadSpec
 from validation.latency import LatencySettings, LatencyStats, measure
 from validation.runners.base import Runner
@@ -30,8 +30,8 @@ def head_module(model: nn.Module, spec: HeadSpec) -> nn.Module:
 
 def old_head(spec: HeadSpec) -> nn.Module:
     """A layer of the old shape: ``in_features`` × ``old_num_classes`` of the recorded kind."""
-    torch.manual_seed(0)
-    return make_layer(spec.kind, spec.in_features, spec.old_num_classes, bias=spec.bias).eval()
+    with seeded(0):  # the weights only need to be fixed, not the caller's RNG moved
+        return make_layer(spec.kind, spec.in_features, spec.old_num_classes, bias=spec.bias).eval()
 
 
 def capture_head_input(model: nn.Module, spec: HeadSpec, sample: np.ndarray, device: str) -> np.ndarray:

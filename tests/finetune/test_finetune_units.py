@@ -5,11 +5,9 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import random
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -74,18 +72,23 @@ def test_warmup_cosine_shape() -> None:
 
 
 def test_rng_capture_restore_survives_weights_only(tmp_path: Path) -> None:
-    rng_mod.seed_everything(3)
-    state = rng_mod.capture()
-    expected = (torch.rand(3), np.random.rand(3), random.random())
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    loaded = torch.load(buffer, weights_only=True)
-    torch.rand(5), np.random.rand(7), random.random()  # move every stream on
-    rng_mod.restore(loaded)
-    assert torch.equal(torch.rand(3), expected[0])
-    assert np.array_equal(np.random.rand(3), expected[1])
-    assert random.random() == expected[2]
+    from toolkit.heads.modules import seeded
+
+    outside = torch.random.get_rng_state()
+    cpu = torch.device("cpu")
+    with seeded(3):
+        state = rng_mod.capture(cpu)
+        expected = torch.rand(3)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        loaded = torch.load(buffer, weights_only=True)
+        torch.rand(5)  # move the stream on
+        rng_mod.restore(loaded, cpu)
+        assert torch.equal(torch.rand(3), expected)
+    with seeded(3):
+        assert torch.equal(torch.rand(3), expected)  # the same seed, the same stream
+    assert torch.equal(torch.random.get_rng_state(), outside)  # and the caller's is untouched
     same = [torch.rand(4, generator=rng_mod.derived_generator(1, 2, 3)) for _ in range(2)]
     assert torch.equal(*same)
     assert not torch.equal(

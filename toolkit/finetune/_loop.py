@@ -103,7 +103,7 @@ class Loop:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "rng": rng.capture(),
+                "rng": rng.capture(self.device),
                 "progress": state.to_json(),
                 # right after the best epoch the best weights are the model's: not stored twice
                 "best_model": None if self._best_is_current(state) else self.best_model,
@@ -240,7 +240,7 @@ class Loop:
                 if checkpoint["scaler"]:  # empty when the checkpointed run had no scaler (CPU)
                     scaler.load_state_dict(checkpoint["scaler"])
             if checkpoint is not None:
-                rng.restore(checkpoint["rng"])
+                rng.restore(checkpoint["rng"], self.device)
                 checkpoint = None
             state.phase = phase.index
             while state.epoch < phase.stop and not state.stopped:

@@ -24,7 +24,8 @@ from toolkit.errors import CorruptCheckpointError
 CHECKPOINT_PATTERN = re.compile(r"step-(\d{8})\.pt$")
 #: Keys every checkpoint holds; a file without them is treated as corrupt.
 REQUIRED_KEYS = frozenset({"format", "model", "optimizer", "scheduler", "scaler", "rng", "progress", "run"})
-FORMAT = "rehead-finetune-checkpoint/1"
+#: /2: 1-based epochs in the history, RNG state of torch only (CPU and the training GPU).
+FORMAT = "rehead-finetune-checkpoint/2"
 
 
 class CheckpointWarning(UserWarning):
@@ -103,6 +104,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise CorruptCheckpointError(f"corrupt checkpoint '{p}': {first}") from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT or not set(state) >= REQUIRED_KEYS:
+    if not isinstance(state, dict) or not set(state) >= REQUIRED_KEYS:
         raise CorruptCheckpointError(f"corrupt checkpoint '{p}': not a rehead fine-tuning checkpoint")
+    if state["format"] != FORMAT:
+        raise CorruptCheckpointError(
+            f"checkpoint '{p}' has format {state['format']!r}, this version reads {FORMAT!r}",
+            hint="start the run over (overwrite=True, without resume)",
+        )
     return state

@@ -11,8 +11,6 @@ import os
 import shutil
 from collections.abc import Sequence
 
-import torch
-
 from toolkit import _atomic
 from toolkit.data.training import TrainingData
 from toolkit.finetune.config import FinetuneConfig
@@ -53,7 +51,7 @@ def pretrain(
     prep = preprocessing or Preprocessing(input_size=(int(size[0]), int(size[1])))
     stage = _atomic.staging_dir(out)  # holds the freshly initialised model until training ends
     try:
-        torch.manual_seed(config.seed)
+        # extend draws the random backbone and the fresh head from config.seed
         init = extend(
             strategy="replace",
             arch=arch,

@@ -1,61 +1,31 @@
-"""RNG states of torch, numpy and Python as plain tensors and lists, loadable with ``weights_only=True``.
+"""The RNG state of a run, for checkpoints: torch's CPU generator and the training GPU's.
 
-``random.getstate()`` and ``numpy.random.get_state()`` return tuples holding a numpy array
-and ints; the weights-only unpickler refuses numpy arrays, so both are stored as int64
-tensors and lists of ints, and rebuilt on restore.
+A run draws from torch's global RNG (dropout takes no generator) inside
+``toolkit.heads.modules.seeded(seed, device)``, which puts the caller's state back afterwards;
+data order and augmentation come from ``derived_generator``. The state is stored as plain
+uint8 tensors, loadable with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
-import numpy as np
 import torch
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy's legacy global RNG and Python's ``random``."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def capture() -> dict[str, Any]:
-    """The current global RNG states, as tensors, ints, floats and lists only."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": {
-            "version": int(version),
-            "internal": torch.tensor(internal, dtype=torch.int64),
-            "gauss": gauss,
-        },
-        "numpy": {
-            "kind": str(kind),
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+def capture(device: torch.device) -> dict[str, Any]:
+    """The current RNG state of the CPU and, when training on a GPU, of that GPU."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore(state: dict[str, Any]) -> None:
-    """Put back the global RNG states saved by ``capture``."""
+def restore(state: dict[str, Any], device: torch.device) -> None:
+    """Put back the RNG state saved by ``capture`` (a GPU's only when training on a GPU)."""
     torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
-    npy = state["numpy"]
-    np.random.set_state(
-        (npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached"])
-    )
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def derived_generator(seed: int, *parts: int) -> torch.Generator:

@@ -25,13 +25,13 @@ from torch import nn
 from toolkit import _atomic
 from toolkit.data.training import TrainingData, load_training_data
 from toolkit.errors import DataError, HardwareUnavailableError, InvalidArgumentError, OutputExistsError
-from toolkit.finetune import rng
 from toolkit.finetune._loop import Loop, RunState
 from toolkit.finetune.checkpoints import CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.evaluate import evaluate
 from toolkit.finetune.history import history_files
 from toolkit.finetune.progress import TrainingProgress
+from toolkit.heads.modules import seeded
 from toolkit.model_dir import load_model_dir, load_weights_strict, save_model_dir
 from toolkit.records import ModelConfig
 
@@ -169,9 +169,9 @@ def finetune(
             )
         elif resume:
             reporter.message(f"no checkpoint in {store.folder}: starting from the beginning")
-        rng.seed_everything(config.seed)
         loop = Loop(model, loaded.config.head, training, config, store, reporter, run_info)
-        state = loop.run(state, checkpoint)
+        with seeded(config.seed, device):  # dropout draws from it; the caller's RNG is left as it was
+            state = loop.run(state, checkpoint)
         return _finish(
             loop, state, loaded.config, training, config, out, overwrite, store, resumed_from, started
         )

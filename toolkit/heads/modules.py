@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
 from toolkit.errors import InvalidArgumentError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Inside the block torch's RNG (CPU, and ``device`` if it is a GPU) starts from ``seed``;
+    after it the caller's RNG state is back as it was.
+
+    Layer constructors and dropout draw from the global RNG and take no generator, so a seeded
+    draw needs the global stream; forking it keeps a library call from changing the caller's.
+    """
+    device = torch.device(device)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(int(seed))
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(int(seed))
+        yield
 
 
 def get_submodule(model: nn.Module, name: str) -> nn.Module:

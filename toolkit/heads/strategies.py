@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from toolkit.errors import InvalidArgumentError
-from toolkit.heads.modules import layer_bias, layer_matrix, layer_weight, make_head, make_layer
+from toolkit.heads.modules import layer_bias, layer_matrix, layer_weight, make_head, make_layer, seeded
 from toolkit.records import ClassOrigin
 
 
@@ -69,7 +69,8 @@ def _widths(layer: nn.Module) -> tuple[int, int]:
 def _build_rows(layer: nn.Module, kind: str, rows: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
     """A new layer of the same kind as ``layer`` holding ``rows`` (out, in) and ``bias``."""
     in_f = rows.shape[1]
-    new = _like(layer, make_layer(kind, in_f, rows.shape[0], bias=bias is not None))
+    with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten just below
+        new = _like(layer, make_layer(kind, in_f, rows.shape[0], bias=bias is not None))
     with torch.no_grad():
         weight = layer_weight(new)
         weight.copy_(rows.reshape(weight.shape))
@@ -111,8 +112,8 @@ def _kept(old: int) -> list[ClassOrigin]:
 def replace(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     """A new head of ``num_classes`` rows with the layer's default initialisation (seeded)."""
     in_f, _ = _widths(layer)
-    torch.manual_seed(args.seed)
-    new = _like(layer, make_layer(kind, in_f, args.num_classes, bias=layer_bias(layer) is not None))
+    with seeded(args.seed):
+        new = _like(layer, make_layer(kind, in_f, args.num_classes, bias=layer_bias(layer) is not None))
     return new, tuple(ClassOrigin("init") for _ in range(args.num_classes))
 
 
@@ -204,8 +205,10 @@ def _block(layer: nn.Module, kind: str, args: StrategyArgs, hidden: tuple[int, .
         raise InvalidArgumentError(f"hidden sizes must be positive integers (got {list(hidden)})")
     if not 0.0 <= args.dropout < 1.0:
         raise InvalidArgumentError(f"--dropout must be in [0, 1) (got {args.dropout})")
-    torch.manual_seed(args.seed)
-    head = make_head(kind, in_f, args.num_classes, hidden=hidden, activation=args.activation, dropout=args.dropout)
+    with seeded(args.seed):
+        head = make_head(
+            kind, in_f, args.num_classes, hidden=hidden, activation=args.activation, dropout=args.dropout
+        )
     return _like(layer, head), tuple(ClassOrigin("init") for _ in range(args.num_classes))
 
 

@@ -172,24 +172,27 @@ def apply_head_structure(model: nn.Module, spec: HeadSpec) -> None:
     """Give a freshly built architecture the head shapes that ``spec`` records (no weights)."""
     from toolkit.heads.modules import make_head
 
-    set_submodule(
-        model,
-        spec.module,
-        make_head(
-            spec.kind,
-            spec.in_features,
-            spec.num_classes,
-            hidden=spec.hidden,
-            activation=spec.activation,
-            dropout=spec.dropout,
-            bias=spec.bias,
-        ),
-    )
-    for name in spec.aux_modules:
-        layer = get_submodule(model, name)
-        kind = "conv1x1" if isinstance(layer, nn.Conv2d) else "linear"
-        in_f = layer.in_features if isinstance(layer, nn.Linear) else int(getattr(layer, "in_channels", 0))
-        set_submodule(model, name, make_layer(kind, in_f, spec.num_classes, bias=layer_bias(layer) is not None))
+    # The layers' initial weights are overwritten by the caller: leave the caller's RNG unmoved.
+    with torch.random.fork_rng(devices=[]):
+        set_submodule(
+            model,
+            spec.module,
+            make_head(
+                spec.kind,
+                spec.in_features,
+                spec.num_classes,
+                hidden=spec.hidden,
+                activation=spec.activation,
+                dropout=spec.dropout,
+                bias=spec.bias,
+            ),
+        )
+        for name in spec.aux_modules:
+            layer = get_submodule(model, name)
+            kind = "conv1x1" if isinstance(layer, nn.Conv2d) else "linear"
+            in_f = layer.in_features if isinstance(layer, nn.Linear) else int(getattr(layer, "in_channels", 0))
+            bias = layer_bias(layer) is not None
+            set_submodule(model, name, make_layer(kind, in_f, spec.num_classes, bias=bias))
 
 
 def identity_spec(
