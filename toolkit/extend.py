@@ -87,11 +87,12 @@ def extend(
     Nothing is written unless ``output`` is given; an existing ``output`` needs ``overwrite``.
     """
     from toolkit import _atomic
-    from toolkit.heads.surgery import check_num_classes, extend_head, identity_spec
+    from toolkit._args import positive_int
+    from toolkit.heads.surgery import extend_head, identity_spec
     from toolkit.loading import imagenet_class_names
 
     if num_classes is not None:
-        check_num_classes(num_classes)
+        positive_int(num_classes, "num_classes", example="12")
     if output is not None:
         _atomic.check_output(output, overwrite=overwrite)
     model, source_cfg, arch_name, prep = _source(

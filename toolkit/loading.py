@@ -28,9 +28,9 @@ def load_model(
     from toolkit.model_dir import load_weights_strict
 
     if "num_classes" in arch_kwargs:
-        from toolkit.heads.surgery import check_num_classes
+        from toolkit._args import positive_int
 
-        check_num_classes(arch_kwargs["num_classes"], what="source num_classes")
+        positive_int(arch_kwargs["num_classes"], "source_num_classes", example="1000")
     if weights is not None and not Path(weights).exists():
         raise InvalidArgumentError(f"weights file '{weights}' does not exist", hint="check the --weights path")
     state = load_state_dict(weights, allow_pickle=allow_pickle) if weights is not None else None

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from toolkit.errors import DataError, InvalidArgumentError
+from toolkit._args import positive_int
+from toolkit.errors import DataError
 from toolkit.records import Preprocessing
 
 
@@ -28,8 +29,8 @@ def load_samples(
     ``DIR/<class>/*`` or ``DIR/<split>/<class>/*``. ``n`` draws that many samples with ``seed``
     (stratified order is not guaranteed; the draw is reproducible).
     """
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
-        raise InvalidArgumentError(f"number of samples must be a positive integer, got {n!r}")
+    if n is not None:
+        positive_int(n, "n")
     if str(source) == "digits":
         from toolkit.data.digits import digits_tensors
 

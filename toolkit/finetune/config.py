@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from toolkit._args import positive_int
 from toolkit.errors import InvalidArgumentError
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -117,10 +118,10 @@ class FinetuneConfig:
 
 
 def _int(value: object, name: str, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidArgumentError(
-            f"{name} must be an integer >= {minimum}, got {value!r}", hint=f"fix --{name.replace('_', '-')}"
-        )
+    if minimum == 1:
+        positive_int(value, name)
+    elif isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}", param=name)
 
 
 def _float(
@@ -138,12 +139,9 @@ def _float(
         ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
     if not ok:
         lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise InvalidArgumentError(
-            f"{name} must be a number in {lo}{low:g}, {high:g}{hi}, got {value!r}",
-            hint=f"fix --{name.replace('_', '-')}",
-        )
+        raise InvalidArgumentError(f"{name} must be a number in {lo}{low:g}, {high:g}{hi}, got {value!r}", param=name)
 
 
 def _choice(value: object, name: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise InvalidArgumentError(f"unknown {name} '{value}'", hint=f"one of {', '.join(choices)}")
+        raise InvalidArgumentError(f"unknown {name} '{value}'", hint=f"one of {', '.join(choices)}", param=name)

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from toolkit import _atomic
+from toolkit._args import check_device
 from toolkit.data.training import TrainingData, load_training_data
-from toolkit.errors import DataError, HardwareUnavailableError, InvalidArgumentError, OutputExistsError
+from toolkit.errors import DataError, InvalidArgumentError, OutputExistsError
 from toolkit.finetune._loop import Loop, RunState
 from toolkit.finetune.checkpoints import CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
@@ -60,13 +61,6 @@ def default_work_dir(output: str | os.PathLike[str]) -> Path:
     """Where the checkpoints of a run writing ``output`` live: ``<output>.ckpt`` beside it."""
     out = Path(output)
     return out.with_name(out.name + ".ckpt")
-
-
-def check_device(device: str) -> torch.device:
-    """``cpu``, or ``cuda`` when a GPU is visible; ``HardwareUnavailableError`` (exit 3) otherwise."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise HardwareUnavailableError("CUDA was requested but no CUDA GPU is available")
-    return torch.device(device)
 
 
 def _resolve_data(
@@ -137,7 +131,7 @@ def finetune(
     """
     config = config or FinetuneConfig()
     started = time.perf_counter()
-    device = check_device(config.device)
+    device = torch.device(check_device(config.device))
     out = _atomic.check_output(output, overwrite=overwrite)
     loaded = load_model_dir(model_dir)
     training = _resolve_data(data, loaded.config, digits, val_ratio, config.seed)

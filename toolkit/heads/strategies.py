@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from toolkit._args import positive_int
 from toolkit.errors import InvalidArgumentError
 from toolkit.heads.modules import layer_bias, layer_matrix, layer_weight, make_head, make_layer, seeded
 from toolkit.records import ClassOrigin
@@ -201,8 +202,8 @@ def imprint(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
 
 def _block(layer: nn.Module, kind: str, args: StrategyArgs, hidden: tuple[int, ...]) -> Result:
     in_f, _ = _widths(layer)
-    if not hidden or any(h <= 0 for h in hidden):
-        raise InvalidArgumentError(f"hidden sizes must be positive integers (got {list(hidden)})")
+    # not positive_ints: that drops repeats, and (256, 256) is two layers
+    hidden = tuple(positive_int(h, "hidden", example="512,256") for h in hidden)
     if not 0.0 <= args.dropout < 1.0:
         raise InvalidArgumentError(f"--dropout must be in [0, 1) (got {args.dropout})")
     with seeded(args.seed):

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from toolkit._args import positive_int
 from toolkit.errors import InvalidArgumentError
 from toolkit.heads.locate import HeadLocation, locate_head
 from toolkit.heads.modules import get_submodule, layer_bias, make_layer, out_width, output_layer, set_submodule
@@ -19,18 +20,6 @@ from toolkit.heads.strategies import (
     StrategyArgs,
 )
 from toolkit.records import HeadSpec
-
-
-def check_num_classes(value: object, *, what: str = "num_classes") -> int:
-    """A class count must be a positive int: not a bool, float or string."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(
-            f"{what} must be a positive integer, got {value!r} ({type(value).__name__})",
-            hint="e.g. --num-classes 12",
-        )
-    if value <= 0:
-        raise InvalidArgumentError(f"{what} must be a positive integer, got {value}", hint="e.g. --num-classes 12")
-    return value
 
 
 def resolve_num_classes(strategy: str, num_classes: object | None, keep: Sequence[int] | None, old: int) -> int:
@@ -48,13 +37,13 @@ def resolve_num_classes(strategy: str, num_classes: object | None, keep: Sequenc
             raise InvalidArgumentError("strategy 'select' needs --keep", hint="e.g. --keep 3,1,7")
         if num_classes is None:
             return len(keep)
-        n = check_num_classes(num_classes)
+        n = positive_int(num_classes, "num_classes", example="12")
         if n != len(keep):
             raise InvalidArgumentError(f"--num-classes {n} contradicts --keep, which lists {len(keep)} classes")
         return n
     if num_classes is None:
         raise InvalidArgumentError(f"strategy '{strategy}' needs --num-classes", hint="e.g. --num-classes 12")
-    return check_num_classes(num_classes)
+    return positive_int(num_classes, "num_classes", example="12")
 
 
 @torch.no_grad()
