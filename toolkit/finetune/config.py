@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,6 @@ from toolkit._args import positive_int
 from toolkit.errors import InvalidArgumentError
 
 OPTIMIZERS = ("adamw", "sgd")
-DEVICES = ("cpu", "cuda")
 AUGMENT_CHOICES = ("auto", "none", "shift", "shift-flip")
 
 #: Settings that do not change the trajectory of a run: a resume may change them.
@@ -90,7 +90,9 @@ class FinetuneConfig:
         if self.clip_grad_norm is not None:
             _float(self.clip_grad_norm, "clip_grad_norm", low=0.0, low_open=True)
         _choice(self.optimizer, "optimizer", OPTIMIZERS)
-        _choice(self.device, "device", DEVICES)
+        if not (isinstance(self.device, str) and re.fullmatch(r"cpu|cuda(:\d+)?", self.device)):
+            # the form only: whether that GPU exists is finetune's check (toolkit._args.check_device)
+            raise InvalidArgumentError(f"unknown device '{self.device}'", hint="cpu, cuda or cuda:N", param="device")
         _choice(self.augment, "augment", AUGMENT_CHOICES)
 
     def replace(self, **changes: Any) -> FinetuneConfig:
@@ -106,7 +108,7 @@ class FinetuneConfig:
 
     def uses_amp(self) -> bool:
         """Whether this run autocasts: the ``amp`` setting, or its per-device default."""
-        return self.device == "cuda" if self.amp is None else self.amp
+        return self.device.startswith("cuda") if self.amp is None else self.amp
 
     def differences(self, other: FinetuneConfig) -> list[str]:
         """Trajectory-changing settings that differ from ``other``, as ``name: ours vs theirs``."""
