@@ -53,7 +53,8 @@ def onnx_command(
     no_optimize: bool = typer.Option(False, "--no-optimize", help="Skip onnxscript's graph optimiser."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output file if it exists."),
 ) -> None:
-    """Export MODEL_DIR to ONNX, check it against eager at batch 1 and 3, and write it atomically."""
+    """Export MODEL_DIR to ONNX, check it against eager as 'rehead validate' would (same default
+    inputs, batch sizes 1 and 8), and write it atomically."""
     from converters import export_onnx
 
     result = export_onnx(
