@@ -42,13 +42,13 @@ def assert_parity(
         rtol=rtol, device=device, threads=threads, latency=False, head_latency=False, localise=localise,
         progress=False,
     )
-    failures = report.failures
-    if failures:
-        lines = "\n  ".join(f.message for f in failures)
+    result = report.artifacts[0]
+    parity = result.parity
+    if parity is not None and result.parity_status == "fail":
+        lines = "\n  ".join(f.message for f in parity.failures)
         where = ""
-        parity = report.artifacts[0].parity
-        if parity is not None and parity.localisation:
+        if parity.localisation:
             loc = parity.localisation
             where = f"\n  localisation: {loc['status']}: {loc.get('reason', '')}"
-        raise AssertionError(f"parity failed for {report.artifacts[0].name}:\n  {lines}{where}")
+        raise AssertionError(f"parity failed for {result.name}:\n  {lines}{where}")
     return report

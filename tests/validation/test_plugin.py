@@ -26,6 +26,9 @@ def test_plugin_fixture_fails_a_planted_mismatch(
     assert "parity failed for bad-row.onnx" in text
     assert "new classes [7:10]" in text and "localisation: localised" in text
     assert "kept classes" not in text
+    lines = text.splitlines()
+    failed = [line for line in lines if line.startswith("  'logits'[")]
+    assert failed and len(lines) == len(failed) + 2  # a heading, one line per failure, the localisation
 
 
 def test_device_fixture_defaults_to_cpu(rehead_device: str) -> None:

@@ -34,7 +34,9 @@ def _batches(report: ValidationReport) -> list[int]:
     return sorted(measured)
 
 
-def _title(report: ValidationReport) -> str:
+def title(report: ValidationReport) -> str:
+    """``rehead validate — resnet18 (FAIL)``; for a bench, what was measured and how much of it
+    was too noisy, never a parity verdict."""
     arch = report.model.get("arch")
     if not is_bench(report):
         return f"rehead validate — {arch} ({report.status.upper()})"
@@ -68,7 +70,7 @@ def validate_table(report: ValidationReport) -> Any:
     """Parity columns once per artifact, then a row per batch size with p50/p99 and speed-up."""
     from rich.table import Table
 
-    table = Table(title=_title(report), title_justify="left")
+    table = Table()
     left = ("artifact", "status", "kind")
     # two-line headers keep the table within 160 columns (CI logs) with a speed-up note in it;
     # only the name may wrap (folded, never cut short), so numbers stay on one line
@@ -102,7 +104,7 @@ def bench_table(report: ValidationReport) -> Any:
     """Latency only: a row per runner and batch size (p50, p99, throughput, speed-up)."""
     from rich.table import Table
 
-    table = Table(title=_title(report), title_justify="left")
+    table = Table()
     left = ("runner", "kind")
     for col in (*left, "size\nMiB", "batch", "p50 ms", "p99 ms", "samples/s", "speed-up\nvs eager"):
         table.add_column(col, justify="left" if col in left else "right", no_wrap=col != left[0],
@@ -120,7 +122,8 @@ def bench_table(report: ValidationReport) -> Any:
 
 
 def summary_table(report: ValidationReport) -> Any:
-    """A rich ``Table`` of the report: every batch size measured, one row each."""
+    """A rich ``Table`` of the report (untitled: ``title`` is printed above it, on one line
+    however narrow the table): every batch size measured, one row each."""
     return bench_table(report) if is_bench(report) else validate_table(report)
 
 
@@ -153,6 +156,7 @@ def print_summary(report: ValidationReport, console: Any = None, *, max_lines: i
     from rich.markup import escape
 
     console = console or Console()
+    console.print(escape(title(report)), soft_wrap=True)
     console.print(summary_table(report))
     colour = {"FAIL": "red", "INCONCLUSIVE": "yellow"}
     problems = problem_lines(report)
