@@ -70,7 +70,7 @@ class ArtifactResult:
     def failures(self) -> list[Failure]:
         """Parity failures, then latency gate failures (inconclusive ones included), each with
         ``artifact`` set to this artifact's name."""
-        found = list(self.parity.failures) if self.parity else []
+        found = list(self.parity.failures) if self.parity is not None else []
         return [f.replace(artifact=self.name) for f in [*found, *self.gate_failures]]
 
     def latency_reason(self, batch_size: int) -> str:
@@ -90,7 +90,7 @@ class ArtifactResult:
             "status": self.status,
             "parity_status": self.parity_status,
             "latency_status": self.latency_status,
-            "parity": self.parity.to_json() if self.parity else None,
+            "parity": self.parity.to_json() if self.parity is not None else None,
             "latency": {str(bs): s.to_json(samples=True) for bs, s in self.latency.items()},
             "speedup": {str(bs): v for bs, v in self.speedup.items()},
             "cold_start": self.cold_start,

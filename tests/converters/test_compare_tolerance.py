@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toolkit.errors import InvalidArgumentError
+from converters.compare.failure import Failure
 from converters.compare.metrics import ClassSlice, slice_metrics, tolerance_violations
 from converters.compare.tolerance import PRESETS, judge, resolve_preset, with_overrides
+from toolkit.errors import InvalidArgumentError
 
 
 def test_preset_follows_precision_unless_given() -> None:
@@ -27,7 +28,7 @@ def test_overrides_replace_atol_and_rtol() -> None:
         with_overrides(PRESETS["fp32"], rtol=-1.0)
 
 
-def _judge(ref: np.ndarray, out: np.ndarray, preset: str) -> list[str]:
+def _judge(ref: np.ndarray, out: np.ndarray, preset: str) -> list[Failure]:
     tol = PRESETS[preset]
     sl = ClassSlice("new", (0, 1, 2))
     atol = tol.atol_for("new")
@@ -40,8 +41,12 @@ def test_fp32_preset_fails_with_numbers() -> None:
     ref = rng.standard_normal((4, 3))
     fails = _judge(ref, ref + 1e-2, "fp32")
     assert len(fails) == 1
-    assert "'logits'[new classes [0:3]] at batch 4" in fails[0]
-    assert "max|Δ| 1.000e-02" in fails[0] and "cosine" in fails[0] and "top-1" in fails[0]
+    f = fails[0]
+    assert (f.kind, f.metric, f.output, f.class_slice, f.batch_size) == ("parity", "max_abs", "logits", "new", 4)
+    assert f.value == pytest.approx(1e-2) and f.bound is not None and f.value > f.bound
+    # the human line carries the numbers
+    assert "'logits'[new classes [0:3]] at batch 4" in f.message
+    assert "max|Δ| 1.000e-02" in f.message and "cosine" in f.message and "top-1" in f.message
     assert _judge(ref, ref + 1e-6, "fp32") == []
 
 
@@ -52,8 +57,9 @@ def test_int8_preset_gates_on_top1_and_sqnr_not_atol() -> None:
     assert _judge(ref, small_noise, "int8") == []
     shuffled = ref[:, ::-1]  # top-1 survives only where the middle class wins
     fails = _judge(ref, shuffled, "int8")
-    assert any("top-1 agreement" in f for f in fails)
-    assert any("SQNR" in f for f in fails)
+    assert {f.metric for f in fails} == {"top1", "sqnr_db"}
+    top1 = next(f for f in fails if f.metric == "top1")
+    assert top1.value is not None and top1.bound == 0.9 and top1.value < 0.9
 
 
 def test_nan_fails_every_preset() -> None:
@@ -61,4 +67,4 @@ def test_nan_fails_every_preset() -> None:
     out = ref.copy()
     out[0, 1] = np.nan
     for preset in ("fp32", "fp16", "int8"):
-        assert any("NaN/Inf" in f for f in _judge(ref, out, preset)), preset
+        assert any(f.metric == "nonfinite" and f.value == 1 for f in _judge(ref, out, preset)), preset

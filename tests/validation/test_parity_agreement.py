@@ -21,7 +21,7 @@ from validation import validate
 DELTAS = (0.0, 1e-7, 1e-5, 1e-4, 3e-4, 1e-3, 1e-2, 1.0)
 
 
-def _plant(kind: str, delta: float, rows: tuple[int, ...]):  # noqa: ANN202
+def _plant(kind: str, delta: float, rows: tuple[int, ...]):
     def edit(values: np.ndarray) -> None:
         if kind == "bias":
             values[list(rows)] += delta
