@@ -52,7 +52,7 @@ class ExportResult:
 
     def summary(self) -> str:
         """One line: path, size, opset, nodes and the input/output signature."""
-        size = f"{self.size_bytes / 1e6:.1f} MB"
+        size = f"{self.size_bytes / 2**20:.1f} MiB"
         opset = f", opset {self.opset}" if self.opset is not None else ""
         ins = "; ".join(t.describe() for t in self.inputs)
         outs = "; ".join(t.describe() for t in self.outputs)

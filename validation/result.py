@@ -135,8 +135,9 @@ class ValidationReport:
             return
         failed = [a.name for a in self.artifacts if a.status != "pass"]
         more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+        first = failures[0].line() if len(failed) > 1 else failures[0].message
         raise GateFailedError(
-            f"validation failed for {listing(failed, limit=3)}: {failures[0].line()}{more}",
+            f"validation failed for {listing(failed, limit=3)}: {first}{more}",
             hint="open the report for every failure with its numbers (report_dir, json_path)",
         )
 
