@@ -85,7 +85,7 @@ def build_architecture(arch: str, **kwargs: Any) -> nn.Module:
 
 def _build(arch: str, kwargs: Mapping[str, Any]) -> nn.Module:
     if not isinstance(arch, str) or not arch.strip():
-        raise InvalidArgumentError("architecture name is empty", hint="e.g. --arch resnet18")
+        raise InvalidArgumentError("architecture name is empty", hint="e.g. resnet18", param="arch")
     if arch.startswith("py:"):
         return _build_factory(arch, kwargs)
     if arch.startswith("timm:"):

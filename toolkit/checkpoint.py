@@ -1,7 +1,7 @@
 """Safe loading of weights: safetensors, or ``.pt``/``.pth`` state dicts with ``weights_only=True``.
 
 A whole pickled ``nn.Module`` needs arbitrary code execution to load; it is refused unless the
-caller passes ``allow_pickle=True`` (CLI: ``--trust-pickle``). Truncated or empty files raise
+caller passes ``allow_pickle=True``. Truncated or empty files raise
 ``CorruptCheckpointError`` naming the file; NaN/Inf weights raise ``NonFiniteWeightsError``.
 """
 
@@ -27,9 +27,6 @@ from toolkit.errors import (
 MAX_SAFETENSORS_HEADER = 64 * 1024 * 1024
 #: and so are files that declare more tensors than this.
 MAX_TENSORS = 200_000
-
-PICKLE_OPT_IN = "--trust-pickle"
-
 
 def _warn_forced_unsafe_env() -> None:
     if os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "").strip() not in ("", "0"):
@@ -99,7 +96,8 @@ def _load_pickle(path: Path, *, allow_pickle: bool) -> Any:
         if not allow_pickle:
             raise UnsafeCheckpointError(
                 f"'{path}' is not a plain state dict: loading it would execute pickled code",
-                hint=f"save model.state_dict() instead, or pass {PICKLE_OPT_IN} if you trust the file's author",
+                hint="save model.state_dict() instead, or pass allow_pickle=True if you trust the file's author",
+                param="allow_pickle",
             ) from exc
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
@@ -156,7 +154,8 @@ def load_pickled_module(path: str | os.PathLike[str], *, allow_pickle: bool = Fa
     if not allow_pickle:
         raise UnsafeCheckpointError(
             f"'{p}' would be loaded as a pickled module, which executes code from the file",
-            hint=f"pass {PICKLE_OPT_IN} if you trust the file's author",
+            hint="pass allow_pickle=True if you trust the file's author",
+            param="allow_pickle",
         )
     obj = _load_pickle(p, allow_pickle=True)
     if not isinstance(obj, torch.nn.Module):

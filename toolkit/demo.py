@@ -149,10 +149,12 @@ def run_demo(
     settings = settings or DemoSettings()
     strategy = strategy or DEFAULT_STRATEGY
     if strategy not in STRATEGIES:
-        raise InvalidArgumentError(f"unknown strategy '{strategy}'", hint=f"one of {', '.join(STRATEGIES)}")
+        raise InvalidArgumentError(
+            f"unknown strategy '{strategy}'", hint=f"one of {', '.join(STRATEGIES)}", param="strategy"
+        )
     root = Path(output)
     if root.exists() and not root.is_dir():
-        raise InvalidArgumentError(f"'{root}' exists and is not a folder", hint="choose another -o")
+        raise InvalidArgumentError(f"'{root}' exists and is not a folder", hint="choose another output", param="output")
     root.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)  # the stages' timings and bit-identical reruns assume it

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from toolkit._text import listing
 from toolkit.errors import InvalidArgumentError
 from toolkit.records import HeadSpec, ModelConfig, Preprocessing, check_class_names
 
@@ -36,10 +37,12 @@ def _source(
     from toolkit.heads.modules import seeded
 
     if (arch is None) == (model_dir is None):
-        raise InvalidArgumentError("give exactly one source: --arch NAME or --from MODEL_DIR")
+        raise InvalidArgumentError("give exactly one source: arch (a name) or model_dir", param="arch")
     if model_dir is not None:
         if weights is not None:
-            raise InvalidArgumentError("--weights cannot be combined with --from MODEL_DIR (it has its own weights)")
+            raise InvalidArgumentError(
+                "weights cannot be combined with model_dir (a model directory has its own weights)", param="weights"
+            )
         from toolkit.model_dir import load_model_dir
 
         loaded = load_model_dir(model_dir)
@@ -188,8 +191,9 @@ def _examples(
 
     if examples_dir is None or names is None:
         raise InvalidArgumentError(
-            "imprint needs --examples DIR and the new classes' names",
-            hint="DIR holds one folder of images per new class, named as in --class-names",
+            "imprint needs examples_dir and the new classes' names",
+            hint="examples_dir holds one folder of images per new class, named as in class_names",
+            param="examples_dir",
         )
     new_names = list(names[old:])
     files = list_class_images(examples_dir, new_names)
@@ -203,11 +207,13 @@ def _examples_in_memory(
     examples: Mapping[str, torch.Tensor], names: Sequence[str] | None, old: int
 ) -> dict[int, torch.Tensor]:
     if names is None:
-        raise InvalidArgumentError("imprint needs the new classes' names", hint="pass class_names")
+        raise InvalidArgumentError("imprint needs the new classes' names", hint="pass class_names", param="class_names")
     new_names = list(names[old:])
     missing = [n for n in new_names if n not in examples or len(examples[n]) == 0]
     if missing:
         raise InvalidArgumentError(
-            f"no example images for new class(es) {', '.join(missing)}", hint="give images for every new class"
+            f"no example images for new class(es) {listing(missing)}",
+            hint="give images for every new class",
+            param="examples",
         )
     return {old + i: examples[n] for i, n in enumerate(new_names)}

@@ -32,7 +32,7 @@ def load_model(
 
         positive_int(arch_kwargs["num_classes"], "source_num_classes", example="1000")
     if weights is not None and not Path(weights).exists():
-        raise InvalidArgumentError(f"weights file '{weights}' does not exist", hint="check the --weights path")
+        raise InvalidArgumentError(f"weights file '{weights}' does not exist", hint="check the path", param="weights")
     state = load_state_dict(weights, allow_pickle=allow_pickle) if weights is not None else None
     model = build_architecture(arch, **arch_kwargs)
     if state is not None:

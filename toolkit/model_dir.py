@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from toolkit import _atomic
+from toolkit._text import listing
 from toolkit.errors import ModelDirError, WeightsMismatchError
 from toolkit.records import ModelConfig
 
@@ -61,17 +62,16 @@ def load_weights_strict(model: nn.Module, state: Mapping[str, torch.Tensor], sou
     ]
     problems = []
     if missing:
-        problems.append(f"missing keys ({len(missing)}): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        problems.append(f"missing keys ({len(missing)}): {listing(missing)}")
     if unexpected:
-        problems.append(
-            f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}"
-        )
+        problems.append(f"unexpected keys ({len(unexpected)}): {listing(unexpected)}")
     if shapes:
-        problems.append(f"shape mismatch ({len(shapes)}): {'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}")
+        problems.append(f"shape mismatch ({len(shapes)}): {listing(shapes, limit=3, sep='; ')}")
     if problems:
         raise WeightsMismatchError(
             f"weights '{source}' do not fit the architecture: {' | '.join(problems)}",
-            hint="check --arch (and --num-classes of the source head) against the checkpoint",
+            hint="check arch (and source_num_classes, the source head's class count) against the checkpoint",
+            param="arch",
         )
     # Module versions (``_metadata``) are not stored in safetensors; some modules (mnasnet) need them.
     ordered: OrderedDict[str, torch.Tensor] = OrderedDict(state)

@@ -249,12 +249,17 @@ def check_class_names(names: Sequence[str], num_classes: int) -> tuple[str, ...]
         raise InvalidArgumentError(
             f"{len(names)} class names given for {num_classes} classes",
             hint="give exactly one name per class, one per line",
+            param="class_names",
         )
     if any(not n for n in names):
-        raise InvalidArgumentError("a class name is empty", hint="give one non-empty name per line")
+        raise InvalidArgumentError(
+            "a class name is empty", hint="give one non-empty name per line", param="class_names"
+        )
     seen: set[str] = set()
     for n in names:
         if n in seen:
-            raise InvalidArgumentError(f"class name '{n}' appears twice", hint="class names must be distinct")
+            raise InvalidArgumentError(
+                f"class name '{n}' appears twice", hint="class names must be distinct", param="class_names"
+            )
         seen.add(n)
     return names

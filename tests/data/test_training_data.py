@@ -87,6 +87,26 @@ def test_class_mismatch_lists_the_difference(tmp_path: Path) -> None:
     assert "zebra are not classes of the model" in text
 
 
+def test_a_thousand_missing_classes_make_a_short_message(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"a": 2, "zebra": 2})
+    names = ["a", *(f"imagenet class number {i}" for i in range(999))]
+    with pytest.raises(DataError) as info:
+        load_training_data(root, PREP, names)
+    text = info.value.one_line()
+    assert "(999 in all)" in text and "(1000 in all)" in text  # the missing ones, then the model's
+    assert len(text) < 600, len(text)
+
+
+def test_data_errors_name_keyword_arguments_not_flags(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"a": 2, "b": 2})
+    with pytest.raises(InvalidArgumentError) as info:
+        load_training_data(root, PREP, ["a", "b"], digits=[0, 1])
+    assert info.value.param == "digits" and "--" not in info.value.one_line()
+    with pytest.raises(DataError) as data_info:
+        load_training_data("digits", PREP, ["0", "1"], digits=[0, 1, 2])
+    assert data_info.value.param == "digits" and "--" not in data_info.value.one_line()
+
+
 def test_unreadable_image_is_named(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "d", {"a": 2, "b": 2})
     bad = root / "b" / "broken.png"

@@ -67,7 +67,8 @@ def test_usage_errors(digits_model_dir: Path, tmp_path: Path, capsys: pytest.Cap
     assert main(["finetune", str(digits_model_dir), "--data", "digits", "--digits-subset", "0-x", "-o", out]) == 2
     assert "--digits-subset: '0-x' is not an integer" in capsys.readouterr().err
     assert main(["finetune", str(digits_model_dir), "--data", "digits", "--epochs", "0", "-o", out]) == 2
-    assert "epochs must be an integer >= 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "epochs must be a positive integer, got 0; hint: e.g. 6" in err and "flag: --epochs" in err
     assert main(["finetune", str(digits_model_dir), "--data", "digits", "--optimizer", "lamb", "-o", out]) == 2
     assert "unknown optimizer 'lamb'" in capsys.readouterr().err
     if not torch.cuda.is_available():

@@ -19,7 +19,7 @@ def check_augment(name: str) -> str:
     """``none``, ``shift`` (random translation) or ``shift-flip`` (plus horizontal flips)."""
     if name not in AUGMENTATIONS:
         raise InvalidArgumentError(
-            f"unknown augmentation '{name}'", hint=f"one of {', '.join(AUGMENTATIONS)}"
+            f"unknown augmentation '{name}'", hint=f"one of {', '.join(AUGMENTATIONS)}", param="augment"
         )
     return name
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from toolkit._text import listing
 from toolkit.errors import InvalidArgumentError
 from toolkit.records import Preprocessing
 
@@ -48,7 +49,7 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
 def digits_uint8(split: str, digits: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Raw 8x8 images of ``split`` as (N, 8, 8) uint8 (0-255) and their digit labels."""
     if split not in SPLITS:
-        raise InvalidArgumentError(f"unknown digits split '{split}'", hint=f"one of {', '.join(SPLITS)}")
+        raise InvalidArgumentError(f"unknown digits split '{split}'", hint=f"one of {', '.join(SPLITS)}", param="split")
     images, labels = _raw()
     idx = _split_indices()[split]
     if digits is not None:
@@ -61,7 +62,9 @@ def check_digits(digits: Sequence[int]) -> list[int]:
     out = sorted({int(d) for d in digits})
     if not out or any(not 0 <= d <= 9 for d in out):
         raise InvalidArgumentError(
-            f"digit subset {list(digits)} must be non-empty and within 0-9", hint="e.g. 0-6"
+            f"digit subset [{listing(digits, limit=10)}] must be non-empty and within 0-9",
+            hint="e.g. 0-6",
+            param="digits",
         )
     return out
 

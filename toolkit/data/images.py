@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from toolkit._text import listing
 from toolkit.errors import DataError
 from toolkit.records import Preprocessing
 
@@ -62,8 +63,8 @@ def list_class_images(
     missing = [c for c in wanted if c not in folders]
     if missing:
         raise DataError(
-            f"'{base}' has no folder for class(es) {', '.join(missing)}",
-            hint=f"found folders: {', '.join(folders) or 'none'}",
+            f"'{base}' has no folder for class(es) {listing(missing)}",
+            hint=f"found folders: {listing(folders) or 'none'}",
         )
     result: dict[str, list[Path]] = {}
     for cls in wanted:

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from toolkit._text import listing
 from toolkit.errors import DataError, InvalidArgumentError
 from toolkit.records import Preprocessing
 
@@ -77,10 +78,12 @@ def load_training_data(
         return _digits(prep, names, digits)
     if digits is not None:
         raise InvalidArgumentError(
-            "a digit subset only applies to the digits source", hint="drop --digits-subset"
+            "a digit subset only applies to the digits source", hint="leave digits unset", param="digits"
         )
     if not 0.0 < val_ratio < 1.0:
-        raise InvalidArgumentError(f"validation ratio must be in (0, 1), got {val_ratio}", hint="e.g. 0.15")
+        raise InvalidArgumentError(
+            f"val_ratio must be in (0, 1), got {val_ratio}", hint="e.g. 0.15", param="val_ratio"
+        )
     return _folder(Path(source), prep, names, val_ratio, seed)
 
 
@@ -97,8 +100,8 @@ def digit_classes(class_names: Sequence[str]) -> dict[int, int]:
         return {d: d for d in range(min(10, len(class_names)))}
     raise DataError(
         f"the digits source needs a model whose class names are digits; this one has "
-        f"{', '.join(class_names[:5])}{' ...' if len(class_names) > 5 else ''}",
-        hint="extend the model with --class-names listing 0..9, or fine-tune on an image folder",
+        f"{listing(class_names)}",
+        hint="extend the model with class_names listing 0..9, or fine-tune on an image folder",
     )
 
 
@@ -110,9 +113,9 @@ def _digits(prep: Preprocessing, names: tuple[str, ...], digits: Sequence[int] |
     missing = [d for d in wanted if d not in lookup]
     if missing:
         raise DataError(
-            f"digit(s) {', '.join(map(str, missing))} have no class in the model "
-            f"(its classes: {', '.join(names)})",
-            hint="restrict --digits-subset to the model's classes, or extend the head first",
+            f"digit(s) {listing(missing)} have no class in the model (its classes: {listing(names)})",
+            hint="restrict digits to the model's classes, or extend the head first",
+            param="digits",
         )
     table = torch.full((10,), -1, dtype=torch.long)
     for d in wanted:
@@ -138,12 +141,12 @@ def check_folder_classes(folder: Path, class_names: Sequence[str]) -> None:
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"no folder for the model's class(es) {', '.join(missing)}")
+            parts.append(f"no folder for the model's class(es) {listing(missing)}")
         if extra:
-            parts.append(f"folder(s) {', '.join(extra)} are not classes of the model")
+            parts.append(f"folder(s) {listing(extra)} are not classes of the model")
         raise DataError(
             f"the classes of '{folder}' do not match the model's: {'; '.join(parts)}",
-            hint=f"the model's classes are {', '.join(class_names)}; rename the folders or extend the head",
+            hint=f"the model's classes are {listing(class_names)}; rename the folders or extend the head",
         )
 
 

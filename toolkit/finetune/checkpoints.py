@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from toolkit import _atomic
+from toolkit._text import listing
 from toolkit.errors import CorruptCheckpointError
 
 CHECKPOINT_PATTERN = re.compile(r"step-(\d{8})\.pt$")
@@ -82,8 +83,9 @@ class CheckpointStore:
                 )
         if paths:
             raise CorruptCheckpointError(
-                f"no readable checkpoint in '{self.folder}': {' | '.join(failures)}",
-                hint="start over with --overwrite (without --resume)",
+                f"no readable checkpoint in '{self.folder}': {listing(failures, sep=' | ')}",
+                hint="start over: overwrite=True, without resume",
+                param="resume",
             )
         return None
 

@@ -121,7 +121,8 @@ class FinetuneConfig:
 
 def _int(value: object, name: str, *, minimum: int) -> None:
     if minimum == 1:
-        positive_int(value, name)
+        default = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}.get(name)
+        positive_int(value, name, example=str(default) if isinstance(default, int) and default > 0 else "1")
     elif isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}", param=name)
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from toolkit import _atomic
 from toolkit._args import check_device
+from toolkit._text import listing
 from toolkit.data.training import TrainingData, load_training_data
 from toolkit.errors import DataError, InvalidArgumentError, OutputExistsError
 from toolkit.finetune._loop import Loop, RunState
@@ -73,8 +74,9 @@ def _resolve_data(
     if isinstance(data, TrainingData):
         if data.class_names != model_cfg.class_names:
             raise DataError(
-                f"the data's classes ({', '.join(data.class_names)}) differ from the model's "
-                f"({', '.join(model_cfg.class_names)})"
+                f"the data's {len(data.class_names)} classes ({listing(data.class_names)}) differ from the "
+                f"model's {len(model_cfg.class_names)} ({listing(model_cfg.class_names)})",
+                hint="load the data with the model's class_names",
             )
         return data
     return load_training_data(
@@ -89,7 +91,7 @@ def _prepare_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointSt
         if not overwrite:
             raise OutputExistsError(
                 f"'{work}' holds checkpoints of an earlier run",
-                hint="pass --resume to continue it, or --overwrite to start over",
+                hint="pass resume=True to continue it, or overwrite=True to start over",
             )
         store.clear()
     return store
@@ -99,12 +101,18 @@ def _check_resumable(saved: dict[str, Any], run_info: dict[str, Any], config: Fi
     problems = FinetuneConfig.from_json(saved["config"]).differences(config)
     for key in ("source_sha256", "data", "class_names"):
         if saved.get(key) != run_info[key]:
-            problems.append(f"{key}: {saved.get(key)!r} vs {run_info[key]!r}")
+            problems.append(f"{key}: {_short(saved.get(key))} vs {_short(run_info[key])}")
     if problems:
         raise InvalidArgumentError(
-            f"the checkpoint was written by a different run (checkpoint vs now): {'; '.join(problems)}",
-            hint="resume with the same settings, or start over with --overwrite",
+            f"the checkpoint was written by a different run (checkpoint vs now): {listing(problems, sep='; ')}",
+            hint="resume with the same settings, or start over with overwrite=True",
+            param="resume",
         )
+
+
+def _short(value: Any) -> str:
+    """A recorded value for a message: a long list (1000 class names) as its first items and a count."""
+    return f"[{listing(value)}]" if isinstance(value, list) else repr(value)
 
 
 def finetune(

@@ -18,8 +18,6 @@ from torch import nn
 from toolkit.errors import HeadNotFoundError
 from toolkit.heads.modules import layer_bias, layer_weight, out_width
 
-HEAD_OVERRIDE_FLAG = "--head"
-
 
 @dataclasses.dataclass(frozen=True)
 class HeadLocation:
@@ -52,7 +50,8 @@ def _describe(name: str, module: nn.Module) -> HeadLocation:
         return HeadLocation(name, "conv1x1", module.in_channels, module.out_channels, module.bias is not None)
     raise HeadNotFoundError(
         f"module '{name}' is a {type(module).__name__}, not a Linear or 1x1 Conv2d head",
-        hint=f"pass {HEAD_OVERRIDE_FLAG} with the name of the final Linear layer",
+        hint="name the final Linear layer with head",
+        param="head",
     )
 
 
@@ -69,6 +68,7 @@ def _named(model: nn.Module, name: str) -> nn.Module:
         raise HeadNotFoundError(
             f"the model has no module '{name}'",
             hint=f"candidates: {', '.join(cands[-8:]) or 'none'}",
+            param="head",
         ) from exc
 
 
@@ -148,7 +148,8 @@ def locate_head(
     except Exception as exc:  # a forward pass of arbitrary user code can fail in any way
         raise HeadNotFoundError(
             f"could not run the model on an input of shape {tuple(input_shape)} to find its head: {exc}",
-            hint=f"pass {HEAD_OVERRIDE_FLAG} NAME (candidates: {', '.join(candidates(model)[-6:]) or 'none'})",
+            hint=f"name the head with head (candidates: {', '.join(candidates(model)[-6:]) or 'none'})",
+            param="head",
         ) from exc
     width = out.shape[-1] if out.ndim == 2 else -1
     for name, value in reversed(order):
@@ -159,7 +160,8 @@ def locate_head(
     cands = candidates(model)
     raise HeadNotFoundError(
         f"no Linear or 1x1 Conv2d layer produces the model's {tuple(out.shape)} output",
-        hint=f"pass {HEAD_OVERRIDE_FLAG} NAME; candidate layers: {', '.join(cands[-8:]) or 'none'}",
+        hint=f"name the head with head; candidate layers: {', '.join(cands[-8:]) or 'none'}",
+        param="head",
     )
 
 

@@ -71,7 +71,7 @@ def make_head(
         return make_layer(base_kind, in_features, num_classes, bias=bias)
     if activation not in ACTIVATIONS:
         raise InvalidArgumentError(
-            f"unknown activation '{activation}'", hint=f"one of {', '.join(sorted(ACTIVATIONS))}"
+            f"unknown activation '{activation}'", hint=f"one of {', '.join(sorted(ACTIVATIONS))}", param="activation"
         )
     layers: list[nn.Module] = []
     width = in_features

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from toolkit._args import positive_int
+from toolkit._text import listing
 from toolkit.errors import InvalidArgumentError
 from toolkit.heads.modules import layer_bias, layer_matrix, layer_weight, make_head, make_layer, seeded
 from toolkit.records import ClassOrigin
@@ -98,9 +99,10 @@ def _n_new(layer: nn.Module, args: StrategyArgs, name: str) -> int:
     _, old = _widths(layer)
     if args.num_classes <= old:
         raise InvalidArgumentError(
-            f"strategy '{name}' adds classes: --num-classes must exceed the {old} the head has "
+            f"strategy '{name}' adds classes: num_classes must exceed the {old} the head has "
             f"(got {args.num_classes})",
-            hint="use --strategy select to keep a subset, or replace for a fresh head",
+            hint="use strategy 'select' to keep a subset, or 'replace' for a fresh head",
+            param="num_classes",
         )
     return args.num_classes - old
 
@@ -135,7 +137,7 @@ def pad_random(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     n = _n_new(layer, args, "pad-random")
     in_f, old = _widths(layer)
     if not args.std > 0:
-        raise InvalidArgumentError(f"--std must be positive (got {args.std})")
+        raise InvalidArgumentError(f"std must be positive (got {args.std})", param="std")
     rows = torch.randn(n, in_f, generator=_generator(args.seed)) * args.std
     new = _padded(layer, kind, rows, torch.zeros(n))
     return new, (*_kept(old), *(ClassOrigin("random") for _ in range(n)))
@@ -148,11 +150,12 @@ def pad_copy(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     weight, bias = layer_matrix(layer)
     old = int(weight.shape[0])
     if args.copy_from is not None:
-        sources = check_indices(args.copy_from, old, what="--copy-from", allow_duplicates=True)
+        sources = check_indices(args.copy_from, old, what="copy_from", allow_duplicates=True)
         if len(sources) != n:
             raise InvalidArgumentError(
-                f"--copy-from lists {len(sources)} old classes for {n} new classes",
+                f"copy_from lists {len(sources)} old classes for {n} new classes",
                 hint="give one old class index per new class",
+                param="copy_from",
             )
     else:
         sources = torch.randint(0, old, (n,), generator=_generator(args.seed)).tolist()
@@ -186,8 +189,9 @@ def imprint(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     missing = [old + i for i in range(n) if old + i not in feats or len(feats[old + i]) == 0]
     if missing:
         raise InvalidArgumentError(
-            f"imprint needs example images for every new class; none for output(s) {missing}",
-            hint="pass --examples DIR with one sub-folder of images per new class name",
+            f"imprint needs example images for every new class; none for output(s) {listing(missing)}",
+            hint="give examples_dir one sub-folder of images per new class name",
+            param="examples_dir",
         )
     scale = weight.float().norm(dim=1).mean()
     rows = []
@@ -205,7 +209,7 @@ def _block(layer: nn.Module, kind: str, args: StrategyArgs, hidden: tuple[int, .
     # not positive_ints: that drops repeats, and (256, 256) is two layers
     hidden = tuple(positive_int(h, "hidden", example="512,256") for h in hidden)
     if not 0.0 <= args.dropout < 1.0:
-        raise InvalidArgumentError(f"--dropout must be in [0, 1) (got {args.dropout})")
+        raise InvalidArgumentError(f"dropout must be in [0, 1) (got {args.dropout})", param="dropout")
     with seeded(args.seed):
         head = make_head(
             kind, in_f, args.num_classes, hidden=hidden, activation=args.activation, dropout=args.dropout
@@ -229,21 +233,24 @@ def mlp(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
 def check_indices(
     values: Sequence[object], limit: int, *, what: str, allow_duplicates: bool = False
 ) -> list[int]:
-    """Validate a list of class indices against ``limit`` classes, naming the first bad one."""
+    """Validate a list of class indices against ``limit`` classes, naming the first bad one.
+
+    ``what`` is the keyword argument that holds them (``keep``); errors carry it as ``param``."""
     if len(values) == 0:
-        raise InvalidArgumentError(f"{what} is empty", hint="list at least one class index")
+        raise InvalidArgumentError(f"{what} is empty", hint="list at least one class index", param=what)
     out: list[int] = []
     seen: set[int] = set()
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise InvalidArgumentError(f"{what}: '{v}' is not an integer class index")
+            raise InvalidArgumentError(f"{what}: '{v}' is not an integer class index", param=what)
         if not 0 <= v < limit:
             raise InvalidArgumentError(
                 f"{what}: index {v} is out of range for a head of {limit} classes",
                 hint=f"indices run from 0 to {limit - 1}",
+                param=what,
             )
         if v in seen and not allow_duplicates:
-            raise InvalidArgumentError(f"{what}: index {v} appears twice", hint="list each class once")
+            raise InvalidArgumentError(f"{what}: index {v} appears twice", hint="list each class once", param=what)
         seen.add(v)
         out.append(v)
     return out
@@ -251,5 +258,7 @@ def check_indices(
 
 def check_keep(keep: Sequence[int] | None, limit: int) -> list[int]:
     if keep is None:
-        raise InvalidArgumentError("strategy 'select' needs the old class indices to keep", hint="pass --keep 3,1,7")
-    return check_indices(keep, limit, what="--keep")
+        raise InvalidArgumentError(
+            "strategy 'select' needs the old class indices to keep", hint="e.g. keep=[3, 1, 7]", param="keep"
+        )
+    return check_indices(keep, limit, what="keep")

@@ -31,18 +31,21 @@ def resolve_num_classes(strategy: str, num_classes: object | None, keep: Sequenc
         raise InvalidArgumentError(
             f"unknown strategy '{strategy}'",
             hint=(f"did you mean {', '.join(close)}? " if close else "") + f"one of {', '.join(STRATEGIES)}",
+            param="strategy",
         )
     if strategy == "select":
         if keep is None:
-            raise InvalidArgumentError("strategy 'select' needs --keep", hint="e.g. --keep 3,1,7")
+            raise InvalidArgumentError("strategy 'select' needs keep", hint="e.g. keep=[3, 1, 7]", param="keep")
         if num_classes is None:
             return len(keep)
         n = positive_int(num_classes, "num_classes", example="12")
         if n != len(keep):
-            raise InvalidArgumentError(f"--num-classes {n} contradicts --keep, which lists {len(keep)} classes")
+            raise InvalidArgumentError(
+                f"num_classes {n} contradicts keep, which lists {len(keep)} classes", param="num_classes"
+            )
         return n
     if num_classes is None:
-        raise InvalidArgumentError(f"strategy '{strategy}' needs --num-classes", hint="e.g. --num-classes 12")
+        raise InvalidArgumentError(f"strategy '{strategy}' needs num_classes", hint="e.g. 12", param="num_classes")
     return positive_int(num_classes, "num_classes", example="12")
 
 
@@ -98,7 +101,7 @@ def extend_head(
     if strategy == "imprint":
         if not examples:
             raise InvalidArgumentError(
-                "imprint needs example images of the new classes", hint="pass --examples DIR"
+                "imprint needs example images of the new classes", hint="pass examples", param="examples"
             )
         features = {idx: head_features(model, location.module, imgs) for idx, imgs in examples.items()}
     args = StrategyArgs(
