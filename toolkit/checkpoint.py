@@ -147,18 +147,3 @@ def load_state_dict(path: str | os.PathLike[str], *, allow_pickle: bool = False)
     check_finite(state, str(p))
     return state
 
-
-def load_pickled_module(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> torch.nn.Module:
-    """Load a whole pickled ``nn.Module``: only with the explicit ``allow_pickle`` opt-in."""
-    p = Path(path)
-    if not allow_pickle:
-        raise UnsafeCheckpointError(
-            f"'{p}' would be loaded as a pickled module, which executes code from the file",
-            hint="pass allow_pickle=True if you trust the file's author",
-            param="allow_pickle",
-        )
-    obj = _load_pickle(p, allow_pickle=True)
-    if not isinstance(obj, torch.nn.Module):
-        raise CorruptCheckpointError(f"'{p}' does not hold an nn.Module")
-    check_finite(obj.state_dict(), str(p))
-    return obj

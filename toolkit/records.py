@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from toolkit.errors import ModelDirError
 
 SCHEMA_VERSION = 1
 
-OriginKind = Literal["kept", "copy", "random", "mean", "imprint", "init"]
 ORIGIN_KINDS: tuple[str, ...] = ("kept", "copy", "random", "mean", "imprint", "init")
 
 
@@ -234,10 +233,6 @@ class ModelConfig:
             )
         except KeyError as exc:
             raise ModelDirError(f"config.json lacks the field {exc}") from exc
-
-
-def default_class_names(n: int) -> tuple[str, ...]:
-    return tuple(f"class_{i}" for i in range(n))
 
 
 def check_class_names(names: Sequence[str], num_classes: int) -> tuple[str, ...]:
