@@ -59,6 +59,17 @@ def test_phases() -> None:
     assert staged[1].policy == "stages:2"
 
 
+def test_every_training_image_is_used_but_a_lone_leftover() -> None:
+    from toolkit.finetune._loop import batches_per_epoch, left_out
+
+    # 152 images in batches of 64: 64 + 64 + 24, nothing dropped (it used to drop 24)
+    assert (batches_per_epoch(152, 64), left_out(152, 64)) == (3, 0)
+    assert (batches_per_epoch(128, 64), left_out(128, 64)) == (2, 0)
+    # one image over would be a batch of one (BatchNorm fails): it sits that epoch out
+    assert (batches_per_epoch(129, 64), left_out(129, 64)) == (2, 1)
+    assert (batches_per_epoch(30, 64), left_out(30, 64)) == (1, 0)
+
+
 def test_warmup_cosine_shape() -> None:
     f = warmup_cosine(100, 10, 0.01)
     values = [f(s) for s in range(100)]
@@ -133,7 +144,7 @@ def test_policies_and_optimizer_groups(make_model_dir: Callable[..., Path]) -> N
 
 
 RECORD = {
-    "epoch": 0, "epochs": 2, "phase": "head", "train_loss": 0.5, "train_top1": 0.9, "val_loss": 0.4,
+    "epoch": 1, "epochs": 2, "phase": "head", "train_loss": 0.5, "train_top1": 0.9, "val_loss": 0.4,
     "val_top1": 0.95, "images_per_s": 123.0, "seconds": 1.0,
 }  # fmt: skip
 

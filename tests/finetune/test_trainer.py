@@ -33,6 +33,9 @@ def test_run_writes_model_dir_metrics_and_plot(digits_model_dir: Path, tmp_path:
     assert [e["stage"] for e in loaded.config.lineage[:-1]] == ["extend", "extend"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert [e["phase"] for e in metrics["epochs"]] == ["head", "finetune"]
+    # epochs are numbered from 1 everywhere: history, best epoch, lineage, the result
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert metrics["best_epoch"] == entry["best_epoch"] == result.best_epoch in (1, 2)
     assert metrics["epochs"][0]["lr_backbone"] is None and metrics["epochs"][1]["lr_backbone"] > 0
     assert metrics["test_top1"] == result.test_top1 == entry["test_top1"]
     csv_lines = (out / "metrics.csv").read_text().splitlines()
@@ -44,6 +47,9 @@ def test_run_writes_model_dir_metrics_and_plot(digits_model_dir: Path, tmp_path:
 
     data = load_training_data("digits", loaded.config.preprocessing, loaded.config.class_names, digits=SUBSET)
     assert data.test is not None
+    # every training image is used each epoch (the last batch is smaller), none silently dropped
+    assert metrics["train_images_per_epoch"] == metrics["data"]["train"] == len(data.train[1])
+    assert len(data.train[1]) % TINY.batch_size > 1
     assert evaluate(loaded.module, *data.test) == pytest.approx(result.test_top1)
     assert result.test_top1 is not None and result.test_top1 > 0.5  # three digits, two short epochs
 
@@ -87,7 +93,7 @@ def test_refusals_before_training(digits_model_dir: Path, tmp_path: Path) -> Non
     (default_work_dir(stale) / "step-00000003.pt").write_bytes(b"x")
     with pytest.raises(OutputExistsError, match="earlier run") as info:
         finetune(digits_model_dir, "digits", TINY, output=stale, digits=SUBSET, progress=False)
-    assert "--resume" in info.value.hint
+    assert "resume=True" in info.value.hint and info.value.param == "resume"  # the CLI adds --resume
     assert not stale.exists()
 
 
@@ -105,7 +111,7 @@ def test_early_stopping_keeps_the_best_epoch(digits_model_dir: Path, tmp_path: P
     # head only (BatchNorm statistics frozen) at a learning rate this small: no epoch beats the first
     cfg = TINY.replace(epochs=6, freeze_epochs=6, lr=1e-12, patience=2, plot=False)
     result = finetune(digits_model_dir, "digits", cfg, output=tmp_path / "e", digits=[0, 1], progress=False)
-    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 0
+    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1  # 1-based
 
 
 def test_cuda_without_gpu_is_a_hardware_error(digits_model_dir: Path, tmp_path: Path) -> None:

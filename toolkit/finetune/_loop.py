@@ -31,7 +31,12 @@ from toolkit.records import HeadSpec
 
 @dataclasses.dataclass
 class RunState:
-    """Where a run stands; saved in every checkpoint under ``progress`` (numbers, strings, lists)."""
+    """Where a run stands; saved in every checkpoint under ``progress`` (numbers, strings, lists).
+
+    ``epoch`` counts the epochs completed (the 0-based index of the one running) and
+    ``best_epoch`` is 0-based too (-1: none yet); what a person reads (history records, metrics,
+    console) numbers epochs from 1.
+    """
 
     epoch: int = 0
     batch: int = 0
@@ -56,8 +61,15 @@ class RunState:
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
-    """Full batches only (a lone leftover sample would break BatchNorm); one batch if n < batch_size."""
-    return max(1, n // batch_size)
+    """Every image once per epoch, the last batch smaller, except a lone leftover image: a batch
+    of one breaks BatchNorm in training mode, so that one sits the epoch out (see ``left_out``)."""
+    full, rest = divmod(n, batch_size)
+    return max(1, full + (1 if rest > 1 else 0))
+
+
+def left_out(n: int, batch_size: int) -> int:
+    """Training images not seen in an epoch: 1 when ``n`` leaves a single image over, else 0."""
+    return 1 if n > batch_size and n % batch_size == 1 else 0
 
 
 class Loop:
@@ -86,6 +98,7 @@ class Loop:
         self.train_x, self.train_y = (t.to(self.device) for t in data.train)
         self.val_x, self.val_y = data.val
         self.steps_per_epoch = batches_per_epoch(len(self.train_y), config.batch_size)
+        self.images_per_epoch = len(self.train_y) - left_out(len(self.train_y), config.batch_size)
         self.best_model: dict[str, torch.Tensor] | None = None
 
     # --- checkpoints ------------------------------------------------------------------------
@@ -191,7 +204,7 @@ class Loop:
         )
         lrs = group_lrs(optimizer)
         record = {
-            "epoch": state.epoch,
+            "epoch": state.epoch + 1,
             "epochs": cfg.epochs,
             "phase": phase.name,
             "train_loss": state.loss_sum / max(state.seen, 1),

@@ -1,6 +1,6 @@
 """The metrics history of a run as files: ``metrics.json``, ``metrics.csv`` and ``curves.png``.
 
-One record per epoch: ``epoch`` (0-based), ``phase``, ``train_loss`` (with label smoothing),
+One record per epoch: ``epoch`` (1-based, as the console shows it), ``phase``, ``train_loss`` (with label smoothing),
 ``train_top1``, ``val_loss`` (plain cross-entropy), ``val_top1``, ``lr_head`` and
 ``lr_backbone`` (at the end of the epoch; empty when frozen), ``images_per_s`` (training
 throughput) and ``seconds`` (wall time of the epoch's training steps).
@@ -56,7 +56,7 @@ def curves_png(history: Sequence[Mapping[str, Any]], *, title: str = "fine-tunin
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    epochs = [r["epoch"] + 1 for r in history]
+    epochs = [r["epoch"] for r in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     try:
         axes[0].plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
@@ -73,7 +73,7 @@ def curves_png(history: Sequence[Mapping[str, Any]], *, title: str = "fine-tunin
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
             ax.legend()
-        frozen = [r["epoch"] + 1 for r in history if r["phase"] == "head"]
+        frozen = [r["epoch"] for r in history if r["phase"] == "head"]
         if frozen:
             for ax in axes:
                 ax.axvspan(min(frozen) - 0.5, max(frozen) + 0.5, color="grey", alpha=0.12)

@@ -14,9 +14,9 @@ from toolkit.progress import Progress
 
 
 def epoch_line(record: Mapping[str, Any]) -> str:
-    """One line summarising an epoch record of the metrics history."""
+    """One line summarising an epoch record of the metrics history (``epoch`` is 1-based)."""
     return (
-        f"epoch {record['epoch'] + 1}/{record['epochs']} [{record['phase']}] "
+        f"epoch {record['epoch']}/{record['epochs']} [{record['phase']}] "
         f"loss {record['train_loss']:.4f} top-1 {record['train_top1']:.3f} | "
         f"val loss {record['val_loss']:.4f} val top-1 {record['val_top1']:.3f} | "
         f"{record['images_per_s']:.0f} img/s, {record['seconds']:.1f} s"

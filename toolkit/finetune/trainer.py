@@ -42,7 +42,8 @@ from toolkit.records import ModelConfig
 class FinetuneResult:
     """What a run produced: the saved directory, its record and module (eval mode, CPU), and metrics.
 
-    ``test_top1`` is ``None`` when the data has no test split. ``best_epoch`` is 0-based.
+    ``test_top1`` is ``None`` when the data has no test split. ``best_epoch`` is 1-based, as in
+    the metrics and on the console (0 when no epoch ran).
     ``resumed_from`` names the checkpoint the run continued from, if any.
     """
 
@@ -92,6 +93,7 @@ def _prepare_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointSt
             raise OutputExistsError(
                 f"'{work}' holds checkpoints of an earlier run",
                 hint="pass resume=True to continue it, or overwrite=True to start over",
+                param="resume",
             )
         store.clear()
     return store
@@ -172,6 +174,11 @@ def finetune(
         elif resume:
             reporter.message(f"no checkpoint in {store.folder}: starting from the beginning")
         loop = Loop(model, loaded.config.head, training, config, store, reporter, run_info)
+        if loop.images_per_epoch < len(training.train[1]):
+            reporter.message(
+                f"note: {len(training.train[1])} training images in batches of {config.batch_size} leave one "
+                "over; it sits each epoch out (a batch of one breaks BatchNorm), a different one each epoch"
+            )
         with seeded(config.seed, device):  # dropout draws from it; the caller's RNG is left as it was
             state = loop.run(state, checkpoint)
         return _finish(
@@ -197,8 +204,9 @@ def _finish(
     from toolkit.heads import unfreeze_all
 
     model = loop.model
-    last_epoch = state.history[-1]["epoch"] if state.history else -1
-    if config.restore_best and loop.best_model is not None and state.best_epoch != last_epoch:
+    best_epoch = state.best_epoch + 1  # 1-based, like the history records
+    last_epoch = state.history[-1]["epoch"] if state.history else 0
+    if config.restore_best and loop.best_model is not None and best_epoch != last_epoch:
         load_weights_strict(model, loop.best_model, "best epoch")
     unfreeze_all(model)
     model.eval()
@@ -212,11 +220,12 @@ def _finish(
         "title": f"{source_cfg.arch} on {training.source}",
         "data": training.describe(),
         "config": config.to_json(),
-        "best_epoch": state.best_epoch,
+        "best_epoch": best_epoch,
         "val_top1": val_top1,
         "test_top1": test_top1,
         "stopped_early": state.stopped,
         "epochs_run": len(state.history),
+        "train_images_per_epoch": loop.images_per_epoch,
     }
     entry = {
         "stage": "finetune",
@@ -227,7 +236,7 @@ def _finish(
         "lr": config.lr,
         "backbone_lr_mult": config.backbone_lr_mult,
         "seed": config.seed,
-        "best_epoch": state.best_epoch,
+        "best_epoch": best_epoch,
         "val_top1": val_top1,
         "test_top1": test_top1,
     }
@@ -244,7 +253,7 @@ def _finish(
         history=state.history,
         val_top1=val_top1,
         test_top1=test_top1,
-        best_epoch=state.best_epoch,
+        best_epoch=best_epoch,
         stopped_early=state.stopped,
         resumed_from=resumed_from,
         seconds=time.perf_counter() - started,
