@@ -76,7 +76,7 @@ def reference_outputs(
     outputs = run_batched(runner, images, CHUNK)
     if path is not None:
         buffer = io.BytesIO()
-        np.savez(buffer, **outputs)
+        np.savez(buffer, **outputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         # a read-only cache costs time, never the validation
         with contextlib.suppress(OSError, OutputNotWritableError):
             _atomic.write_bytes(path, buffer.getvalue(), overwrite=True)

@@ -135,68 +135,65 @@ def judge(
     summary = f"cosine {m.cosine_min:.6f}, top-1 agreement {m.top1:.3f}, SQNR {m.sqnr_db:.1f} dB"
     if worst_class is not None:
         summary += f"; worst class {worst_class}" + (f" '{worst_class_name}'" if worst_class_name else "")
-    common = {
-        "kind": "parity",
-        "batch_size": batch_size,
-        "output": output,
-        "class_slice": sl.name,
-        "worst_class": worst_class,
-        "worst_class_name": worst_class_name,
-    }
+    base = Failure(
+        kind="parity",
+        metric="",
+        message="",
+        batch_size=batch_size,
+        output=output,
+        class_slice=sl.name,
+        worst_class=worst_class,
+        worst_class_name=worst_class_name,
+    )
     fails: list[Failure] = []
     if m.nonfinite_mismatch:
         side = "reference and artifact" if m.ref_nonfinite else "artifact"
         fails.append(
-            Failure(
+            base.replace(
                 metric="nonfinite",
                 value=float(m.nonfinite_mismatch),
                 bound=0.0,
                 message=f"{where}: {m.nonfinite_mismatch} NaN/Inf mismatches in the {side} "
                 f"(NaN never counts as equal); {summary}",
-                **common,
             )
         )
     atol = tol.atol_for(sl.name)
     if atol is not None and violations > m.nonfinite_mismatch:
         fails.append(
-            Failure(
+            base.replace(
                 metric="max_abs",
                 value=m.max_abs,
                 bound=atol + tol.rtol * m.max_abs_ref,
                 message=f"{where}: max|Δ| {m.max_abs:.3e} (max rel {m.max_rel:.2e}) > "
                 f"atol {atol:.1e} + rtol {tol.rtol:.1e}·|ref| "
                 f"at {violations - m.nonfinite_mismatch}/{m.n} values; {summary}",
-                **common,
             )
         )
     if tol.min_top1 is not None and not (m.top1 >= tol.min_top1):
         fails.append(
-            Failure(
+            base.replace(
                 metric="top1",
                 value=m.top1,
                 bound=tol.min_top1,
                 message=f"{where}: top-1 agreement {m.top1:.3f} < {tol.min_top1:.3f}; {summary}",
-                **common,
             )
         )
     if tol.min_sqnr_db is not None and not (m.sqnr_db >= tol.min_sqnr_db):
         fails.append(
-            Failure(
+            base.replace(
                 metric="sqnr_db",
                 value=m.sqnr_db,
                 bound=tol.min_sqnr_db,
                 message=f"{where}: SQNR {m.sqnr_db:.1f} dB < {tol.min_sqnr_db:.1f} dB; {summary}",
-                **common,
             )
         )
     if tol.min_cosine is not None and not (m.cosine_min >= tol.min_cosine):
         fails.append(
-            Failure(
+            base.replace(
                 metric="cosine_min",
                 value=m.cosine_min,
                 bound=tol.min_cosine,
                 message=f"{where}: cosine {m.cosine_min:.6f} < {tol.min_cosine:.6f}; {summary}",
-                **common,
             )
         )
     return fails
