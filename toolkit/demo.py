@@ -267,6 +267,7 @@ def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: Dem
     from toolkit.data.digits import digits_tensors
     from toolkit.model_dir import load_model_dir
     from validation import open_runner
+    from validation.report import speedup_text
 
     loaded = load_model_dir(model_dir)
     images, labels = digits_tensors("test", loaded.config.preprocessing)
@@ -275,9 +276,11 @@ def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: Dem
     by_name = {a.path: a for a in report.artifacts}
     rows = []
     for name, path in [("eager", None), *[(p.name, p) for p in files]]:
-        runner = open_runner(str(path) if path else "eager:fp32", module=loaded.module, threads=settings.threads,
-                             prep=loaded.config.preprocessing)
-        preds = np.concatenate([runner.run(x[i : i + 64])["logits"].argmax(1) for i in range(0, len(x), 64)])
+        with open_runner(
+            str(path) if path else "eager:fp32", module=loaded.module, threads=settings.threads,
+            prep=loaded.config.preprocessing,
+        ) as runner:
+            preds = np.concatenate([runner.run(x[i : i + 64])["logits"].argmax(1) for i in range(0, len(x), 64)])
         old = np.isin(y, OLD_DIGITS)
         result = by_name.get(str(path)) if path else None
         latency = result.latency.get(bs) if result else report.reference_latency.get(bs)
@@ -291,6 +294,8 @@ def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: Dem
             "status": result.status if result else "reference",
             "p50_ms": latency.p50_ms if latency else None,
             "speedup": (result.speedup.get(bs) if result else 1.0),
+            # the speed-up as the reports show it: marked, with its reason, when too noisy to decide
+            "speedup_text": speedup_text(report, result, bs) if result else "1.00×",
             "batch_size": bs,
         })
     return rows
@@ -300,13 +305,12 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
     """Summary rows as table cells (strings) for the console."""
     cells = []
     for r in rows:
-        speed = r["speedup"]
         cells.append([
             r["artifact"],
-            f"{r['size_bytes'] / 1e6:.1f} MB",
+            f"{r['size_bytes'] / 2**20:.1f} MiB",
             f"{100 * r['test_top1']:.1f}% ({100 * r['test_top1_old']:.1f} / {100 * r['test_top1_new']:.1f})",
             r["parity"],
             f"{r['p50_ms']:.2f}" if r["p50_ms"] is not None else "-",
-            f"{speed:.2f}x" if speed is not None else "-",
+            r.get("speedup_text") or (f"{r['speedup']:.2f}×" if r.get("speedup") is not None else "-"),
         ])
     return cells

@@ -142,6 +142,6 @@ def finetune(
     test = "n/a (no test split)" if result.test_top1 is None else f"{result.test_top1:.4f}"
     typer.echo(
         f"wrote {result.path}: {len(result.history)} epochs in {result.seconds:.0f} s, "
-        f"val top-1 {result.val_top1:.4f} (epoch {result.best_epoch + 1}), test top-1 {test}"
+        f"val top-1 {result.val_top1:.4f} (epoch {result.best_epoch}), test top-1 {test}"
         + (" (early stop)" if result.stopped_early else "")
     )
