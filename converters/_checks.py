@@ -95,13 +95,19 @@ def ort_runner(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def eager_outputs(net: nn.Module, images: np.ndarray) -> np.ndarray:
-    """``net`` on ``images`` in chunks of 32, float32 logits (the parity reference)."""
+def eager_outputs(net: nn.Module, images: np.ndarray, *, float64: bool = False) -> np.ndarray:
+    """``net`` on ``images`` in chunks of 32: float32 logits (the parity reference), or with
+    ``float64`` the logits of a float64 copy of ``net`` (the model's own fp32 rounding is the
+    difference between the two)."""
+    import copy
+
+    model = copy.deepcopy(net).double() if float64 else net
     parts = []
     with torch.inference_mode():
         for start in range(0, len(images), _REFERENCE_CHUNK):
-            out = net(torch.from_numpy(np.ascontiguousarray(images[start : start + _REFERENCE_CHUNK])))
-            parts.append(out.float().numpy())
+            x = torch.from_numpy(np.ascontiguousarray(images[start : start + _REFERENCE_CHUNK]))
+            out = model(x.double() if float64 and x.is_floating_point() else x)
+            parts.append(out.double().numpy() if float64 else out.float().numpy())
     return np.concatenate(parts)
 
 
@@ -113,12 +119,22 @@ def check_parity(
     *,
     precision: str,
     batch_sizes: Sequence[int],
+    net: nn.Module,
 ) -> tuple[ParityResult, dict[str, float]]:
     """Judge ``run`` against the eager ``reference`` on ``images`` at each batch size with the
     preset of ``precision``, per class slice, exactly as ``rehead validate`` does by default.
 
-    Returns the verdict and the numbers recorded in ``ExportResult.checks``.
+    ``net``: the eager module that made ``reference``, run in float64 only if the fp32 bound must be widened by the
+    model's own rounding (``Tolerance.rounding_factor``). Returns the verdict and the numbers
+    recorded in ``ExportResult.checks``.
     """
+    memo: dict[str, np.ndarray] = {}
+
+    def rounding() -> dict[str, np.ndarray]:
+        if "logits" not in memo:
+            memo["logits"] = eager_outputs(net, images, float64=True)
+        return memo
+
     tol = PRESETS[resolve_preset(None, precision)]
     slices = head_slices(config.num_classes, config.head.kept_indices, config.head.new_indices)
     batches = []
@@ -138,7 +154,13 @@ def check_parity(
                 hint="a layer may hard-code the batch size (reshape/view with a literal)",
             )
         batch = compare_outputs(
-            {"logits": reference}, {"logits": produced}, slices, tol, batch_size=bs, class_names=config.class_names
+            {"logits": reference},
+            {"logits": produced},
+            slices,
+            tol,
+            batch_size=bs,
+            class_names=config.class_names,
+            rounding=rounding,
         )
         batches.append(batch)
         checks[f"max_abs_diff_b{bs}"] = float(np.max(np.abs(produced.astype(np.float64) - reference)))

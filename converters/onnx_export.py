@@ -198,6 +198,7 @@ def export_onnx(
                     config,
                     precision="fp32",
                     batch_sizes=batches,
+                    net=net,
                 )
                 _checks.require_parity(parity, what="the exported fp32 graph")
             if fp16 or int8:
@@ -312,7 +313,7 @@ def _variant(
         _checks.check_model_file(target, num_classes=_num_classes(fp32), stage=folder)
         run = _checks.ort_runner(_checks.session(target))
         parity, checks = _checks.check_parity(
-            run, reference, images, config, precision=precision, batch_sizes=batches
+            run, reference, images, config, precision=precision, batch_sizes=batches, net=net
         )
         if calib_x is not None:
             real = to_uint8_nhwc(calib_x[:64], prep) if bake else calib_x[:64]

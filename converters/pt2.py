@@ -167,6 +167,8 @@ def _compare(
         return np.asarray(out.float().numpy(), dtype=np.float32)
 
     reference = _checks.eager_outputs(module, images)
-    parity, checks = _checks.check_parity(run, reference, images, config, precision="fp32", batch_sizes=batches)
+    parity, checks = _checks.check_parity(
+        run, reference, images, config, precision="fp32", batch_sizes=batches, net=module
+    )
     _checks.require_parity(parity, what="the pt2 package")
     return checks

@@ -164,14 +164,26 @@ def slice_metrics(ref: np.ndarray, out: np.ndarray) -> SliceMetrics:
     )
 
 
-def tolerance_violations(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float) -> int:
-    """Positions where |out − ref| > atol + rtol·|ref|, counting every non-finite mismatch."""
+def tolerance_violations(ref: np.ndarray, out: np.ndarray, atol: float | np.ndarray, rtol: float) -> int:
+    """Positions where |out − ref| > atol + rtol·|ref|, counting every non-finite mismatch.
+    ``atol`` may be an array broadcasting against ``ref`` (one bound per sample: shape (N, 1))."""
     r = np.asarray(ref, dtype=np.float64)
     a = np.asarray(out, dtype=np.float64)
     bad = nonfinite_mismatch(r, a)
     with np.errstate(invalid="ignore"):
         over = np.abs(a - r) > atol + rtol * np.abs(r)
     return int((bad | (over & ~bad & np.isfinite(r) & np.isfinite(a))).sum())
+
+
+def rounding_atol(ref: np.ndarray, ref64: np.ndarray, factor: float) -> np.ndarray:
+    """Per-sample atol, shape (N, 1): ``factor`` × max|ref − ref64| over the sample's values
+    (the model's own fp32 rounding) + 1e-6 × max(1, max|ref64|) of that sample."""
+    r = np.asarray(ref, dtype=np.float64).reshape(ref.shape[0], -1)
+    r64 = np.asarray(ref64, dtype=np.float64).reshape(ref64.shape[0], -1)
+    with np.errstate(invalid="ignore"):
+        spread = np.nan_to_num(np.abs(r - r64), nan=0.0, posinf=0.0).max(axis=1)
+        scale = np.maximum(1.0, np.nan_to_num(np.abs(r64), nan=0.0, posinf=0.0).max(axis=1))
+    return (factor * spread + 1e-6 * scale)[:, None]
 
 
 def per_class_max_abs(ref: np.ndarray, out: np.ndarray) -> list[float]:

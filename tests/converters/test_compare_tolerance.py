@@ -68,3 +68,37 @@ def test_nan_fails_every_preset() -> None:
     out[0, 1] = np.nan
     for preset in ("fp32", "fp16", "int8"):
         assert any(f.metric == "nonfinite" and f.value == 1 for f in _judge(ref, out, preset)), preset
+
+
+def test_fp32_bound_widens_by_the_models_own_rounding_only() -> None:
+    """An ill-conditioned model (logits ~1e4, eager fp32 itself ~1e-3 of the scale off float64):
+    an export as accurate as eager passes; a 1% error of one logit still fails; a model whose
+    fixed bound holds never pays for the float64 pass."""
+    from converters.compare import compare_outputs
+
+    rng = np.random.default_rng(0)
+    r64 = rng.standard_normal((8, 10)) * 1e4
+    ref32 = r64 + rng.standard_normal(r64.shape) * 5.0  # eager fp32's own rounding
+    export = r64 + rng.standard_normal(r64.shape) * 5.0  # as far from float64 as eager is
+    calls = []
+
+    def rounding() -> dict[str, np.ndarray]:
+        calls.append(1)
+        return {"logits": r64}
+
+    slices = [ClassSlice("all", tuple(range(10)))]
+    tol = PRESETS["fp32"]
+    ok = compare_outputs({"logits": ref32}, {"logits": export}, slices, tol, batch_size=8, rounding=rounding)
+    assert not ok.failures and calls
+    bug = export.copy()
+    bug[3, 4] += 0.01 * abs(r64[3, 4]) + 1e3
+    bad = compare_outputs({"logits": ref32}, {"logits": bug}, slices, tol, batch_size=8, rounding=rounding)
+    assert [f.metric for f in bad.failures] == ["max_abs"]
+    assert "model's own fp32 rounding" in bad.failures[0].message
+    # without the float64 twin the fixed bound alone judges (and fails) the accurate export
+    plain = compare_outputs({"logits": ref32}, {"logits": export}, slices, tol, batch_size=8)
+    assert plain.failures
+    calls.clear()
+    small = rng.standard_normal((8, 10))
+    compare_outputs({"logits": small}, {"logits": small + 1e-7}, slices, tol, batch_size=8, rounding=rounding)
+    assert not calls

@@ -51,6 +51,7 @@ def test_export_check_and_validate_agree_on_planted_errors(
             loaded.config,
             precision="fp32",
             batch_sizes=DEFAULT_BATCH_SIZES,
+            net=loaded.module,
         )
         report = validate(loaded, [planted], latency=False, localise=False, reference_cache=tmp_path / "cache")
         validate_view = report.artifacts[0].parity
