@@ -201,7 +201,9 @@ def bench_model(arch: str, args: argparse.Namespace, root: Path) -> dict[str, An
         exp = converters.export_onnx(model_dir, root / f"{arch}-{variant}.onnx", progress=False, **kwargs)
         result["export_seconds"][variant] = round(exp.seconds, 1)
         result[f"onnx_{variant}"] = {
+            "size_bytes": exp.size_bytes,
             "size_mb": round(exp.size_bytes / 1e6, 2),
+            "warnings": list(exp.warnings),
             "nodes": [exp.nodes_before, exp.nodes_after],
             "exporter": exp.exporter,
             "opset": exp.opset,

@@ -48,6 +48,12 @@ def _newest_export(arch: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return (data, model) if model is not None else None
 
 
+def _mib(entry: dict[str, Any]) -> str:
+    """The file size in MiB (2^20 bytes); older results recorded only decimal megabytes."""
+    size = entry.get("size_bytes", entry.get("size_mb", 0) * 1e6)
+    return f"{size / 2**20:.2f}"
+
+
 def perf_section() -> str:
     floor = _load(RESULTS / "floor.json") or {}
     floors = floor.get("models", {})
@@ -64,7 +70,7 @@ def perf_section() -> str:
             rows.append(f"| {arch} | | export refused: {model['error'][:100]} | | | | | | | |")
             continue
         agree = {**model.get("top1_agreement_with_eager_224", {}), **model["top1_agreement_with_eager"]}
-        sizes = {"ort_fp32": model["onnx_fp32"]["size_mb"], "ort_int8": model["onnx_int8"]["size_mb"]}
+        sizes = {key: _mib(model[f"onnx_{v}"]) for key, v in (("ort_fp32", "fp32"), ("ort_int8", "int8"))}
         export_s = model["export_seconds"]
         for batch_key, timing in model["latency"].items():
             batch = int(batch_key.removeprefix("batch"))
@@ -98,7 +104,7 @@ def perf_section() -> str:
         "",
         "![latency per backend](benchmarks/results/performance.png)",
         "",
-        "| model | batch | backend | p50 ms | p99 ms | speedup | size MB | top-1 agreement | export s | of floor |",
+        "| model | batch | backend | p50 ms | p99 ms | speedup | size MiB | top-1 agreement | export s | of floor |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
