@@ -42,9 +42,12 @@ def check_device(device: str) -> str:
     import torch
 
     if not torch.cuda.is_available():
-        raise HardwareUnavailableError(f"device '{device}' was asked for but no CUDA GPU is available")
+        raise HardwareUnavailableError(
+            f"device '{device}' was asked for but no CUDA GPU is available", param="device"
+        )
     if index and int(index) >= torch.cuda.device_count():
         raise HardwareUnavailableError(
-            f"device '{device}' was asked for but only {torch.cuda.device_count()} CUDA GPU(s) are visible"
+            f"device '{device}' was asked for but only {torch.cuda.device_count()} CUDA GPU(s) are visible",
+            param="device",
         )
     return device

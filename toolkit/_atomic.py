@@ -30,7 +30,7 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Refuse an existing output unless ``overwrite``; check that its folder can be written."""
     out = Path(path)
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"output '{out}' already exists")
+        raise OutputExistsError(f"output '{out}' already exists", param="overwrite")
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not os.access(parent, os.W_OK):
         raise OutputNotWritableError(f"cannot write into '{parent}'", hint="choose a writable output folder")

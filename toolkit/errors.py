@@ -72,7 +72,7 @@ class HeadNotFoundError(BadInputError):
 class OutputExistsError(BadInputError):
     """The output path exists and --overwrite was not given (or it is being written right now)."""
 
-    default_hint = "pass --overwrite to replace it, or choose another output path"
+    default_hint = "allow overwriting to replace it, or choose another output path"
 
 
 class OutputNotWritableError(BadInputError):
@@ -120,7 +120,7 @@ class HardwareUnavailableError(ReheadError):
     """The requested device (a CUDA GPU) is not available."""
 
     exit_code = 3
-    default_hint = "run on a machine with an NVIDIA GPU and driver, or choose --device cpu"
+    default_hint = "run on a machine with an NVIDIA GPU and driver, or choose the cpu device"
 
 
 # --- a validation gate failed: exit 1 --------------------------------------------------------

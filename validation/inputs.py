@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit._args import positive_int
 from toolkit.errors import DataError, InputShapeError, InvalidArgumentError
 from toolkit.records import Preprocessing
 
@@ -84,8 +85,7 @@ def load_inputs(
     ``images``, or its only array; optional ``labels``) or an array. ``samples`` caps the count
     (default 32); ``seed`` makes random draws and subsets reproducible.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples <= 0:
-        raise InvalidArgumentError(f"samples must be a positive integer, got {samples!r}")
+    positive_int(samples, "samples", example="samples=32")
     if isinstance(data, np.ndarray):
         return ParityInputs(check_images(data, prep)[:samples], None, "array")
     text = str(data)
@@ -98,8 +98,9 @@ def load_inputs(
     path = Path(text)
     if text != "digits" and not path.is_dir():
         raise InvalidArgumentError(
-            f"--data '{text}' is neither 'random', 'digits', a folder nor a .npz file",
-            hint="use --data random, --data digits, --data DIR or --data FILE.npz",
+            f"data '{text}' is neither 'random', 'digits', a folder nor a .npz file",
+            hint="use 'random', 'digits', an image folder or a .npz file",
+            param="data",
         )
     from toolkit.data import load_samples
 
