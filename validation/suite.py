@@ -2,11 +2,11 @@
 
 The run reads as the pipeline does, one stage a function:
 
-1. ``_open``: check the settings, open every runner (closed on every path), check lineage.
-2. ``_reference``: the eager fp32 outputs, once, in large batches, cached on disk.
-3. ``_reference_latency``: eager latency at each batch size (the speed-up's denominator).
-4. ``_artifact``: per artifact, run it at each batch size and compare (``converters.compare``),
-   measure its latency and apply the gates.
+1. ``stages.open_all``: open every runner (closed on every path), lineage checked first.
+2. ``validation.reference``: the eager fp32 outputs, once, in large batches, cached on disk.
+3. ``stages.reference_latency``: eager latency at each batch size (the speed-up's denominator).
+4. ``stages.run_artifact``: per artifact, run it at each batch size and compare
+   (``converters.compare``), measure its latency and apply the gates (``validation.gates``).
 5. ``_assemble``: the ``ValidationReport``, with where the time went (``report.timing``).
 """
 
@@ -17,8 +17,7 @@ import dataclasses
 import datetime
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,12 +28,8 @@ from converters.compare import (
     DEFAULT_SAMPLES,
     DEFAULT_SEED,
     PRESETS,
-    ClassSlice,
-    Failure,
     Tolerance,
-    compare_outputs,
     head_slices,
-    parity_result,
     resolve_preset,
     with_overrides,
 )
@@ -42,45 +37,13 @@ from toolkit._args import check_device, positive_int, positive_ints
 from toolkit.errors import InvalidArgumentError
 from toolkit.model_dir import LoadedModel, load_model_dir
 from toolkit.progress import Progress
-from toolkit.records import Preprocessing
-from validation import _env
-from validation.inputs import ParityInputs, load_inputs
-from validation.latency import LatencySettings, LatencyStats, cold_start, measure
-from validation.lineage import check_lineage
-from validation.parity import run_batched
-from validation.reference import default_cache_dir, reference_outputs
+from validation import _env, stages
+from validation.inputs import ParityInputs
+from validation.latency import LatencySettings, LatencyStats
+from validation.reference import reference_outputs
 from validation.result import ArtifactResult, ValidationReport
 from validation.runners.base import Runner
-from validation.runners.registry import open_runner
-
-Artifact = str | os.PathLike[str] | Runner
-
-#: ``reference_cache`` default: ``validation.reference.default_cache_dir()``
-DEFAULT_CACHE = "default"
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """The checked settings of one run (see ``validate`` for each field's meaning)."""
-
-    data: str | os.PathLike[str] | np.ndarray
-    samples: int
-    batch_sizes: tuple[int, ...]
-    device: str
-    preset: str | None
-    atol: float | None
-    rtol: float | None
-    threads: int | None
-    seed: int
-    parity: bool
-    latency: bool
-    head_latency: bool
-    latency_settings: LatencySettings
-    localise: bool
-    max_p99_ms: float | None
-    min_speedup: float | None
-    cross_check: bool
-    cache_dir: Path | None
+from validation.stages import DEFAULT_CACHE, Artifact, Settings
 
 
 @contextlib.contextmanager
@@ -176,7 +139,7 @@ def validate(
         max_p99_ms=max_p99_ms,
         min_speedup=min_speedup,
         cross_check=cross_check,
-        cache_dir=_cache_dir(reference_cache),
+        cache_dir=stages.cache_dir(reference_cache),
     )
     if preset is not None:
         resolve_preset(preset, "fp32")
@@ -191,8 +154,8 @@ def validate(
         Progress("validating", total=total, enabled=progress) as bar,
     ):
         with bar.step("open"):
-            runners = _open(loaded, artifacts, settings, n_threads, stack)
-            inputs = _inputs(loaded, runners, settings)
+            runners = stages.open_all(loaded, artifacts, settings, n_threads, stack)
+            inputs = stages.parity_inputs(loaded, runners, settings)
         slices = head_slices(loaded.config.num_classes, loaded.config.head.kept_indices, loaded.config.head.new_indices)
         used: list[Runner] = []
         reference: dict[str, np.ndarray] = {}
@@ -207,13 +170,13 @@ def validate(
         ref_latency: dict[int, LatencyStats] = {}
         if latency:
             with bar.step("eager latency"):
-                ref_latency = _reference_latency(loaded, inputs, settings, used, bar)
+                ref_latency = stages.reference_latency(loaded, inputs, settings, used, bar)
         tolerances: dict[str, Tolerance] = {}
-        rounding = _rounding(loaded, inputs, settings, used)
+        rounding = stages.rounding_outputs(loaded, inputs, settings, used)
         results = []
         for artifact, runner in zip(artifacts, runners, strict=True):
             results.append(
-                _artifact(
+                stages.run_artifact(
                     artifact,
                     runner,
                     loaded,
@@ -231,329 +194,23 @@ def validate(
         head = None
         if latency and head_latency:
             with bar.step("head latency"):
-                head = _head_latency(loaded, inputs, settings, used)
+                head = stages.head_latency_of(loaded, inputs, settings, used)
         environment = _env.capture(threads=n_threads, device=settings.device)
-    stages = {f"stage: {name}": seconds for name, seconds in bar.timings.items()}
+    stage_times = {f"stage: {name}": seconds for name, seconds in bar.timings.items()}
     return _assemble(
-        loaded, settings, n_threads, inputs, cached, ref_latency, head, results, environment, used, stages, wall_start
+        loaded,
+        settings,
+        n_threads,
+        inputs,
+        cached,
+        ref_latency,
+        head,
+        results,
+        environment,
+        used,
+        stage_times,
+        wall_start,
     )
-
-
-# --- stage 1: settings, runners, lineage, inputs ---------------------------------------------------
-
-
-def _cache_dir(reference_cache: str | os.PathLike[str] | None) -> Path | None:
-    if reference_cache is None:
-        return None
-    if str(reference_cache) == DEFAULT_CACHE:
-        return default_cache_dir()
-    return Path(reference_cache)
-
-
-def _open(
-    loaded: LoadedModel,
-    artifacts: Sequence[Artifact],
-    settings: Settings,
-    threads: int,
-    stack: contextlib.ExitStack,
-) -> list[Runner]:
-    """Check each artifact's lineage, then open its runner; every runner is closed by ``stack``."""
-    runners = []
-    for artifact in artifacts:
-        if not isinstance(artifact, Runner) and not str(artifact).startswith("eager:") and Path(artifact).is_file():
-            check_lineage(loaded.config, Path(artifact), cross_check=settings.cross_check)
-        runner = open_runner(
-            artifact,
-            device=settings.device,
-            threads=threads,
-            module=loaded.module,
-            prep=loaded.config.preprocessing,
-        )
-        runners.append(stack.enter_context(runner))
-    return runners
-
-
-def _inputs(loaded: LoadedModel, runners: list[Runner], settings: Settings) -> ParityInputs:
-    config = loaded.config
-    inputs = load_inputs(
-        settings.data,
-        config.preprocessing,
-        samples=settings.samples,
-        seed=settings.seed,
-        class_names=config.class_names,
-    )
-    return _pixel_grid_if_baked(inputs, runners, config.preprocessing)
-
-
-def _pixel_grid_if_baked(inputs: ParityInputs, runners: list[Runner], prep: Preprocessing) -> ParityInputs:
-    """With a baked-preprocessing artifact among ``runners``, every runner (and the reference)
-    gets inputs on the uint8 pixel grid, so that all of them see exactly the same images."""
-    from validation.runners.onnxrt import OrtRunner, on_pixel_grid
-
-    baked = False
-    for runner in runners:
-        if isinstance(runner, OrtRunner):
-            runner.load()
-            baked = baked or runner.baked
-    if not baked:
-        return inputs
-    grid = on_pixel_grid(inputs.images, prep)
-    return dataclasses.replace(inputs, images=grid, source=f"{inputs.source} on the uint8 pixel grid")
-
-
-def _rounding(
-    loaded: LoadedModel, inputs: ParityInputs, settings: Settings, used: list[Runner]
-) -> Callable[[], dict[str, np.ndarray]]:
-    """The eager float64 outputs on the parity inputs, computed on first use and kept: the fp32
-    preset widens its bound by the model's own fp32 rounding only where the fixed bound fails."""
-    memo: dict[str, dict[str, np.ndarray]] = {}
-
-    def rounding() -> dict[str, np.ndarray]:
-        if "fp64" not in memo:
-            from validation.reference import CHUNK
-            from validation.runners.eager import EagerRunner
-
-            runner = EagerRunner(loaded.module, device=settings.device, precision="fp64", name="eager-fp64")
-            used.append(runner)
-            memo["fp64"] = run_batched(runner, inputs.images, CHUNK)
-        return memo["fp64"]
-
-    return rounding
-
-
-# --- stage 3: eager latency ------------------------------------------------------------------------
-
-
-def _latency_batch(images: np.ndarray, bs: int) -> np.ndarray:
-    return np.ascontiguousarray(np.resize(images, (bs, *images.shape[1:])), dtype=np.float32)
-
-
-def _reference_latency(
-    loaded: LoadedModel, inputs: ParityInputs, settings: Settings, used: list[Runner], bar: Progress
-) -> dict[int, LatencyStats]:
-    from validation.runners.eager import EagerRunner
-
-    runner = EagerRunner(loaded.module, device=settings.device, precision="fp32", name="eager-fp32")
-    used.append(runner)
-    stats = {}
-    for bs in settings.batch_sizes:
-        stats[bs] = measure(runner, _latency_batch(inputs.images, bs), settings.latency_settings)
-        bar.advance(f"eager latency batch {bs}")
-    return stats
-
-
-# --- stage 4: one artifact: run, compare, latency, gates ---------------------------------------------
-
-
-def _artifact(
-    artifact: Artifact,
-    runner: Runner,
-    loaded: LoadedModel,
-    inputs: ParityInputs,
-    reference: dict[str, np.ndarray],
-    rounding: Callable[[], dict[str, np.ndarray]],
-    ref_latency: dict[int, LatencyStats],
-    slices: list[ClassSlice],
-    settings: Settings,
-    tolerances: dict[str, Tolerance],
-    used: list[Runner],
-    bar: Progress,
-) -> ArtifactResult:
-    used.append(runner)
-    path = None if isinstance(artifact, Runner) or str(artifact).startswith("eager:") else str(artifact)
-    result = ArtifactResult(
-        name=runner.name,
-        path=path,
-        kind=runner.kind,
-        precision=runner.precision,
-        device=settings.device,
-        size_bytes=_size(path),
-        preset=None,
-    )
-    with bar.step(f"cold start {runner.name}"):
-        result.cold_start = cold_start(
-            runner, _latency_batch(inputs.images, runner.fixed_batch or settings.batch_sizes[0])
-        )
-    if settings.parity:
-        with bar.step(f"parity {runner.name}"):
-            _parity(result, runner, loaded, inputs, reference, rounding, slices, settings, tolerances, used, bar)
-    if settings.latency:
-        with bar.step(f"latency {runner.name}"):
-            for bs in settings.batch_sizes:
-                stats = measure(runner, _latency_batch(inputs.images, bs), settings.latency_settings)
-                result.latency[bs] = stats
-                ref = ref_latency.get(bs)
-                result.speedup[bs] = ref.p50_ms / stats.p50_ms if ref and stats.p50_ms > 0 else None
-                bar.advance(f"latency {runner.name} batch {bs}")
-        result.gate_failures = gates(result, ref_latency, settings.max_p99_ms, settings.min_speedup)
-    return result
-
-
-def _tolerance(
-    runner: Runner,
-    loaded: LoadedModel,
-    inputs: ParityInputs,
-    slices: list[ClassSlice],
-    settings: Settings,
-    tolerances: dict[str, Tolerance],
-    used: list[Runner],
-) -> tuple[str, Tolerance]:
-    """The preset for this artifact's precision (the auto envelope measured once per precision)."""
-    key = resolve_preset(settings.preset, runner.precision)
-    cache_key = f"{key}/{runner.precision}"
-    if cache_key not in tolerances:
-        if key == "auto":
-            from validation.calibrate import calibrate
-
-            tolerances[cache_key] = calibrate(
-                loaded.module,
-                inputs.images,
-                slices,
-                runner.precision,
-                device=settings.device,
-                batch_size=max(settings.batch_sizes),
-                runners=used,
-            )
-        else:
-            tolerances[cache_key] = PRESETS[key]
-    return key, with_overrides(tolerances[cache_key], atol=settings.atol, rtol=settings.rtol)
-
-
-def _parity(
-    result: ArtifactResult,
-    runner: Runner,
-    loaded: LoadedModel,
-    inputs: ParityInputs,
-    reference: dict[str, np.ndarray],
-    rounding: Callable[[], dict[str, np.ndarray]],
-    slices: list[ClassSlice],
-    settings: Settings,
-    tolerances: dict[str, Tolerance],
-    used: list[Runner],
-    bar: Progress,
-) -> None:
-    key, tol = _tolerance(runner, loaded, inputs, slices, settings, tolerances, used)
-    result.preset = key
-    batches = []
-    for bs in settings.batch_sizes:
-        produced = run_batched(runner, inputs.images, bs)
-        batches.append(
-            compare_outputs(
-                reference,
-                produced,
-                slices,
-                tol,
-                batch_size=bs,
-                class_names=loaded.config.class_names,
-                seed=settings.seed,
-                rounding=rounding,
-            )
-        )
-        bar.advance(f"parity {runner.name} batch {bs}")
-    result.parity = parity_result(tol, batches, input_nonfinite=inputs.nonfinite, input_source=inputs.source)
-    if not result.parity.passed and settings.localise:
-        result.parity.localisation = _localise(loaded, runner, inputs.images)
-
-
-def gates(
-    result: ArtifactResult,
-    reference: dict[int, LatencyStats],
-    max_p99_ms: float | None,
-    min_speedup: float | None,
-) -> list[Failure]:
-    """The latency gates at every batch size: failed (``conclusive``) or undecidable (not)."""
-    fails: list[Failure] = []
-    for bs, stats in result.latency.items():
-        if max_p99_ms is not None:
-            if not stats.conclusive:
-                fails.append(
-                    Failure(
-                        kind="latency",
-                        metric="p99_ms",
-                        batch_size=bs,
-                        value=stats.p99_ms,
-                        bound=max_p99_ms,
-                        conclusive=False,
-                        message=f"latency gate p99 ≤ {max_p99_ms:g} ms at batch {bs} inconclusive: {stats.reason}",
-                    )
-                )
-            elif stats.p99_ms > max_p99_ms:
-                fails.append(
-                    Failure(
-                        kind="latency",
-                        metric="p99_ms",
-                        batch_size=bs,
-                        value=stats.p99_ms,
-                        bound=max_p99_ms,
-                        message=f"p99 latency {stats.p99_ms:.3f} ms > {max_p99_ms:g} ms at batch {bs}",
-                    )
-                )
-        if min_speedup is not None:
-            ref = reference.get(bs)
-            speed = result.speedup.get(bs)
-            if not stats.conclusive or ref is None or not ref.conclusive or speed is None:
-                why = stats.reason or (ref.reason if ref else "no eager latency")
-                fails.append(
-                    Failure(
-                        kind="speedup",
-                        metric="speedup",
-                        batch_size=bs,
-                        value=speed,
-                        bound=min_speedup,
-                        conclusive=False,
-                        message=f"speed-up gate ≥ {min_speedup:g}× at batch {bs} inconclusive: {why}",
-                    )
-                )
-            elif speed < min_speedup:
-                fails.append(
-                    Failure(
-                        kind="speedup",
-                        metric="speedup",
-                        batch_size=bs,
-                        value=speed,
-                        bound=min_speedup,
-                        message=f"speed-up {speed:.2f}× < {min_speedup:g}× at batch {bs} "
-                        f"(p50 {stats.p50_ms:.3f} ms vs eager {ref.p50_ms:.3f} ms)",
-                    )
-                )
-    return [f.replace(artifact=result.name) for f in fails]
-
-
-def _localise(loaded: LoadedModel, runner: Runner, images: np.ndarray) -> dict[str, Any]:
-    from validation.runners.onnxrt import OrtRunner
-
-    if not isinstance(runner, OrtRunner) or runner.precision != "fp32":
-        return {
-            "status": "could not localise",
-            "reason": "localisation supports fp32 ONNX artifacts only",
-            "trace": [],
-        }
-    bs = runner.fixed_batch or min(2, len(images))
-    sample = np.ascontiguousarray(np.resize(images, (bs, *images.shape[1:])), dtype=np.float32)
-    from validation.localise import localise_onnx
-
-    return localise_onnx(loaded.module, runner.path, sample, threads=runner.threads)
-
-
-def _head_latency(loaded: LoadedModel, inputs: ParityInputs, settings: Settings, used: list[Runner]) -> dict[str, Any]:
-    from validation.head import capture_head_input, head_latency
-
-    feature = capture_head_input(loaded.module, loaded.config.head, inputs.images[:1], settings.device)
-    return head_latency(
-        loaded.module,
-        loaded.config.head,
-        feature,
-        list(settings.batch_sizes),
-        device=settings.device,
-        settings=settings.latency_settings,
-        runners=used,
-    )
-
-
-def _size(path: str | None) -> int:
-    from validation._artifact import artifact_size
-
-    return artifact_size(Path(path)) if path else 0
 
 
 # --- stage 5: the report -------------------------------------------------------------------------------

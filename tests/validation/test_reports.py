@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from toolkit.errors import OutputExistsError
+from validation.gates import gates
 from validation.latency import LatencyStats, summarize
 from validation.report import json_text, write_reports
 from validation.report.junit import junit_xml
 from validation.result import SCHEMA, SCHEMA_VERSION, ArtifactResult, ValidationReport
-from validation.suite import gates, validate
+from validation.suite import validate
 
 from .conftest import FAST
 
