@@ -89,7 +89,7 @@ def train_a_little(module: torch.nn.Module, steps: int, size: int) -> float:
 
 
 def build(arch: str, root: Path, steps: int, size: int) -> tuple[Path, dict[str, Any]]:
-    from toolkit.extend import extend
+    from toolkit.extension import extend
     from toolkit.model_dir import save_model_dir
     from toolkit.records import Preprocessing
 

@@ -103,7 +103,7 @@ def throughput(threads: int, rounds: int, steps: int, batch: int) -> dict[str, A
 
 def demo(threads: int, strategy: str, pretrain_epochs: int, finetune_epochs: int | None) -> dict[str, Any]:
     """Pretrain on digits 0-6, extend to 10, fine-tune two-phase: wall time and test top-1 of each."""
-    from toolkit.extend import extend
+    from toolkit.extension import extend
     from toolkit.finetune import PRETRAIN_CONFIG, FinetuneConfig, finetune, pretrain
 
     with tempfile.TemporaryDirectory(prefix="rehead-ftbench-") as tmp:

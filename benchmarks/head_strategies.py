@@ -33,7 +33,7 @@ from _machine import machine_description
 
 from toolkit.data.digits import digits_tensors
 from toolkit.demo import ALL_DIGITS, OLD_DIGITS, imprint_examples
-from toolkit.extend import extend
+from toolkit.extension import extend
 from toolkit.finetune import PRETRAIN_CONFIG, FinetuneConfig, finetune, pretrain
 from toolkit.model_dir import load_model_dir
 

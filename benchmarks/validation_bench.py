@@ -26,7 +26,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def build_model(root: Path, size: int) -> Path:
-    from toolkit.extend import extend
+    from toolkit.extension import extend
     from toolkit.records import Preprocessing
 
     prep = Preprocessing(input_size=(size, size))

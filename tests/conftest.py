@@ -53,7 +53,7 @@ def make_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pa
     ``make_model_dir(arch="resnet18", strategy="pad-random", old=7, new=10, size=32)`` builds
     ``arch`` with an ``old``-class head (digit names), extends it to ``new`` classes and saves it.
     """
-    from toolkit.extend import extend
+    from toolkit.extension import extend
     from toolkit.records import Preprocessing
 
     cache: dict[tuple[object, ...], Path] = {}

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from toolkit.checkpoint import load_state_dict as load_state_dict
     from toolkit.errors import ReheadError as ReheadError
-    from toolkit.extend import extend as extend
+    from toolkit.extension import extend as extend
     from toolkit.heads.locate import locate_head as locate_head
     from toolkit.heads.strategies import STRATEGIES as STRATEGIES
     from toolkit.heads.surgery import extend_head as extend_head
@@ -40,7 +40,7 @@ _EXPORTS = {
     "load_model_dir": "toolkit.model_dir",
     "save_model_dir": "toolkit.model_dir",
     "LoadedModel": "toolkit.model_dir",
-    "extend": "toolkit.extend",
+    "extend": "toolkit.extension",
     "extend_head": "toolkit.heads.surgery",
     "locate_head": "toolkit.heads.locate",
     "STRATEGIES": "toolkit.heads.strategies",

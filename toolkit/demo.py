@@ -210,7 +210,7 @@ def imprint_examples(prep: Any, digits: Sequence[int], shots: int, seed: int) ->
 
 
 def _extend(source: Path, target: Path, strategy: str, settings: DemoSettings) -> None:
-    from toolkit.extend import extend
+    from toolkit.extension import extend
     from toolkit.model_dir import read_config
 
     new = [d for d in ALL_DIGITS if d not in OLD_DIGITS]

@@ -81,7 +81,7 @@ def test_cli_finetune_of_an_extended_resnet18_reaches_95_percent_on_digits(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The demo flow, small: resnet18 (32x32) trained on digits 0-6, head padded to 10, then the CLI."""
-    from toolkit.extend import extend
+    from toolkit.extension import extend
     from toolkit.finetune import FinetuneConfig, evaluate, pretrain
     from toolkit.model_dir import load_model_dir
 

@@ -167,7 +167,7 @@ def test_row8_bad_num_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize("value", [0, -3, 1.5, True, "12"])
 def test_row8_bad_num_classes_api(tmp_path: Path, value: object) -> None:
     from toolkit.errors import InvalidArgumentError
-    from toolkit.extend import extend
+    from toolkit.extension import extend
 
     with pytest.raises(InvalidArgumentError):
         extend(strategy="replace", arch="resnet18", num_classes=value, output=tmp_path / "o")  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from toolkit.errors import UnknownArchitectureError
-from toolkit.extend import extend
+from toolkit.extension import extend
 from toolkit.records import Preprocessing
 
 PREP = Preprocessing(input_size=(32, 32))

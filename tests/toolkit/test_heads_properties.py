@@ -88,7 +88,7 @@ def test_imprint_rows_follow_qi_et_al() -> None:
 
 
 def test_imprint_end_to_end_from_example_folder(tmp_path: Path) -> None:
-    from toolkit.extend import extend
+    from toolkit.extension import extend
     from toolkit.records import Preprocessing
 
     for cls, value in (("bright", 230), ("dark", 20)):

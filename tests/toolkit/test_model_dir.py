@@ -11,7 +11,7 @@ import torch
 from toolkit.architectures import min_input_size, torchvision_classifiers
 from toolkit.cli import main
 from toolkit.errors import ModelDirError, OutputExistsError
-from toolkit.extend import extend
+from toolkit.extension import extend
 from toolkit.model_dir import load_model_dir, save_model_dir
 from toolkit.records import ModelConfig, Preprocessing
 

@@ -65,7 +65,7 @@ def extend(
     from rich.console import Console
 
     from toolkit.architectures import default_preprocessing
-    from toolkit.extend import extend as run_extend
+    from toolkit.extension import extend as run_extend
 
     console = Console(stderr=True)
     prep = None

@@ -43,7 +43,7 @@ def pretrain(
     ``resume`` finds its checkpoints again. ``progress`` (default False) prints the training's
     progress on stderr.
     """
-    from toolkit.extend import extend
+    from toolkit.extension import extend
 
     config = config or PRETRAIN_CONFIG
     out = _atomic.check_output(output, overwrite=overwrite)
