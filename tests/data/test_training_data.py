@@ -78,23 +78,92 @@ def test_single_folder_is_split_per_class_reproducibly(tmp_path: Path) -> None:
         load_training_data(root, PREP, ["a", "b"], val_ratio=1.5)
 
 
-def test_class_mismatch_lists_the_difference(tmp_path: Path) -> None:
+def test_folders_that_are_not_classes_are_refused_by_name(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "d", {"a": 2, "b": 2, "zebra": 2})
     with pytest.raises(DataError) as info:
         load_training_data(root, PREP, ["a", "b", "c"])
     text = info.value.one_line()
-    assert "no folder for the model's class(es) c" in text
-    assert "zebra are not classes of the model" in text
+    assert "zebra are not classes of the model (1 of the 3 class folders" in text
+    assert info.value.param == "data" and info.value.exit_code == 2
 
 
-def test_a_thousand_missing_classes_make_a_short_message(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "d", {"a": 2, "zebra": 2})
+def test_many_unknown_folders_make_a_short_message(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"a": 1, **{f"zebra{i:02d}": 1 for i in range(9)}})
     names = ["a", *(f"imagenet class number {i}" for i in range(999))]
     with pytest.raises(DataError) as info:
         load_training_data(root, PREP, names)
     text = info.value.one_line()
-    assert "(999 in all)" in text and "(1000 in all)" in text  # the missing ones, then the model's
-    assert len(text) < 600, len(text)
+    assert "zebra00, zebra01" in text and "(9 in all)" in text and "(1000 in all)" in text
+    assert "zebra08" not in text and len(text) < 600, len(text)
+
+
+def test_a_subset_of_the_classes_is_labelled_with_the_models_indices(tmp_path: Path) -> None:
+    names = ["cat", "dog", "new1", "new2"]
+    split = make_folder(tmp_path / "s", {"new2": 2, "new1": 3}, splits=("train", "val"))
+    data = load_training_data(split, PREP, names)
+    assert data.train[1].tolist() == [2, 2, 2, 3, 3] and data.val[1].tolist() == [2, 2, 2, 3, 3]
+    assert data.seen_classes() == (2, 3) and data.unseen_classes() == (0, 1)
+    assert data.describe()["classes_unseen"] == 2
+    one = load_training_data(make_folder(tmp_path / "o", {"new1": 10}), PREP, names, val_ratio=0.2)
+    assert set(one.train[1].tolist()) == set(one.val[1].tolist()) == {2}
+    assert one.unseen_classes() == (0, 1, 3)
+
+
+def test_full_data_split_is_unchanged_by_subset_support(tmp_path: Path) -> None:
+    """Every class present: the same images in the same order as before (model class order)."""
+    root = make_folder(tmp_path / "d", {"a": 10, "b": 10})
+    data = load_training_data(root, PREP, ["b", "a"], val_ratio=0.2, seed=3)
+    assert data.seen_classes() == (0, 1) and data.unseen_classes() == ()
+    gen = torch.Generator().manual_seed(3)
+    order_b = torch.randperm(10, generator=gen).tolist()  # the model's first class draws first
+    assert data.val[1].tolist() == [0, 0, 1, 1]
+    from toolkit.data.images import load_image, preprocess_image
+
+    first_val_b = preprocess_image(load_image(root / "b" / f"{order_b[0]}.png"), PREP)
+    assert torch.equal(data.val[0][0], first_val_b)
+
+
+@pytest.mark.parametrize("form", ["json", "lines", "mapping"])
+def test_class_map_renames_folders(tmp_path: Path, form: str) -> None:
+    root = make_folder(tmp_path / "d", {"Katze": 2, "new": 2}, splits=("train", "val"))
+    names = ["cat", "dog", "new"]
+    class_map: object = {"Katze": "cat"}
+    if form == "json":
+        class_map = tmp_path / "map.json"
+        class_map.write_text('{"Katze": "cat", "Hund": "dog"}')
+    elif form == "lines":
+        class_map = tmp_path / "map.csv"
+        class_map.write_text("# folder,class\nKatze, cat\n\n")
+    data = load_training_data(root, PREP, names, class_map=class_map)  # type: ignore[arg-type]
+    assert data.train[1].tolist() == [0, 0, 2, 2] and data.unseen_classes() == (1,)
+
+
+def test_bad_class_maps_are_refused(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "d", {"Katze": 2, "Maus": 2})
+    names = ["cat", "dog"]
+    with pytest.raises(DataError, match="Maus are not classes") as info:
+        load_training_data(root, PREP, names, class_map={"Katze": "cat"})
+    assert info.value.param == "class_map"
+    with pytest.raises(DataError, match="not classes of the model: lion") as info:
+        load_training_data(root, PREP, names, class_map={"Katze": "lion"})
+    with pytest.raises(DataError, match="both 'Katze' and 'Maus'"):
+        load_training_data(root, PREP, names, class_map={"Katze": "cat", "Maus": "cat"})
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Katze cat\n")
+    with pytest.raises(DataError, match="line 1 is not 'folder,class'") as info:
+        load_training_data(root, PREP, names, class_map=bad)
+    assert info.value.param == "class_map"
+    with pytest.raises(DataError, match="cannot read class map"):
+        load_training_data(root, PREP, names, class_map=tmp_path / "missing.json")
+    with pytest.raises(InvalidArgumentError, match="image folder"):
+        load_training_data("digits", PREP, [str(d) for d in range(10)], class_map={"a": "0"})
+
+
+def test_digits_subset_of_a_ten_class_model_keeps_its_indices() -> None:
+    names = [str(d) for d in range(10)]
+    data = load_training_data("digits", PREP, names, digits=[7, 8, 9])
+    assert set(data.train[1].tolist()) == {7, 8, 9}
+    assert data.seen_classes() == (7, 8, 9) and data.unseen_classes() == tuple(range(7))
 
 
 def test_data_errors_name_keyword_arguments_not_flags(tmp_path: Path) -> None:

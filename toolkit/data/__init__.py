@@ -4,7 +4,14 @@ from toolkit.data.augment import AUGMENTATIONS, augment_batch
 from toolkit.data.digits import DIGIT_NAMES, digits_tensors, digits_uint8
 from toolkit.data.images import IMAGE_EXTENSIONS, list_class_images, load_image, preprocess_image
 from toolkit.data.samples import load_samples
-from toolkit.data.training import TrainingData, check_folder_classes, digit_classes, load_training_data
+from toolkit.data.training import (
+    TrainingData,
+    check_folder_classes,
+    digit_classes,
+    load_training_data,
+    read_class_map,
+)
+from toolkit.data.unlabelled import load_images
 
 __all__ = [
     "AUGMENTATIONS",
@@ -18,7 +25,9 @@ __all__ = [
     "digits_uint8",
     "list_class_images",
     "load_image",
+    "load_images",
     "load_samples",
     "load_training_data",
     "preprocess_image",
+    "read_class_map",
 ]

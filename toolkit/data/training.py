@@ -8,8 +8,14 @@ Two sources:
   digit ``d`` as class ``d``. ``digits`` restricts the source to a subset (default: the digits
   the model has a class for).
 - a folder: ``DIR/train/<class>/*`` and ``DIR/val/<class>/*`` (and optionally ``DIR/test``), or
-  one ``DIR/<class>/*`` split per class with ``val_ratio``. The class folders must be exactly the
-  model's class names (the error lists the difference); labels follow the model's order.
+  one ``DIR/<class>/*`` split per class with ``val_ratio``. The class folders are matched to the
+  model's class names (``class_map`` renames folders whose names differ); they may cover only a
+  SUBSET of the model's classes (the common case after extending a head: images of the new
+  classes only). A folder that is no class of the model is refused, naming a few and a count.
+  Labels are always the model's class indices.
+
+``TrainingData.seen`` lists the model classes present in the training split; the others are
+"unseen" (the trainer keeps them with ``FinetuneConfig.keep_old``).
 
 Everything is decoded and preprocessed up front, so a bad file fails before any training or
 writing starts (``DataError`` naming the file or class). Splits live in memory as float32
@@ -19,9 +25,10 @@ tensors: fine for the small, CPU-sized sets this stage is for.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +47,9 @@ class TrainingData:
 
     ``test`` is ``None`` when the source has no test split. ``augment`` is the augmentation
     that suits the source by default (no flips for digits). ``source`` describes where the data
-    came from (recorded in the metrics and the lineage).
+    came from (recorded in the metrics and the lineage). Labels index ``class_names`` (the
+    model's classes); ``seen`` lists the indices present in the training split (``None``: the
+    labels say, see ``seen_classes``).
     """
 
     train: Split
@@ -49,6 +58,18 @@ class TrainingData:
     class_names: tuple[str, ...]
     source: str
     augment: str = "shift"
+    seen: tuple[int, ...] | None = None
+
+    def seen_classes(self) -> tuple[int, ...]:
+        """Indices of the model's classes that have training images, ascending."""
+        if self.seen is not None:
+            return tuple(sorted(self.seen))
+        return tuple(int(i) for i in torch.unique(self.train[1]).tolist())
+
+    def unseen_classes(self) -> tuple[int, ...]:
+        """Indices of the model's classes without training images: the ones to keep."""
+        seen = set(self.seen_classes())
+        return tuple(i for i in range(len(self.class_names)) if i not in seen)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -56,6 +77,8 @@ class TrainingData:
             "train": len(self.train[1]),
             "val": len(self.val[1]),
             "test": None if self.test is None else len(self.test[1]),
+            "classes_seen": len(self.seen_classes()),
+            "classes_unseen": len(self.unseen_classes()),
         }
 
 
@@ -67,14 +90,22 @@ def load_training_data(
     digits: Sequence[int] | None = None,
     val_ratio: float = 0.15,
     seed: int = 0,
+    class_map: str | os.PathLike[str] | Mapping[str, str] | None = None,
 ) -> TrainingData:
     """Load ``source`` (``"digits"`` or a folder) for a model with ``class_names`` and ``prep``.
 
-    ``digits`` picks a subset of the digits source; ``val_ratio`` (a fraction, default 0.15) is
-    used only for a folder without a ``val`` sub-folder, split per class with ``seed``.
+    ``digits`` picks a subset of the digits source (labels stay the model's indices);
+    ``val_ratio`` (a fraction, default 0.15) is used only for a folder without a ``val``
+    sub-folder, split per class with ``seed``. ``class_map`` renames a folder's class folders to
+    the model's class names: a mapping ``{folder: class}`` or a file holding a JSON object or
+    ``folder,class`` lines (``read_class_map``). A folder may hold a subset of the classes.
     """
     names = tuple(class_names)
     if str(source) == "digits":
+        if class_map is not None:
+            raise InvalidArgumentError(
+                "a class map only applies to an image folder", hint="leave class_map unset", param="class_map"
+            )
         return _digits(prep, names, digits)
     if digits is not None:
         raise InvalidArgumentError(
@@ -84,7 +115,76 @@ def load_training_data(
         raise InvalidArgumentError(
             f"val_ratio must be in (0, 1), got {val_ratio}", hint="e.g. 0.15", param="val_ratio"
         )
-    return _folder(Path(source), prep, names, val_ratio, seed)
+    renames = read_class_map(class_map, names) if class_map is not None else {}
+    return _folder(Path(source), prep, names, val_ratio, seed, renames)
+
+
+def read_class_map(
+    source: str | os.PathLike[str] | Mapping[str, str], class_names: Sequence[str]
+) -> dict[str, str]:
+    """``{folder name: model class name}`` from a mapping or a file (JSON object, or ``folder,class`` lines).
+
+    Every target must be one of ``class_names`` and no two folders may map to one class
+    (``DataError``, ``param="class_map"``). Blank lines and lines starting with ``#`` are skipped.
+    """
+    if isinstance(source, Mapping):
+        pairs = [(str(k), str(v)) for k, v in source.items()]
+        where = "the class map"
+    else:
+        path = Path(source)
+        where = f"class map '{path}'"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DataError(
+                f"cannot read {where}: {exc.strerror or exc}",
+                hint="give a JSON object {folder: class} or 'folder,class' lines",
+                param="class_map",
+            ) from exc
+        pairs = _parse_class_map(text, where)
+    known = set(class_names)
+    unknown = [v for _, v in pairs if v not in known]
+    if unknown:
+        raise DataError(
+            f"{where} maps to {len(unknown)} name(s) that are not classes of the model: {listing(unknown)}",
+            hint=f"the model's classes are {listing(class_names)}",
+            param="class_map",
+        )
+    targets: dict[str, str] = {}
+    for folder, cls in pairs:
+        if cls in targets and targets[cls] != folder:
+            raise DataError(
+                f"{where} maps both '{targets[cls]}' and '{folder}' to class '{cls}'",
+                hint="merge the two folders, or map each to its own class",
+                param="class_map",
+            )
+        targets[cls] = folder
+    return dict(pairs)
+
+
+def _parse_class_map(text: str, where: str) -> list[tuple[str, str]]:
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where} is not valid JSON: {exc.msg} (line {exc.lineno})", param="class_map") from exc
+        if not all(isinstance(v, str) for v in data.values()):
+            raise DataError(f"{where}: every value must be a class name (a string)", param="class_map")
+        return [(str(k), v) for k, v in data.items()]
+    pairs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise DataError(
+                f"{where} line {number} is not 'folder,class': {line[:80]!r}",
+                hint="one 'folder,class' pair per line, or a JSON object",
+                param="class_map",
+            )
+        pairs.append((parts[0], parts[1]))
+    return pairs
 
 
 # --- digits ------------------------------------------------------------------------------------
@@ -125,65 +225,109 @@ def _digits(prep: Preprocessing, names: tuple[str, ...], digits: Sequence[int] |
         x, y = digits_tensors(split, prep, wanted)
         splits[split] = (x, table[y])
     label = "digits" + ("" if digits is None else f"[{','.join(map(str, wanted))}]")
-    return TrainingData(splits["train"], splits["val"], splits["test"], names, label, augment="shift")
+    seen = tuple(sorted(lookup[d] for d in wanted))
+    return TrainingData(splits["train"], splits["val"], splits["test"], names, label, augment="shift", seen=seen)
 
 
 # --- image folders -------------------------------------------------------------------------------
-def check_folder_classes(folder: Path, class_names: Sequence[str]) -> None:
-    """The class sub-folders of ``folder`` must be exactly ``class_names``; list the difference."""
+def check_folder_classes(
+    folder: Path, class_names: Sequence[str], class_map: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``{model class: folder name}`` for the class sub-folders of ``folder``.
+
+    Folder names are renamed by ``class_map`` (``{folder: class}``) and must then be classes of
+    the model; any subset of the model's classes is accepted. Refuses (``DataError``) folders
+    that are no class of the model, naming a few and a count, and a folder with no class folder.
+    """
     from toolkit.data.images import list_class_images
 
     if not folder.is_dir():
         list_class_images(folder)  # raises the "does not exist" DataError
+    renames = dict(class_map or {})
     found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    missing = [c for c in class_names if c not in found]
-    extra = [c for c in found if c not in class_names]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"no folder for the model's class(es) {listing(missing)}")
-        if extra:
-            parts.append(f"folder(s) {listing(extra)} are not classes of the model")
+    if not found:
         raise DataError(
-            f"the classes of '{folder}' do not match the model's: {'; '.join(parts)}",
-            hint=f"the model's classes are {listing(class_names)}; rename the folders or extend the head",
+            f"'{folder}' has no class folders", hint="put the images of each class in DIR/<class>/", param="data"
         )
+    known = set(class_names)
+    extra = [f for f in found if renames.get(f, f) not in known]
+    if extra:
+        raise DataError(
+            f"folder(s) {listing(extra)} are not classes of the model "
+            f"({len(extra)} of the {len(found)} class folders of '{folder}')",
+            hint=f"the model's classes are {listing(class_names)}; rename the folders, give a class map "
+            "(folder,class lines), or extend the head first",
+            param="class_map" if renames else "data",
+        )
+    by_class: dict[str, str] = {}
+    for f in found:
+        cls = renames.get(f, f)
+        if cls in by_class:
+            raise DataError(
+                f"folders '{by_class[cls]}' and '{f}' of '{folder}' are both class '{cls}'",
+                hint="merge them, or fix the class map",
+                param="class_map",
+            )
+        by_class[cls] = f
+    return by_class
 
 
-def _read(folder: Path, prep: Preprocessing, names: tuple[str, ...]) -> dict[str, list[torch.Tensor]]:
+PerClass = dict[str, list[torch.Tensor]]
+
+
+def _read(folder: Path, prep: Preprocessing, names: tuple[str, ...], renames: Mapping[str, str]) -> PerClass:
+    """Preprocessed images per model class name, only the classes the folder has."""
     from toolkit.data.images import list_class_images, load_image, preprocess_image
 
-    check_folder_classes(folder, names)
-    files = list_class_images(folder, names)
-    return {cls: [preprocess_image(load_image(f, prep.channels), prep) for f in files[cls]] for cls in names}
+    by_class = check_folder_classes(folder, names, renames)
+    files = list_class_images(folder, list(by_class.values()))
+    return {
+        cls: [preprocess_image(load_image(f, prep.channels), prep) for f in files[by_class[cls]]]
+        for cls in names
+        if cls in by_class
+    }
 
 
-def _stack(per_class: dict[str, list[torch.Tensor]], names: tuple[str, ...]) -> Split:
-    images = [img for cls in names for img in per_class[cls]]
-    labels = [i for i, cls in enumerate(names) for _ in per_class[cls]]
+def _stack(per_class: PerClass, names: tuple[str, ...]) -> Split:
+    """Images in the model's class order; labels are the model's class indices."""
+    images = [img for cls in names for img in per_class.get(cls, [])]
+    labels = [i for i, cls in enumerate(names) for _ in per_class.get(cls, [])]
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 
+def _seen(per_class: PerClass, names: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(i for i, cls in enumerate(names) if per_class.get(cls))
+
+
 def _folder(
-    root: Path, prep: Preprocessing, names: tuple[str, ...], val_ratio: float, seed: int
+    root: Path,
+    prep: Preprocessing,
+    names: tuple[str, ...],
+    val_ratio: float,
+    seed: int,
+    renames: Mapping[str, str],
 ) -> TrainingData:
     if not root.is_dir():
         raise DataError(
-            f"data folder '{root}' does not exist", hint="give 'digits' or a folder of class folders"
+            f"data folder '{root}' does not exist", hint="give 'digits' or a folder of class folders", param="data"
         )
-    test = _stack(_read(root / "test", prep, names), names) if (root / "test").is_dir() else None
+    test = _stack(_read(root / "test", prep, names, renames), names) if (root / "test").is_dir() else None
     if (root / "train").is_dir():
-        train_images = _read(root / "train", prep, names)
+        train_images = _read(root / "train", prep, names, renames)
         if (root / "val").is_dir():
-            val = _stack(_read(root / "val", prep, names), names)
+            val = _stack(_read(root / "val", prep, names, renames), names)
             train = _stack(train_images, names)
-            return TrainingData(train, val, test, names, str(root), augment="shift-flip")
+            seen = _seen(train_images, names)
+            return TrainingData(train, val, test, names, str(root), augment="shift-flip", seen=seen)
     else:
-        train_images = _read(root, prep, names)
+        train_images = _read(root, prep, names, renames)
     generator = torch.Generator().manual_seed(seed)
-    train_part: dict[str, list[torch.Tensor]] = {}
-    val_part: dict[str, list[torch.Tensor]] = {}
+    train_part: PerClass = {}
+    val_part: PerClass = {}
+    # the model's class order, not the folder's, so that a renamed folder does not change the draw
     for cls in names:
+        if cls not in train_images:
+            continue
         imgs = train_images[cls]
         order = torch.randperm(len(imgs), generator=generator).tolist()
         n_val = min(len(imgs) - 1, max(1, round(val_ratio * len(imgs)))) if len(imgs) > 1 else 0
@@ -200,4 +344,5 @@ def _folder(
         names,
         f"{root} (val {val_ratio:g} split, seed {seed})",
         augment="shift-flip",
+        seen=_seen(train_part, names),
     )
