@@ -1,5 +1,9 @@
 """``rehead finetune``: flags become a ``FinetuneConfig`` and keyword arguments of ``finetune``.
 
+Data may cover only some of the model's classes (typically the new ones after ``rehead
+extend``); ``--keep-old`` chooses how the others are kept and ``--retention-data`` where their
+retention is measured.
+
 The option defaults below repeat ``FinetuneConfig``'s so that ``--help`` shows them without
 importing ``toolkit.finetune`` (and torch) when the CLI starts; a test in
 ``tests/finetune/test_finetune_cli.py`` fails the moment the two disagree.
@@ -24,7 +28,35 @@ def finetune(
         ...,
         "--data",
         help="'digits' (bundled 8x8 digits) or a folder: DIR/train/<class>/*, DIR/val/<class>/* "
-        "(optional DIR/test), or DIR/<class>/* split by --val-ratio.",
+        "(optional DIR/test), or DIR/<class>/* split by --val-ratio. The class folders may be a "
+        "subset of the model's classes (e.g. images of the new classes only); the others are kept "
+        "with --keep-old.",
+    ),
+    class_map: Path | None = typer.Option(
+        None,
+        "--class-map",
+        help="File renaming class folders to the model's class names: a JSON object "
+        '{"folder": "class"} or one "folder,class" pair per line.',
+    ),
+    keep_old: str = typer.Option(
+        "distill",
+        "--keep-old",
+        help="Classes with no images in --data: none (plain fine-tuning; they are forgotten) | "
+        "freeze-rows (their head rows and bias stay bit-identical) | distill (the original model's "
+        "outputs on the training images are soft targets for them) | freeze-rows+distill. No effect "
+        "when the data covers every class.",
+    ),
+    distill_weight: float = typer.Option(
+        1.0, "--distill-weight", help="distill: weight of the distillation loss next to cross-entropy."
+    ),
+    distill_temperature: float = typer.Option(
+        2.0, "--distill-temperature", help="distill: softmax temperature of the soft targets."
+    ),
+    retention_data: str | None = typer.Option(
+        None,
+        "--retention-data",
+        help="Folder of images (labels unused, any sub-folders) on which retention of the unseen "
+        "classes is measured: top-1 agreement with the original model. Default: the training images.",
     ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="Model directory to write (checkpoints: OUTPUT.ckpt/)."
@@ -126,6 +158,9 @@ def finetune(
         checkpoint_every_steps=checkpoint_every_steps if checkpoint_every_steps > 0 else None,
         keep_checkpoints=keep_checkpoints,
         plot=plot,
+        keep_old=keep_old,
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
     )
     result = run_finetune(
         model_dir,
@@ -137,6 +172,8 @@ def finetune(
         work_dir=work_dir,
         digits=int_list(digits, flag="--digits-subset"),
         val_ratio=val_ratio,
+        class_map=class_map,
+        retention_data=retention_data,
         progress=True,
     )
     test = "n/a (no test split)" if result.test_top1 is None else f"{result.test_top1:.4f}"
@@ -145,3 +182,9 @@ def finetune(
         f"val top-1 {result.val_top1:.4f} (epoch {result.best_epoch}), test top-1 {test}"
         + (" (early stop)" if result.stopped_early else "")
     )
+    if result.retention is not None:
+        r = result.retention
+        typer.echo(
+            f"kept {r.classes} unseen classes with {result.keep_old}: top-1 agreement with the original "
+            f"model {r.after:.4f} (before {r.before:.4f}) on {r.images} images ({r.source})"
+        )

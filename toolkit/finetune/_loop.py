@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -19,10 +20,12 @@ from torch.nn import functional as F
 
 from toolkit.data.augment import augment_batch
 from toolkit.data.training import TrainingData
+from toolkit.errors import InternalError
 from toolkit.finetune import rng
 from toolkit.finetune.checkpoints import FORMAT, CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.evaluate import evaluate_detail
+from toolkit.finetune.keep_old import FrozenRows, distill_loss
 from toolkit.finetune.optim import Phase, apply_policy, group_lrs, make_optimizer, make_scheduler, plan_phases
 from toolkit.finetune.progress import TrainingProgress
 from toolkit.model_dir import state_dict_for_saving
@@ -73,7 +76,12 @@ def left_out(n: int, batch_size: int) -> int:
 
 
 class Loop:
-    """Runs the phases of ``config`` on ``model`` from ``state``, checkpointing into ``store``."""
+    """Runs the phases of ``config`` on ``model`` from ``state``, checkpointing into ``store``.
+
+    ``unseen``: the model's classes without training images, kept as ``config.keep_old`` says;
+    ``teacher``: the original model's logits (N, classes) on the training images, by image index
+    (needed when ``config.keep_old`` distills).
+    """
 
     def __init__(
         self,
@@ -84,6 +92,9 @@ class Loop:
         store: CheckpointStore,
         reporter: TrainingProgress,
         run_info: dict[str, Any],
+        *,
+        unseen: Sequence[int] = (),
+        teacher: torch.Tensor | None = None,
     ) -> None:
         self.model = model
         self.spec = spec
@@ -100,6 +111,15 @@ class Loop:
         self.steps_per_epoch = batches_per_epoch(len(self.train_y), config.batch_size)
         self.images_per_epoch = len(self.train_y) - left_out(len(self.train_y), config.batch_size)
         self.best_model: dict[str, torch.Tensor] | None = None
+        # with every class in the data there is nothing to keep: the run is exactly a plain one
+        self.frozen = FrozenRows(model, spec, unseen) if unseen and config.freezes_rows else None
+        self.teacher: torch.Tensor | None = None
+        self.unseen_index: torch.Tensor | None = None
+        if unseen and config.distills:
+            if teacher is None:
+                raise InternalError("keep_old distills but the loop got no teacher logits")
+            self.unseen_index = torch.tensor(list(unseen), dtype=torch.long, device=self.device)
+            self.teacher = teacher.to(self.device).index_select(1, self.unseen_index)
 
     # --- checkpoints ------------------------------------------------------------------------
     def _save(
@@ -130,31 +150,43 @@ class Loop:
         return self.best_model is not None and state.batch == 0 and state.best_epoch == state.epoch - 1
 
     # --- one step / one epoch ---------------------------------------------------------------
-    def _batch(self, order: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, order: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images (augmented), labels and the images' indices in the training set."""
         bs = self.config.batch_size
         idx = order[b * bs : (b + 1) * bs].to(self.device)
         x = self.train_x.index_select(0, idx)
         x = augment_batch(x, rng.derived_generator(self.config.seed, epoch, b, 1), mode=self.augment)
-        return x, self.train_y.index_select(0, idx)
+        return x, self.train_y.index_select(0, idx), idx
 
     def _step(
         self,
         x: torch.Tensor,
         y: torch.Tensor,
+        idx: torch.Tensor,
         optimizer: torch.optim.Optimizer,
         scaler: torch.amp.GradScaler,
     ) -> tuple[float, int]:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             logits = self.model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
+        if self.teacher is not None and self.unseen_index is not None:
+            student = logits.float().index_select(1, self.unseen_index)
+            target = self.teacher.index_select(0, idx)
+            loss = loss + self.config.distill_weight * distill_loss(
+                student, target, self.config.distill_temperature
+            )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if self.frozen is not None:
+            self.frozen.zero_grads()
         if self.config.clip_grad_norm is not None:
             scaler.unscale_(optimizer)
             params = [p for g in optimizer.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.config.clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
+        if self.frozen is not None:
+            self.frozen.restore()
         return float(loss.detach()) * len(y), int((logits.detach().argmax(1) == y).sum())
 
     def _run_epoch(
@@ -171,8 +203,8 @@ class Loop:
         self.model.train()
         for b in range(state.batch, self.steps_per_epoch):
             started = time.perf_counter()
-            x, y = self._batch(order, epoch, b)
-            loss, correct = self._step(x, y, optimizer, scaler)
+            x, y, idx = self._batch(order, epoch, b)
+            loss, correct = self._step(x, y, idx, optimizer, scaler)
             scheduler.step()
             state.seconds += time.perf_counter() - started
             state.loss_sum += loss

@@ -22,6 +22,8 @@ from toolkit import _atomic
 from toolkit._text import listing
 from toolkit.errors import CorruptCheckpointError
 
+#: The teacher's logits of a run that keeps unseen classes by distillation (``keep_old``).
+TEACHER_FILE = "teacher-logits.pt"
 CHECKPOINT_PATTERN = re.compile(r"step-(\d{8})\.pt$")
 #: Keys every checkpoint holds; a file without them is treated as corrupt.
 REQUIRED_KEYS = frozenset({"format", "model", "optimizer", "scheduler", "scaler", "rng", "progress", "run"})
@@ -52,10 +54,11 @@ class CheckpointStore:
         return sorted(found, key=lambda p: p.name)
 
     def clean_temporaries(self) -> None:
-        """Remove temp files that a killed write left behind (``.step-*.pt.*.tmp``)."""
+        """Remove temp files that a killed write left behind (``.step-*.pt.*.tmp``, teacher logits)."""
         if self.folder.is_dir():
-            for p in self.folder.glob(".step-*.tmp"):
-                p.unlink(missing_ok=True)
+            for pattern in (".step-*.tmp", f".{TEACHER_FILE}.*.tmp"):
+                for p in self.folder.glob(pattern):
+                    p.unlink(missing_ok=True)
 
     def save(self, state: Mapping[str, Any], step: int) -> Path:
         """Write ``state`` as the checkpoint of global ``step``; then keep only the newest ``keep``."""
@@ -90,10 +93,12 @@ class CheckpointStore:
         return None
 
     def clear(self) -> None:
-        """Delete every checkpoint and temp file of this run, then the folder if it is empty."""
+        """Delete every checkpoint, the teacher's logits and temp files of this run, then the
+        folder if it is empty."""
         self.clean_temporaries()
         for p in self.paths():
             p.unlink(missing_ok=True)
+        (self.folder / TEACHER_FILE).unlink(missing_ok=True)
         if self.folder.is_dir() and not any(self.folder.iterdir()):
             self.folder.rmdir()
 

@@ -13,6 +13,12 @@ from toolkit.errors import InvalidArgumentError
 
 OPTIMIZERS = ("adamw", "sgd")
 AUGMENT_CHOICES = ("auto", "none", "shift", "shift-flip")
+#: How the classes without training images ("unseen") are kept; see ``FinetuneConfig``.
+KEEP_OLD_CHOICES = ("none", "freeze-rows", "distill", "freeze-rows+distill")
+#: The default ``keep_old``. It matters only when the data covers a subset of the model's
+#: classes (with every class present all modes train alike). Provisional: the issue-10 study in
+#: the README decides it; change it here only with that study's numbers.
+DEFAULT_KEEP_OLD = "distill"
 
 #: Settings that do not change the trajectory of a run: a resume may change them.
 RESUME_FREE = frozenset({"device", "threads", "keep_checkpoints", "checkpoint_every_steps", "plot"})
@@ -43,6 +49,15 @@ class FinetuneConfig:
     ``threads`` give bit-identical weights, interrupted and resumed or not. ``threads`` sets
     ``torch.set_num_threads`` (``None`` = leave as is). ``checkpoint_every_steps`` adds
     mid-epoch checkpoints (a checkpoint is always written at the end of each epoch).
+
+    ``keep_old``: how classes without training images (data for a subset of the classes, e.g.
+    the new ones only) keep what the original model knew. ``none``: plain fine-tuning (they are
+    forgotten); ``freeze-rows``: their head rows and bias entries stay bit-identical;
+    ``distill``: Learning without Forgetting, the original model's logits on the (un-augmented)
+    training images are soft targets for their logits, adding ``distill_weight * T^2 *
+    KL(teacher || student)`` at temperature ``T = distill_temperature``;
+    ``freeze-rows+distill``: both. Default ``DEFAULT_KEEP_OLD``. With every class in the data
+    there is nothing to keep and all modes give the same run.
     """
 
     epochs: int = 6
@@ -69,6 +84,9 @@ class FinetuneConfig:
     keep_checkpoints: bool = False
     eval_batch_size: int = 256
     plot: bool = True
+    keep_old: str = DEFAULT_KEEP_OLD
+    distill_weight: float = 1.0
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         _int(self.epochs, "epochs", minimum=1)
@@ -94,6 +112,9 @@ class FinetuneConfig:
             # the form only: whether that GPU exists is finetune's check (toolkit._args.check_device)
             raise InvalidArgumentError(f"unknown device '{self.device}'", hint="cpu, cuda or cuda:N", param="device")
         _choice(self.augment, "augment", AUGMENT_CHOICES)
+        _choice(self.keep_old, "keep_old", KEEP_OLD_CHOICES)
+        _float(self.distill_weight, "distill_weight", low=0.0)
+        _float(self.distill_temperature, "distill_temperature", low=0.0, low_open=True)
 
     def replace(self, **changes: Any) -> FinetuneConfig:
         return dataclasses.replace(self, **changes)
@@ -105,6 +126,16 @@ class FinetuneConfig:
     def from_json(cls, data: Mapping[str, Any]) -> FinetuneConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def freezes_rows(self) -> bool:
+        """Whether unseen classes' head rows are frozen (``freeze-rows`` or ``freeze-rows+distill``)."""
+        return self.keep_old.startswith("freeze-rows")
+
+    @property
+    def distills(self) -> bool:
+        """Whether unseen classes' logits are distilled from the original model."""
+        return self.keep_old.endswith("distill")
 
     def uses_amp(self) -> bool:
         """Whether this run autocasts: the ``amp`` setting, or its per-device default."""

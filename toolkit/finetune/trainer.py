@@ -6,8 +6,14 @@ Files:
   ``config.json`` (lineage + ``{"stage": "finetune", ...}``), ``metrics.json``, ``metrics.csv``
   and ``curves.png``.
 - ``OUTPUT.ckpt/`` (the work directory, next to the output unless ``work_dir`` is given):
-  ``step-<global step>.pt`` checkpoints, the newest two kept. ``resume=True`` continues from the
-  newest readable one. It is deleted after a successful run unless ``keep_checkpoints``.
+  ``step-<global step>.pt`` checkpoints, the newest two kept, and ``teacher-logits.pt`` when some
+  classes have no training images. ``resume=True`` continues from the newest readable one. It is
+  deleted after a successful run unless ``keep_checkpoints``.
+
+Data for a subset of the model's classes: the classes without images are "unseen"; the run keeps
+them as ``FinetuneConfig.keep_old`` says (``toolkit.finetune.keep_old``), measures how much of
+the original model's behaviour on them survives (``Retention``) and records which classes it
+trained in the lineage.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,7 @@ from toolkit.finetune.checkpoints import CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.evaluate import evaluate
 from toolkit.finetune.history import history_files
+from toolkit.finetune.keep_old import Retention, TeacherCache, agreement, teacher_logits
 from toolkit.finetune.progress import TrainingProgress
 from toolkit.heads.modules import seeded
 from toolkit.model_dir import load_model_dir, load_weights_strict, save_model_dir
@@ -45,6 +52,10 @@ class FinetuneResult:
     ``test_top1`` is ``None`` when the data has no test split. ``best_epoch`` is 1-based, as in
     the metrics and on the console (0 when no epoch ran).
     ``resumed_from`` names the checkpoint the run continued from, if any.
+    ``trained_classes`` are the indices of the classes with training images; the others were
+    kept with ``keep_old``, and ``retention`` says how well (``None`` when every class had data).
+    ``teacher_cached`` is whether the original model's logits were read from the work directory
+    (a resumed run) rather than computed (``None``: none were needed).
     """
 
     path: Path
@@ -57,6 +68,22 @@ class FinetuneResult:
     stopped_early: bool
     resumed_from: Path | None
     seconds: float
+    trained_classes: tuple[int, ...] = ()
+    keep_old: str = "none"
+    retention: Retention | None = None
+    teacher_cached: bool | None = None
+
+
+@dataclasses.dataclass
+class _Keeping:
+    """What a run with unseen classes needs at the end: the original model's logits on the
+    images retention is measured on, and where those images came from."""
+
+    unseen: tuple[int, ...]
+    images: torch.Tensor | None = None
+    original: torch.Tensor | None = None
+    source: str = "training images"
+    teacher_cached: bool | None = None
 
 
 def default_work_dir(output: str | os.PathLike[str]) -> Path:
@@ -71,8 +98,15 @@ def _resolve_data(
     digits: Sequence[int] | None,
     val_ratio: float,
     seed: int,
+    class_map: str | os.PathLike[str] | Mapping[str, str] | None,
 ) -> TrainingData:
     if isinstance(data, TrainingData):
+        if class_map is not None:
+            raise InvalidArgumentError(
+                "class_map applies when loading data, not to loaded TrainingData",
+                hint="pass class_map to load_training_data instead",
+                param="class_map",
+            )
         if data.class_names != model_cfg.class_names:
             raise DataError(
                 f"the data's {len(data.class_names)} classes ({listing(data.class_names)}) differ from the "
@@ -81,7 +115,13 @@ def _resolve_data(
             )
         return data
     return load_training_data(
-        data, model_cfg.preprocessing, model_cfg.class_names, digits=digits, val_ratio=val_ratio, seed=seed
+        data,
+        model_cfg.preprocessing,
+        model_cfg.class_names,
+        digits=digits,
+        val_ratio=val_ratio,
+        seed=seed,
+        class_map=class_map,
     )
 
 
@@ -101,7 +141,9 @@ def _prepare_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointSt
 
 def _check_resumable(saved: dict[str, Any], run_info: dict[str, Any], config: FinetuneConfig) -> None:
     problems = FinetuneConfig.from_json(saved["config"]).differences(config)
-    for key in ("source_sha256", "data", "class_names"):
+    for key in ("source_sha256", "data", "class_names", "trained_classes"):
+        if key == "trained_classes" and key not in saved:
+            continue  # checkpoints from before subset data: their data covered every class
         if saved.get(key) != run_info[key]:
             problems.append(f"{key}: {_short(saved.get(key))} vs {_short(run_info[key])}")
     if problems:
@@ -128,6 +170,8 @@ def finetune(
     work_dir: str | os.PathLike[str] | None = None,
     digits: Sequence[int] | None = None,
     val_ratio: float = 0.15,
+    class_map: str | os.PathLike[str] | Mapping[str, str] | None = None,
+    retention_data: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the model in ``model_dir`` on ``data`` and save the result as a model directory.
@@ -136,6 +180,13 @@ def finetune(
     fraction, splits it when it has no ``val/``) or a loaded ``TrainingData``. ``output`` must not
     exist unless ``overwrite``. Checkpoints go to ``work_dir`` (default ``<output>.ckpt``);
     ``resume`` continues from the newest readable one (starting fresh if there is none).
+
+    Data may cover a subset of the model's classes (matched by name; ``class_map`` renames
+    folders, see ``load_training_data``). The classes without images are kept as
+    ``config.keep_old`` says, and retention is measured on them: top-1 agreement (argmax over
+    their logits) between the original and the fine-tuned model, on the images under
+    ``retention_data`` (any images, labels unused; ``"digits"`` for the digits' test split) or,
+    without it, on the training images. It is in the result, ``metrics.json`` and the lineage.
     ``progress`` (default False: silent) draws a bar per epoch on a terminal stderr, plain lines
     otherwise. Nothing is written before the data and the model have loaded.
     """
@@ -144,7 +195,13 @@ def finetune(
     device = torch.device(check_device(config.device))
     out = _atomic.check_output(output, overwrite=overwrite)
     loaded = load_model_dir(model_dir)
-    training = _resolve_data(data, loaded.config, digits, val_ratio, config.seed)
+    training = _resolve_data(data, loaded.config, digits, val_ratio, config.seed, class_map)
+    keeping = _Keeping(training.unseen_classes())
+    if retention_data is not None and keeping.unseen:
+        from toolkit.data.unlabelled import load_images
+
+        keeping.images = load_images(retention_data, loaded.config.preprocessing, param="retention_data")
+        keeping.source = str(retention_data)
     store = _prepare_store(
         Path(work_dir) if work_dir else default_work_dir(out), resume=resume, overwrite=overwrite
     )
@@ -154,6 +211,7 @@ def finetune(
         "source_sha256": loaded.config.weights_sha256,
         "data": training.source,
         "class_names": list(loaded.config.class_names),
+        "trained_classes": list(training.seen_classes()),
     }
     reporter = TrainingProgress(progress)
     previous_threads = torch.get_num_threads()
@@ -161,6 +219,10 @@ def finetune(
         torch.set_num_threads(config.threads)
     try:
         model = loaded.module.to(device)
+        teacher = None
+        if keeping.unseen:
+            # before any checkpoint's weights are loaded: this is still the original model
+            teacher = _prepare_keeping(model, training, loaded.config, config, store, keeping, reporter)
         found = store.load_latest() if resume else None
         checkpoint, resumed_from = found if found is not None else (None, None)
         state = RunState()
@@ -173,7 +235,17 @@ def finetune(
             )
         elif resume:
             reporter.message(f"no checkpoint in {store.folder}: starting from the beginning")
-        loop = Loop(model, loaded.config.head, training, config, store, reporter, run_info)
+        loop = Loop(
+            model,
+            loaded.config.head,
+            training,
+            config,
+            store,
+            reporter,
+            run_info,
+            unseen=keeping.unseen,
+            teacher=teacher,
+        )
         if loop.images_per_epoch < len(training.train[1]):
             reporter.message(
                 f"note: {len(training.train[1])} training images in batches of {config.batch_size} leave one "
@@ -182,11 +254,40 @@ def finetune(
         with seeded(config.seed, device):  # dropout draws from it; the caller's RNG is left as it was
             state = loop.run(state, checkpoint)
         return _finish(
-            loop, state, loaded.config, training, config, out, overwrite, store, resumed_from, started
+            loop, state, loaded.config, training, config, out, overwrite, store, resumed_from, started, keeping
         )
     finally:
         reporter.close()
         torch.set_num_threads(previous_threads)
+
+
+def _prepare_keeping(
+    model: nn.Module,
+    training: TrainingData,
+    source_cfg: ModelConfig,
+    config: FinetuneConfig,
+    store: CheckpointStore,
+    keeping: _Keeping,
+    reporter: TrainingProgress,
+) -> torch.Tensor:
+    """The original model's logits on the training images (cached in the work directory), and on
+    the retention images if any; says on the console what is kept and how."""
+    n, unseen = len(source_cfg.class_names), keeping.unseen
+    names = [source_cfg.class_names[i] for i in unseen]
+    reporter.message(
+        f"{len(unseen)} of {n} classes unseen in the data ({listing(names)}); keeping them with {config.keep_old}"
+    )
+    if config.distills and len(unseen) == 1:
+        reporter.message("note: with one unseen class its softmax is constant: distillation has nothing to match")
+    device = torch.device(config.device)
+    teacher, keeping.teacher_cached = TeacherCache(store.folder).get(
+        model, training.train[0], source_cfg.weights_sha256, batch_size=config.eval_batch_size, device=device
+    )
+    if keeping.images is not None:
+        keeping.original = teacher_logits(model, keeping.images, batch_size=config.eval_batch_size, device=device)
+    else:
+        keeping.images, keeping.original = training.train[0], teacher
+    return teacher
 
 
 def _finish(
@@ -200,6 +301,7 @@ def _finish(
     store: CheckpointStore,
     resumed_from: Path | None,
     started: float,
+    keeping: _Keeping,
 ) -> FinetuneResult:
     from toolkit.heads import unfreeze_all
 
@@ -216,6 +318,22 @@ def _finish(
     val_top1 = (
         state.best_top1 if config.restore_best else (state.history[-1]["val_top1"] if state.history else 0.0)
     )
+    retention = None
+    if keeping.unseen and keeping.images is not None and keeping.original is not None:
+        tuned = teacher_logits(model, keeping.images, batch_size=config.eval_batch_size, device=loop.device)
+        retention = Retention(
+            before=1.0,
+            after=agreement(keeping.original, tuned, keeping.unseen),
+            images=len(keeping.images),
+            classes=len(keeping.unseen),
+            source=keeping.source,
+        )
+        loop.reporter.message(
+            f"retention of the {retention.classes} unseen classes: {retention.after:.4f} top-1 agreement with the "
+            f"original model on {retention.images} {retention.source}"
+        )
+    trained = training.seen_classes()
+    keep_old = config.keep_old if keeping.unseen else "none"
     summary = {
         "title": f"{source_cfg.arch} on {training.source}",
         "data": training.describe(),
@@ -226,6 +344,11 @@ def _finish(
         "stopped_early": state.stopped,
         "epochs_run": len(state.history),
         "train_images_per_epoch": loop.images_per_epoch,
+        "trained_classes": list(trained),
+        "classes_unseen": len(keeping.unseen),
+        "keep_old": keep_old,
+        "retention": None if retention is None else retention.to_json(),
+        "teacher_logits": {None: None, True: "cached", False: "computed"}[keeping.teacher_cached],
     }
     entry = {
         "stage": "finetune",
@@ -239,7 +362,11 @@ def _finish(
         "best_epoch": best_epoch,
         "val_top1": val_top1,
         "test_top1": test_top1,
+        "trained_classes": list(trained),
+        "keep_old": keep_old,
     }
+    if retention is not None:
+        entry["retention"] = retention.after
     files = history_files(summary, state.history, plot=config.plot)
     model.cpu()
     record = source_cfg.replace(lineage=(*source_cfg.lineage, entry))
@@ -257,4 +384,8 @@ def _finish(
         stopped_early=state.stopped,
         resumed_from=resumed_from,
         seconds=time.perf_counter() - started,
+        trained_classes=trained,
+        keep_old=keep_old,
+        retention=retention,
+        teacher_cached=keeping.teacher_cached,
     )
