@@ -214,6 +214,8 @@ def finetune(
         "trained_classes": list(training.seen_classes()),
     }
     reporter = TrainingProgress(progress)
+    if retention_data is not None and not keeping.unseen:
+        reporter.message("every class has training images: nothing to keep, retention_data unused")
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
