@@ -144,7 +144,9 @@ def validate(
     if preset is not None:
         resolve_preset(preset, "fp32")
     with_overrides(PRESETS["fp32"], atol=atol, rtol=rtol)  # reject bad overrides before any work
+    load_start = time.perf_counter()
     loaded = model_dir if isinstance(model_dir, LoadedModel) else load_model_dir(model_dir)
+    load_s = time.perf_counter() - load_start
     sizes = settings.batch_sizes
     per_artifact = len(sizes) * (int(parity) + int(latency))
     total = len(artifacts) * per_artifact + (1 if parity else 0) + (len(sizes) if latency else 0)
@@ -196,7 +198,7 @@ def validate(
             with bar.step("head latency"):
                 head = stages.head_latency_of(loaded, inputs, settings, used)
         environment = _env.capture(threads=n_threads, device=settings.device)
-    stage_times = {f"stage: {name}": seconds for name, seconds in bar.timings.items()}
+    stage_times = {"stage: load model": load_s, **{f"stage: {name}": seconds for name, seconds in bar.timings.items()}}
     return _assemble(
         loaded,
         settings,
