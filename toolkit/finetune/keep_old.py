@@ -9,6 +9,8 @@
   teacher's weights hash and the images, so a resumed run reads them instead of recomputing.
 - ``distill_loss``: Learning without Forgetting (Li and Hoiem, 2016) on the unseen logits.
 - ``Retention``: top-1 agreement with the original model, restricted to the unseen classes.
+- ``Keeping``: what one run needs of all this, prepared before training (from the original
+  model) and measured after it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from toolkit import _atomic
+from toolkit._text import listing
+from toolkit.data.training import TrainingData
 from toolkit.finetune.checkpoints import TEACHER_FILE
+from toolkit.finetune.config import FinetuneConfig
+from toolkit.finetune.progress import TrainingProgress
 from toolkit.heads.modules import get_submodule, layer_bias, layer_weight, output_layer
 from toolkit.records import HeadSpec
 
@@ -59,7 +65,7 @@ class FrozenRows:
 
 
 @torch.no_grad()
-def teacher_logits(
+def model_logits(
     model: nn.Module, images: torch.Tensor, *, batch_size: int = 256, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
     """``model``'s float32 logits (N, classes) on ``images`` in eval mode, on the CPU.
@@ -74,6 +80,14 @@ def teacher_logits(
     finally:
         model.train(was_training)
     return torch.cat(parts)
+
+
+def teacher_logits(
+    model: nn.Module, images: torch.Tensor, *, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """The teacher pass over the training images (``model_logits``); ``TeacherCache`` calls it only
+    when its file is missing or stale, once per run."""
+    return model_logits(model, images, batch_size=batch_size, device=device)
 
 
 def cache_key(weights_sha256: str, images: torch.Tensor) -> str:
@@ -151,3 +165,56 @@ def agreement(original: torch.Tensor, tuned: torch.Tensor, rows: Sequence[int]) 
     index = torch.tensor(list(rows), dtype=torch.long)
     same = original[:, index].argmax(1) == tuned[:, index].argmax(1)
     return float(same.float().mean())
+
+
+@dataclasses.dataclass
+class Keeping:
+    """The unseen classes of one run, and the original model's logits on the images retention is
+    measured on (``source``: a folder, or the training images)."""
+
+    unseen: tuple[int, ...]
+    images: torch.Tensor | None = None
+    original: torch.Tensor | None = None
+    source: str = "training images"
+    teacher_cached: bool | None = None
+
+    def prepare(
+        self,
+        model: nn.Module,
+        training: TrainingData,
+        weights_sha256: str,
+        config: FinetuneConfig,
+        folder: Path,
+        reporter: TrainingProgress,
+    ) -> torch.Tensor:
+        """Call with the ORIGINAL model (before a checkpoint's weights are loaded): its logits on the
+        training images (cached in ``folder``) are returned, those on the retention images kept."""
+        names = [training.class_names[i] for i in self.unseen]
+        reporter.message(
+            f"{len(self.unseen)} of {len(training.class_names)} classes unseen in the data ({listing(names)}); "
+            f"keeping them with {config.keep_old}"
+        )
+        if config.distills and len(self.unseen) == 1:
+            reporter.message("note: with one unseen class its softmax is constant: distillation has nothing to match")
+        device = torch.device(config.device)
+        teacher, self.teacher_cached = TeacherCache(folder).get(
+            model, training.train[0], weights_sha256, batch_size=config.eval_batch_size, device=device
+        )
+        if self.images is not None:
+            self.original = model_logits(model, self.images, batch_size=config.eval_batch_size, device=device)
+        else:
+            self.images, self.original = training.train[0], teacher
+        return teacher
+
+    def measure(self, model: nn.Module, *, batch_size: int, device: torch.device) -> Retention | None:
+        """Retention of the fine-tuned ``model``; ``None`` when nothing was kept."""
+        if not self.unseen or self.images is None or self.original is None:
+            return None
+        tuned = model_logits(model, self.images, batch_size=batch_size, device=device)
+        return Retention(
+            before=1.0,
+            after=agreement(self.original, tuned, self.unseen),
+            images=len(self.images),
+            classes=len(self.unseen),
+            source=self.source,
+        )

@@ -38,7 +38,7 @@ from toolkit.finetune.checkpoints import CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.evaluate import evaluate
 from toolkit.finetune.history import history_files
-from toolkit.finetune.keep_old import Retention, TeacherCache, agreement, teacher_logits
+from toolkit.finetune.keep_old import Keeping, Retention
 from toolkit.finetune.progress import TrainingProgress
 from toolkit.heads.modules import seeded
 from toolkit.model_dir import load_model_dir, load_weights_strict, save_model_dir
@@ -71,18 +71,6 @@ class FinetuneResult:
     trained_classes: tuple[int, ...] = ()
     keep_old: str = "none"
     retention: Retention | None = None
-    teacher_cached: bool | None = None
-
-
-@dataclasses.dataclass
-class _Keeping:
-    """What a run with unseen classes needs at the end: the original model's logits on the
-    images retention is measured on, and where those images came from."""
-
-    unseen: tuple[int, ...]
-    images: torch.Tensor | None = None
-    original: torch.Tensor | None = None
-    source: str = "training images"
     teacher_cached: bool | None = None
 
 
@@ -196,7 +184,7 @@ def finetune(
     out = _atomic.check_output(output, overwrite=overwrite)
     loaded = load_model_dir(model_dir)
     training = _resolve_data(data, loaded.config, digits, val_ratio, config.seed, class_map)
-    keeping = _Keeping(training.unseen_classes())
+    keeping = Keeping(training.unseen_classes())
     if retention_data is not None and keeping.unseen:
         from toolkit.data.unlabelled import load_images
 
@@ -224,7 +212,7 @@ def finetune(
         teacher = None
         if keeping.unseen:
             # before any checkpoint's weights are loaded: this is still the original model
-            teacher = _prepare_keeping(model, training, loaded.config, config, store, keeping, reporter)
+            teacher = keeping.prepare(model, training, loaded.config.weights_sha256, config, store.folder, reporter)
         found = store.load_latest() if resume else None
         checkpoint, resumed_from = found if found is not None else (None, None)
         state = RunState()
@@ -263,35 +251,6 @@ def finetune(
         torch.set_num_threads(previous_threads)
 
 
-def _prepare_keeping(
-    model: nn.Module,
-    training: TrainingData,
-    source_cfg: ModelConfig,
-    config: FinetuneConfig,
-    store: CheckpointStore,
-    keeping: _Keeping,
-    reporter: TrainingProgress,
-) -> torch.Tensor:
-    """The original model's logits on the training images (cached in the work directory), and on
-    the retention images if any; says on the console what is kept and how."""
-    n, unseen = len(source_cfg.class_names), keeping.unseen
-    names = [source_cfg.class_names[i] for i in unseen]
-    reporter.message(
-        f"{len(unseen)} of {n} classes unseen in the data ({listing(names)}); keeping them with {config.keep_old}"
-    )
-    if config.distills and len(unseen) == 1:
-        reporter.message("note: with one unseen class its softmax is constant: distillation has nothing to match")
-    device = torch.device(config.device)
-    teacher, keeping.teacher_cached = TeacherCache(store.folder).get(
-        model, training.train[0], source_cfg.weights_sha256, batch_size=config.eval_batch_size, device=device
-    )
-    if keeping.images is not None:
-        keeping.original = teacher_logits(model, keeping.images, batch_size=config.eval_batch_size, device=device)
-    else:
-        keeping.images, keeping.original = training.train[0], teacher
-    return teacher
-
-
 def _finish(
     loop: Loop,
     state: RunState,
@@ -303,7 +262,7 @@ def _finish(
     store: CheckpointStore,
     resumed_from: Path | None,
     started: float,
-    keeping: _Keeping,
+    keeping: Keeping,
 ) -> FinetuneResult:
     from toolkit.heads import unfreeze_all
 
@@ -320,16 +279,8 @@ def _finish(
     val_top1 = (
         state.best_top1 if config.restore_best else (state.history[-1]["val_top1"] if state.history else 0.0)
     )
-    retention = None
-    if keeping.unseen and keeping.images is not None and keeping.original is not None:
-        tuned = teacher_logits(model, keeping.images, batch_size=config.eval_batch_size, device=loop.device)
-        retention = Retention(
-            before=1.0,
-            after=agreement(keeping.original, tuned, keeping.unseen),
-            images=len(keeping.images),
-            classes=len(keeping.unseen),
-            source=keeping.source,
-        )
+    retention = keeping.measure(model, batch_size=config.eval_batch_size, device=loop.device)
+    if retention is not None:
         loop.reporter.message(
             f"retention of the {retention.classes} unseen classes: {retention.after:.4f} top-1 agreement with the "
             f"original model on {retention.images} {retention.source}"
