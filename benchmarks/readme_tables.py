@@ -159,6 +159,33 @@ def study_section() -> str:
     return "\n".join(lines)
 
 
+def keep_old_section() -> str:
+    data = _load(RESULTS / "keep_old.json")
+    lines = ["## Keep-old study: fine-tuning with data for the new classes only", ""]
+    if data is None:
+        return "\n".join([*lines, "No results committed yet: run `python benchmarks/keep_old_study.py`.", ""])
+    s = data["settings"]
+    lines += [
+        f"`benchmarks/keep_old_study.py`: one resnet18 pretrained from scratch on digits 0-6 (32x32, test top-1 "
+        f"{100 * data['pretrained_old_top1']:.1f}% on 0-6), extended to ten digits with random new rows and "
+        f"fine-tuned for {s['epochs']} epochs (the first head only) on images of 7-9 ONLY, once per `keep_old` "
+        f"mode, seeds {', '.join(map(str, s['seeds']))}. Ten-way test top-1 on the new and the old digits, and the "
+        "old-class retention `rehead finetune` reports (top-1 agreement with the original model, argmax over the "
+        "old logits only, on the digits test split), mean ± std over seeds. Plot: `benchmarks/results/keep_old.png`.",
+        "",
+        "| keep_old | new digits 7-9 | old digits 0-6 (ten-way) | old-class retention |",
+        "|---|---|---|---|",
+    ]
+    for mode, stats in data["summary"].items():
+        cells = [f"{100 * stats[p]['mean']:.1f} ± {100 * stats[p]['std']:.1f}" for p in ("new", "old", "retention")]
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    lines += ["", "![keep-old study](benchmarks/results/keep_old.png)", ""]
+    notes = RESULTS / "keep_old.md"
+    if notes.is_file():
+        lines += [notes.read_text().strip(), ""]
+    return "\n".join(lines)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.S)
     return pattern.sub(lambda _: f"<!-- {name}:start -->\n{body}\n<!-- {name}:end -->", text)
@@ -205,6 +232,7 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     text = replace_block(text, "study", study_section())
+    text = replace_block(text, "keepold", keep_old_section())
     text = replace_block(text, "perf", perf_section())
     readme.write_text(text)
     print(f"updated {readme}")
