@@ -54,7 +54,9 @@ class HeadSpec:
     ``kind`` is the layer type of the head: ``linear`` or ``conv1x1`` (squeezenet). A non-empty
     ``hidden`` makes it a block head (``bottleneck``/``mlp``): layers of those widths with
     ``activation`` and ``dropout`` before the output layer. ``origins`` has one entry per output
-    class of the new head.
+    class of the new head. ``trained_runs`` has one entry per fine-tuning run since the head
+    was made, in order: the indices of the classes that run had training images for (a run on
+    data for the new classes only lists just those; the others were kept, see the lineage).
     """
 
     strategy: str
@@ -70,6 +72,7 @@ class HeadSpec:
     dropout: float = 0.0
     aux_modules: tuple[str, ...] = ()
     seed: int | None = None
+    trained_runs: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.origins) != self.num_classes:
@@ -92,7 +95,12 @@ class HeadSpec:
         data["origins"] = [o.to_json() for o in self.origins]
         data["hidden"] = list(self.hidden)
         data["aux_modules"] = list(self.aux_modules)
+        data["trained_runs"] = [list(run) for run in self.trained_runs]
         return data
+
+    def with_trained_run(self, classes: tuple[int, ...]) -> HeadSpec:
+        """This spec with one more fine-tuning run that trained ``classes`` (output indices)."""
+        return dataclasses.replace(self, trained_runs=(*self.trained_runs, tuple(classes)))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HeadSpec:
@@ -101,6 +109,7 @@ class HeadSpec:
             fields["origins"] = tuple(ClassOrigin(**o) for o in fields["origins"])
             fields["hidden"] = tuple(int(h) for h in fields.get("hidden", ()))
             fields["aux_modules"] = tuple(fields.get("aux_modules", ()))
+            fields["trained_runs"] = tuple(tuple(int(i) for i in run) for run in fields.get("trained_runs", ()))
             return cls(**fields)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelDirError(f"invalid head spec in config.json: {exc}") from exc

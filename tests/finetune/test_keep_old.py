@@ -78,8 +78,11 @@ def test_freeze_rows_keeps_unseen_rows_bit_identical(
     assert not torch.equal(w1[7:], w0[7:]) and not torch.equal(b1[7:], b0[7:])  # the seen rows trained
     assert result.trained_classes == (7, 8, 9) and result.keep_old == "freeze-rows"
     assert result.retention is not None and result.retention.images == 6 and result.retention.classes == 7
-    entry = load_model_dir(result.path).config.lineage[-1]
+    config = load_model_dir(result.path).config
+    entry = config.lineage[-1]
     assert entry["trained_classes"] == [7, 8, 9] and entry["keep_old"] == "freeze-rows"
+    # the head spec records which classes each fine-tuning run trained
+    assert config.head.trained_runs[-1] == (7, 8, 9)
     assert entry["retention"] == pytest.approx(result.retention.after)
 
 

@@ -322,7 +322,9 @@ def _finish(
         entry["retention"] = retention.after
     files = history_files(summary, state.history, plot=config.plot)
     model.cpu()
-    record = source_cfg.replace(lineage=(*source_cfg.lineage, entry))
+    record = source_cfg.replace(
+        lineage=(*source_cfg.lineage, entry), head=source_cfg.head.with_trained_run(tuple(trained))
+    )
     saved = save_model_dir(model, record, out, overwrite=overwrite, extra_files=files)
     if not config.keep_checkpoints:
         store.clear()
