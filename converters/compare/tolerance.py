@@ -190,31 +190,20 @@ def judge(
                 f"at {violations - m.nonfinite_mismatch}/{m.n} values; {summary}",
             )
         )
-    if tol.min_top1 is not None and not (m.top1 >= tol.min_top1):
-        fails.append(
-            base.replace(
-                metric="top1",
-                value=m.top1,
-                bound=tol.min_top1,
-                message=f"{where}: top-1 agreement {m.top1:.3f} < {tol.min_top1:.3f}; {summary}",
+    # the gates with a least value: (metric, its value, the bound, label, format, unit)
+    floors = (
+        ("top1", m.top1, tol.min_top1, "top-1 agreement", ".3f", ""),
+        ("sqnr_db", m.sqnr_db, tol.min_sqnr_db, "SQNR", ".1f", " dB"),
+        ("cosine_min", m.cosine_min, tol.min_cosine, "cosine", ".6f", ""),
+    )
+    for metric, value, bound, label, fmt, unit in floors:
+        if bound is not None and not (value >= bound):
+            fails.append(
+                base.replace(
+                    metric=metric,
+                    value=value,
+                    bound=bound,
+                    message=f"{where}: {label} {value:{fmt}}{unit} < {bound:{fmt}}{unit}; {summary}",
+                )
             )
-        )
-    if tol.min_sqnr_db is not None and not (m.sqnr_db >= tol.min_sqnr_db):
-        fails.append(
-            base.replace(
-                metric="sqnr_db",
-                value=m.sqnr_db,
-                bound=tol.min_sqnr_db,
-                message=f"{where}: SQNR {m.sqnr_db:.1f} dB < {tol.min_sqnr_db:.1f} dB; {summary}",
-            )
-        )
-    if tol.min_cosine is not None and not (m.cosine_min >= tol.min_cosine):
-        fails.append(
-            base.replace(
-                metric="cosine_min",
-                value=m.cosine_min,
-                bound=tol.min_cosine,
-                message=f"{where}: cosine {m.cosine_min:.6f} < {tol.min_cosine:.6f}; {summary}",
-            )
-        )
     return fails
