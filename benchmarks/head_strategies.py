@@ -62,7 +62,10 @@ def split_top1(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
             "new": float(hit[~old].float().mean())}
 
 
-def run(seeds: list[int], budgets: list[int], pretrain_epochs: int, work: Path) -> dict[str, Any]:
+def pretrain_base(work: Path, pretrain_epochs: int) -> tuple[Path, Any, torch.Tensor, torch.Tensor, float, float]:
+    """resnet18 pretrained from scratch on digits 0-6 at 32x32 (seed 0) in ``work/base``: its
+    folder, preprocessing, the ten-digit test split (images, labels), its test top-1 on 0-6 and
+    the seconds pretraining took. Shared by the head-strategy and keep-old studies."""
     torch.set_num_threads(2)
     base = work / "base"
     started = time.perf_counter()
@@ -74,6 +77,11 @@ def run(seeds: list[int], budgets: list[int], pretrain_epochs: int, work: Path) 
     images, labels = digits_tensors("test", prep)
     base_old = split_top1(load_model_dir(base).module, *digits_tensors("test", prep, OLD_DIGITS))["all"]
     print(f"pretrained on digits 0-6 in {pretrain_s:.0f} s: test top-1 on 0-6 = {base_old:.3f}", flush=True)
+    return base, prep, images, labels, base_old, pretrain_s
+
+
+def run(seeds: list[int], budgets: list[int], pretrain_epochs: int, work: Path) -> dict[str, Any]:
+    base, prep, images, labels, base_old, pretrain_s = pretrain_base(work, pretrain_epochs)
     names = [str(d) for d in ALL_DIGITS]
     new_digits = [d for d in ALL_DIGITS if d not in OLD_DIGITS]
     runs: list[dict[str, Any]] = []

@@ -28,16 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_description
-from head_strategies import split_top1
+from head_strategies import pretrain_base, split_top1
 
-from toolkit.data.digits import digits_tensors
 from toolkit.demo import ALL_DIGITS, OLD_DIGITS
 from toolkit.extension import extend
-from toolkit.finetune import KEEP_OLD_CHOICES, PRETRAIN_CONFIG, FinetuneConfig, finetune, pretrain
+from toolkit.finetune import KEEP_OLD_CHOICES, FinetuneConfig, finetune
 from toolkit.model_dir import load_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,17 +42,7 @@ NEW_DIGITS = tuple(d for d in ALL_DIGITS if d not in OLD_DIGITS)
 
 
 def run(seeds: list[int], epochs: int, pretrain_epochs: int, work: Path) -> dict[str, Any]:
-    torch.set_num_threads(2)
-    base = work / "base"
-    started = time.perf_counter()
-    pretrain("resnet18", "digits", [str(d) for d in OLD_DIGITS],
-             PRETRAIN_CONFIG.replace(epochs=pretrain_epochs, plot=False), output=base, input_size=32,
-             digits=OLD_DIGITS, progress=False)
-    pretrain_s = time.perf_counter() - started
-    prep = load_model_dir(base).config.preprocessing
-    images, labels = digits_tensors("test", prep)
-    base_old = split_top1(load_model_dir(base).module, *digits_tensors("test", prep, OLD_DIGITS))["all"]
-    print(f"pretrained on digits 0-6 in {pretrain_s:.0f} s: test top-1 on 0-6 = {base_old:.3f}", flush=True)
+    base, _, images, labels, base_old, pretrain_s = pretrain_base(work, pretrain_epochs)
     names = [str(d) for d in ALL_DIGITS]
     runs: list[dict[str, Any]] = []
     for seed in seeds:
