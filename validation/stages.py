@@ -176,21 +176,30 @@ def reference_latency(
 # --- stage 4: one artifact: run, compare, latency, gates ---------------------------------------------
 
 
-def run_artifact(
-    artifact: Artifact,
-    runner: Runner,
-    loaded: LoadedModel,
-    inputs: ParityInputs,
-    reference: dict[str, np.ndarray],
-    rounding: Callable[[], dict[str, np.ndarray]],
-    ref_latency: dict[int, LatencyStats],
-    slices: list[ClassSlice],
-    settings: Settings,
-    tolerances: dict[str, Tolerance],
-    used: list[Runner],
-    bar: Progress,
-) -> ArtifactResult:
-    used.append(runner)
+@dataclasses.dataclass
+class Run:
+    """What every artifact of one ``validate`` run is judged against, gathered once.
+
+    ``tolerances`` caches the preset per precision (the auto envelope is measured once);
+    ``used`` collects every runner whose time counts as model time.
+    """
+
+    loaded: LoadedModel
+    inputs: ParityInputs
+    settings: Settings
+    slices: list[ClassSlice]
+    reference: dict[str, np.ndarray]
+    rounding: Callable[[], dict[str, np.ndarray]]
+    ref_latency: dict[int, LatencyStats]
+    used: list[Runner]
+    bar: Progress
+    tolerances: dict[str, Tolerance] = dataclasses.field(default_factory=dict)
+
+
+def run_artifact(artifact: Artifact, runner: Runner, run: Run) -> ArtifactResult:
+    """One artifact: cold start, parity at each batch size, latency and its gates."""
+    settings, images, bar = run.settings, run.inputs.images, run.bar
+    run.used.append(runner)
     path = None if isinstance(artifact, Runner) or str(artifact).startswith("eager:") else str(artifact)
     result = ArtifactResult(
         name=runner.name,
@@ -202,88 +211,68 @@ def run_artifact(
         preset=None,
     )
     with bar.step(f"cold start {runner.name}"):
-        result.cold_start = cold_start(
-            runner, _latency_batch(inputs.images, runner.fixed_batch or settings.batch_sizes[0])
-        )
+        result.cold_start = cold_start(runner, _latency_batch(images, runner.fixed_batch or settings.batch_sizes[0]))
     if settings.parity:
         with bar.step(f"parity {runner.name}"):
-            _parity(result, runner, loaded, inputs, reference, rounding, slices, settings, tolerances, used, bar)
+            _parity(result, runner, run)
     if settings.latency:
         with bar.step(f"latency {runner.name}"):
             for bs in settings.batch_sizes:
-                stats = measure(runner, _latency_batch(inputs.images, bs), settings.latency_settings)
+                stats = measure(runner, _latency_batch(images, bs), settings.latency_settings)
                 result.latency[bs] = stats
-                ref = ref_latency.get(bs)
+                ref = run.ref_latency.get(bs)
                 result.speedup[bs] = ref.p50_ms / stats.p50_ms if ref and stats.p50_ms > 0 else None
                 bar.advance(f"latency {runner.name} batch {bs}")
-        result.gate_failures = gates(result, ref_latency, settings.max_p99_ms, settings.min_speedup)
+        result.gate_failures = gates(result, run.ref_latency, settings.max_p99_ms, settings.min_speedup)
     return result
 
 
-def _tolerance(
-    runner: Runner,
-    loaded: LoadedModel,
-    inputs: ParityInputs,
-    slices: list[ClassSlice],
-    settings: Settings,
-    tolerances: dict[str, Tolerance],
-    used: list[Runner],
-) -> tuple[str, Tolerance]:
+def _tolerance(runner: Runner, run: Run) -> tuple[str, Tolerance]:
     """The preset for this artifact's precision (the auto envelope measured once per precision)."""
+    settings = run.settings
     key = resolve_preset(settings.preset, runner.precision)
     cache_key = f"{key}/{runner.precision}"
-    if cache_key not in tolerances:
+    if cache_key not in run.tolerances:
         if key == "auto":
             from validation.calibrate import calibrate
 
-            tolerances[cache_key] = calibrate(
-                loaded.module,
-                inputs.images,
-                slices,
+            run.tolerances[cache_key] = calibrate(
+                run.loaded.module,
+                run.inputs.images,
+                run.slices,
                 runner.precision,
                 device=settings.device,
                 batch_size=max(settings.batch_sizes),
-                runners=used,
+                runners=run.used,
             )
         else:
-            tolerances[cache_key] = PRESETS[key]
-    return key, with_overrides(tolerances[cache_key], atol=settings.atol, rtol=settings.rtol)
+            run.tolerances[cache_key] = PRESETS[key]
+    return key, with_overrides(run.tolerances[cache_key], atol=settings.atol, rtol=settings.rtol)
 
 
-def _parity(
-    result: ArtifactResult,
-    runner: Runner,
-    loaded: LoadedModel,
-    inputs: ParityInputs,
-    reference: dict[str, np.ndarray],
-    rounding: Callable[[], dict[str, np.ndarray]],
-    slices: list[ClassSlice],
-    settings: Settings,
-    tolerances: dict[str, Tolerance],
-    used: list[Runner],
-    bar: Progress,
-) -> None:
-    key, tol = _tolerance(runner, loaded, inputs, slices, settings, tolerances, used)
+def _parity(result: ArtifactResult, runner: Runner, run: Run) -> None:
+    key, tol = _tolerance(runner, run)
     result.preset = key
+    inputs, settings = run.inputs, run.settings
     batches = []
     for bs in settings.batch_sizes:
         produced = run_batched(runner, inputs.images, bs)
         batches.append(
             compare_outputs(
-                reference,
+                run.reference,
                 produced,
-                slices,
+                run.slices,
                 tol,
                 batch_size=bs,
-                class_names=loaded.config.class_names,
+                class_names=run.loaded.config.class_names,
                 seed=settings.seed,
-                rounding=rounding,
+                rounding=run.rounding,
             )
         )
-        bar.advance(f"parity {runner.name} batch {bs}")
+        run.bar.advance(f"parity {runner.name} batch {bs}")
     result.parity = parity_result(tol, batches, input_nonfinite=inputs.nonfinite, input_source=inputs.source)
     if not result.parity.passed and settings.localise:
-        result.parity.localisation = _localise(loaded, runner, inputs.images)
+        result.parity.localisation = _localise(run.loaded, runner, inputs.images)
 
 
 def _localise(loaded: LoadedModel, runner: Runner, images: np.ndarray) -> dict[str, Any]:

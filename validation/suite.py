@@ -28,7 +28,6 @@ from converters.compare import (
     DEFAULT_SAMPLES,
     DEFAULT_SEED,
     PRESETS,
-    Tolerance,
     head_slices,
     resolve_preset,
     with_overrides,
@@ -173,26 +172,20 @@ def validate(
         if latency:
             with bar.step("eager latency"):
                 ref_latency = stages.reference_latency(loaded, inputs, settings, used, bar)
-        tolerances: dict[str, Tolerance] = {}
-        rounding = stages.rounding_outputs(loaded, inputs, settings, used)
-        results = []
-        for artifact, runner in zip(artifacts, runners, strict=True):
-            results.append(
-                stages.run_artifact(
-                    artifact,
-                    runner,
-                    loaded,
-                    inputs,
-                    reference,
-                    rounding,
-                    ref_latency,
-                    slices,
-                    settings,
-                    tolerances,
-                    used,
-                    bar,
-                )
-            )
+        run = stages.Run(
+            loaded=loaded,
+            inputs=inputs,
+            settings=settings,
+            slices=slices,
+            reference=reference,
+            rounding=stages.rounding_outputs(loaded, inputs, settings, used),
+            ref_latency=ref_latency,
+            used=used,
+            bar=bar,
+        )
+        results = [
+            stages.run_artifact(artifact, runner, run) for artifact, runner in zip(artifacts, runners, strict=True)
+        ]
         head = None
         if latency and head_latency:
             with bar.step("head latency"):
