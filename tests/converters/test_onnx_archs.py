@@ -1,7 +1,8 @@
-"""fp32 export + ONNX Runtime parity (max|Δ| <= 1e-4 on logits) across architectures, each with an extended head."""
+"""fp32 export + ONNX Runtime parity (the fp32 preset on logits) across architectures, each with an extended head."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from converters_testutil import ort_run
 
 import converters
+from converters.compare import PRESETS, ClassSlice, compare_outputs
 from toolkit.model_dir import load_model_dir
 
 # (architecture, input size): the smallest size each runs at keeps the suite fast on 2 cores.
@@ -35,7 +37,20 @@ def _parity(make_model_dir: Callable[..., Path], arch: str, size: int, tmp_path:
         ref = module(x)
     got = ort_run(result.path, x)
     assert got.shape == ref.shape == (3, 10)
-    assert (got - ref).abs().max().item() <= 1e-4, f"{arch}: max|Δ| {(got - ref).abs().max().item():.3g}"
+    # the fp32 criterion of the export check and validate (converters.compare), on other inputs:
+    # |Δ| <= 1e-4 + 1e-4·|ref|, widened only by the model's own fp32 rounding (random-init
+    # inception_v3 has logits near 1e7, where eager fp32 itself is ~10 off float64)
+    with torch.inference_mode():
+        ref64 = copy.deepcopy(module).double()(x.double())
+    batch = compare_outputs(
+        {"logits": ref.numpy()},
+        {"logits": got.numpy()},
+        [ClassSlice("all", tuple(range(10)))],
+        PRESETS["fp32"],
+        batch_size=3,
+        rounding=lambda: {"logits": ref64.numpy()},
+    )
+    assert not batch.failures, f"{arch}: {batch.failures[0].message}"
 
 
 @pytest.mark.parametrize(("arch", "size"), REPRESENTATIVE, ids=[a for a, _ in REPRESENTATIVE])
