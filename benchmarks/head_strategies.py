@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,14 @@ def pretrain_base(work: Path, pretrain_epochs: int) -> tuple[Path, Any, torch.Te
     base_old = split_top1(load_model_dir(base).module, *digits_tensors("test", prep, OLD_DIGITS))["all"]
     print(f"pretrained on digits 0-6 in {pretrain_s:.0f} s: test top-1 on 0-6 = {base_old:.3f}", flush=True)
     return base, prep, images, labels, base_old, pretrain_s
+
+
+def write_result(result: dict[str, Any], out: Path, draw: Callable[[Path], None]) -> None:
+    """Write a study's ``result`` as JSON to ``out`` and its plot beside it (``draw(out.png)``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    draw(out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')} in {result['wall_seconds']:.0f} s")
 
 
 def run(seeds: list[int], budgets: list[int], pretrain_epochs: int, work: Path) -> dict[str, Any]:
@@ -176,10 +185,7 @@ def main() -> None:
         "runs": raw["runs"],
         "wall_seconds": time.perf_counter() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    plot(summary, epochs, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')} in {result['wall_seconds']:.0f} s")
+    write_result(result, args.out, lambda png: plot(summary, epochs, png))
     for variant, stats in summary.items():
         cells = "  ".join(
             f"{e}ep new {100 * stats[f'new@{e}']['mean']:5.1f}±{100 * stats[f'new@{e}']['std']:4.1f} "

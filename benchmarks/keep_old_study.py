@@ -19,7 +19,6 @@ Writes benchmarks/results/keep_old.json and keep_old.png.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_description
-from head_strategies import pretrain_base, split_top1
+from head_strategies import pretrain_base, split_top1, write_result
 
 from toolkit.demo import ALL_DIGITS, OLD_DIGITS
 from toolkit.extension import extend
@@ -144,10 +143,7 @@ def main() -> None:
         "runs": raw["runs"],
         "wall_seconds": time.perf_counter() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    plot(summary, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')} in {result['wall_seconds']:.0f} s")
+    write_result(result, args.out, lambda png: plot(summary, png))
     for mode, stats in summary.items():
         kept = f" retention {100 * stats['retention']['mean']:5.1f}" if "retention" in stats else ""
         print(f"{mode:26s} new {100 * stats['new']['mean']:5.1f}±{100 * stats['new']['std']:4.1f} "
