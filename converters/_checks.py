@@ -18,6 +18,7 @@ from torch import nn
 
 from converters.compare import (
     PRESETS,
+    ClassSlice,
     ParityResult,
     compare_outputs,
     head_slices,
@@ -135,8 +136,34 @@ def check_parity(
             memo["logits"] = eager_outputs(net, images, float64=True)
         return memo
 
-    tol = PRESETS[resolve_preset(None, precision)]
     slices = head_slices(config.num_classes, config.head.kept_indices, config.head.new_indices)
+    return judge_run(
+        run,
+        reference,
+        images,
+        precision=precision,
+        slices=slices,
+        class_names=config.class_names,
+        batch_sizes=batch_sizes,
+        rounding=rounding,
+    )
+
+
+def judge_run(
+    run: Callable[[np.ndarray], np.ndarray],
+    reference: np.ndarray,
+    images: np.ndarray,
+    *,
+    precision: str,
+    slices: Sequence[ClassSlice],
+    class_names: Sequence[str] | None,
+    batch_sizes: Sequence[int],
+    rounding: Callable[[], dict[str, np.ndarray]] | None = None,
+) -> tuple[ParityResult, dict[str, float]]:
+    """``run`` on ``images`` at each batch size against ``reference``, judged per slice by the
+    preset of ``precision`` (``compare_outputs``). A fixed-batch graph gets its last chunk padded
+    with repeated samples whose outputs are dropped. ``rounding``: see ``compare_outputs``."""
+    tol = PRESETS[resolve_preset(None, precision)]
     batches = []
     checks: dict[str, float] = {}
     for bs in batch_sizes:
@@ -150,7 +177,7 @@ def check_parity(
         produced = np.concatenate(parts)
         if produced.shape != reference.shape:
             raise ExportError(
-                f"the artifact returned shape {produced.shape} at batch {bs}, eager {reference.shape}",
+                f"the artifact returned shape {produced.shape} at batch {bs}, the reference {reference.shape}",
                 hint="a layer may hard-code the batch size (reshape/view with a literal)",
             )
         batch = compare_outputs(
@@ -159,7 +186,7 @@ def check_parity(
             slices,
             tol,
             batch_size=bs,
-            class_names=config.class_names,
+            class_names=class_names,
             rounding=rounding,
         )
         batches.append(batch)
