@@ -73,11 +73,30 @@ class Built:
     warnings: tuple[str, ...]
 
 
-_HARDWARE = {
-    "none": trt.HardwareCompatibilityLevel.NONE,
-    "ampere+": trt.HardwareCompatibilityLevel.AMPERE_PLUS,
-    "same-compute-capability": trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY,
-}
+#: rehead's names -> ``HardwareCompatibilityLevel`` member names (SAME_COMPUTE_CAPABILITY: TensorRT >= 10.9)
+_HARDWARE = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-compute-capability": "SAME_COMPUTE_CAPABILITY"}
+
+
+def _hardware_level(name: str) -> trt.HardwareCompatibilityLevel:
+    level = trt.HardwareCompatibilityLevel.__members__.get(_HARDWARE[name])
+    if level is None:
+        raise ExportError(
+            f"TensorRT {trt.__version__} has no hardware compatibility level '{name}'",
+            hint="use TensorRT 10.9 or newer, or another hardware_compat",
+            param="hardware_compat",
+        )
+    return level
+
+
+def _flag(name: str) -> trt.BuilderFlag:
+    # by name: TensorRT 11 renumbers the enum and drops the weak-typing precision flags
+    flag = trt.BuilderFlag.__members__.get(name)
+    if flag is None:
+        raise ExportError(
+            f"TensorRT {trt.__version__} has no builder flag {name}",
+            hint="TensorRT 11 drops fp16/bf16/int8 flags: export an fp16 or QDQ ONNX and build strongly typed",
+        )
+    return flag
 
 
 def _parser_errors(parser: trt.OnnxParser) -> str:
@@ -98,7 +117,8 @@ def build(request: BuildRequest) -> Built:
         network_flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(network_flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(request.onnx_path):
+    parsed = parser.parse_from_file(request.onnx_path)
+    if not parsed or parser.num_errors > 0:
         raise ExportError(
             f"TensorRT's ONNX parser rejects '{os.path.basename(request.onnx_path)}': {_parser_errors(parser)}",
             hint="run 'rehead lint MODEL.onnx --target tensorrt' for the ops and patterns TensorRT cannot take",
@@ -109,16 +129,26 @@ def build(request: BuildRequest) -> Built:
         request.input_name, trt.Dims(list(request.min_shape)), trt.Dims(list(request.opt_shape)),
         trt.Dims(list(request.max_shape)),
     )
-    config.add_optimization_profile(profile)
+    if config.add_optimization_profile(profile) < 0:
+        raise ExportError(
+            f"TensorRT rejects the optimisation profile {request.min_shape} / {request.opt_shape} / "
+            f"{request.max_shape} for '{request.input_name}': {logger.last_error()}",
+            hint="the profile must hold the ONNX input's fixed axes",
+        )
     config.clear_flag(trt.BuilderFlag.TF32)  # set again below only when asked: fp32 means fp32
     for name in request.flags:
-        config.set_flag(trt.BuilderFlag.__members__[name])
+        config.set_flag(_flag(name))
     if request.workspace_bytes is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, request.workspace_bytes)
     config.builder_optimization_level = request.opt_level
-    config.hardware_compatibility_level = _HARDWARE[request.hardware_compat]
+    config.hardware_compatibility_level = _hardware_level(request.hardware_compat)
     cache = config.create_timing_cache(request.timing_cache or b"")
-    config.set_timing_cache(cache, False)
+    if not config.set_timing_cache(cache, False):
+        raise ExportError(
+            "TensorRT refuses the timing cache (made by another TensorRT version or GPU)",
+            hint="delete the timing cache file, or pass another timing_cache path",
+            param="timing_cache",
+        )
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ExportError(
@@ -160,6 +190,10 @@ def refit(plan: bytes, onnx_path: str, *, host_code: bool) -> bytes:
         raise ArtifactError(f"TensorRT's refit failed: {logger.last_error()}")
     serialization = engine.create_serialization_config()
     serialization.clear_flag(trt.SerializationFlag.EXCLUDE_WEIGHTS)
+    # from TensorRT 10.14 the result stays refittable (the next fine-tuning round) only when asked
+    keep_refit = trt.SerializationFlag.__members__.get("INCLUDE_REFIT")
+    if keep_refit is not None:
+        serialization.set_flag(keep_refit)
     return bytes(engine.serialize_with_config(serialization))
 
 

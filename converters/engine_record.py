@@ -94,7 +94,7 @@ class BuildOptions:
     and saved after it. ``hardware_compat``: ``none`` (this GPU's compute capability),
     ``ampere+`` (any Ampere or newer GPU) or ``same-compute-capability``;
     ``version_compatible``: runs on later TensorRT versions of the same major through the lean
-    runtime (``exclude_lean_runtime`` leaves that runtime out of the plan). ``refittable``: the
+    runtime, which the plan carries. ``refittable``: the
     weights can be replaced later (``refit_engine``); ``strip_weights``: a weight-stripped plan
     (refit with the same ONNX before use: built with ``REFIT_IDENTICAL``, which is only valid for
     identical weights).
@@ -115,7 +115,6 @@ class BuildOptions:
     timing_cache: str | None = None
     hardware_compat: str = "none"
     version_compatible: bool = False
-    exclude_lean_runtime: bool = False
     refittable: bool = False
     strip_weights: bool = False
 
@@ -167,10 +166,6 @@ class BuildOptions:
                 hint=f"one of {', '.join(HARDWARE_COMPAT)}",
                 param="hardware_compat",
             )
-        if self.exclude_lean_runtime and not self.version_compatible:
-            raise InvalidArgumentError(
-                "exclude_lean_runtime needs version_compatible", param="exclude_lean_runtime"
-            )
         if self.refittable and self.strip_weights:
             raise InvalidArgumentError(
                 "choose refittable (new weights later) or strip_weights (the same weights, refit at deployment)",
@@ -184,8 +179,6 @@ class BuildOptions:
         flags = [name for name, on in (("FP16", self.fp16), ("BF16", self.bf16), ("TF32", self.tf32)) if on]
         if self.version_compatible:
             flags.append("VERSION_COMPATIBLE")
-        if self.exclude_lean_runtime:
-            flags.append("EXCLUDE_LEAN_RUNTIME")
         if self.refittable:
             flags.append("REFIT")
         if self.strip_weights:
@@ -413,7 +406,6 @@ class EngineRecord:
     strongly_typed: bool
     hardware_compat: str
     version_compatible: bool
-    exclude_lean_runtime: bool
     refittable: bool
     weights_stripped: bool
     opt_level: int
@@ -464,7 +456,6 @@ class EngineRecord:
                 strongly_typed=_bool(data["strongly_typed"]),
                 hardware_compat=_text(data["hardware_compat"]),
                 version_compatible=_bool(data["version_compatible"]),
-                exclude_lean_runtime=_bool(data["exclude_lean_runtime"]),
                 refittable=_bool(data["refittable"]),
                 weights_stripped=_bool(data["weights_stripped"]),
                 opt_level=_int(data["opt_level"]),
@@ -618,7 +609,6 @@ def trtexec_command(
     if options.hardware_compat != "none":
         args.append(f"--hardwareCompatibilityLevel={_TRTEXEC_HARDWARE[options.hardware_compat]}")
     args += ["--versionCompatible"] if options.version_compatible else []
-    args += ["--excludeLeanRuntime"] if options.exclude_lean_runtime else []
     args += ["--refit"] if options.refittable else []
     args += ["--stripWeights"] if options.strip_weights else []
     args.append("--skipInference")

@@ -21,7 +21,7 @@ import datetime
 import importlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,18 +228,15 @@ def onnx_reference(facts: OnnxFacts, images: np.ndarray) -> np.ndarray:
 
 
 def judge_engine(
-    session: EngineSession, facts: OnnxFacts, profile: Profile, precision: str
+    run: Callable[[np.ndarray], np.ndarray], facts: OnnxFacts, profile: Profile, precision: str
 ) -> tuple[ParityResult, dict[str, float]]:
-    """The engine against ONNX Runtime on its ONNX, per slice, with the preset of ``precision``."""
+    """``run`` (an engine's first output) against ONNX Runtime on its ONNX, per class slice, with
+    the preset of ``precision``, on the default parity inputs at the batch sizes the profile holds."""
     from converters._checks import judge_run
 
     images = check_inputs(facts, profile)
     reference = onnx_reference(facts, images)
     slices, names = slices_of(facts.meta, reference.shape[1])
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return session.run(batch)[session.output_names[0]]
-
     return judge_run(
         run,
         reference,
@@ -373,6 +370,9 @@ class EngineSession:
         self.stream.synchronize()
         return {n: t.float().cpu().numpy() for n, t in outs.items()}
 
+    def first_output(self, batch: np.ndarray) -> np.ndarray:
+        return self.run(batch)[self.output_names[0]]
+
     def close(self) -> None:
         self._graphs.clear()
         self._buffers.clear()
@@ -467,7 +467,6 @@ def export_tensorrt(
     timing_cache: str | os.PathLike[str] | None = None,
     hardware_compat: str = "none",
     version_compatible: bool = False,
-    exclude_lean_runtime: bool = False,
     refittable: bool = False,
     strip_weights: bool = False,
     device: str = "cuda",
@@ -503,7 +502,6 @@ def export_tensorrt(
         timing_cache=os.fspath(timing_cache) if timing_cache is not None else None,
         hardware_compat=hardware_compat,
         version_compatible=version_compatible,
-        exclude_lean_runtime=exclude_lean_runtime,
         refittable=refittable,
         strip_weights=strip_weights,
     )
@@ -543,7 +541,7 @@ def export_tensorrt(
         with steps.step("check"):
             session = EngineSession(plan_to_check, device=device, host_code=version_compatible)
             try:
-                parity, checks = judge_engine(session, facts, profile, precision)
+                parity, checks = judge_engine(session.first_output, facts, profile, precision)
             finally:
                 session.close()
     if not parity.passed and not allow_mismatch:
@@ -562,7 +560,6 @@ def export_tensorrt(
         strongly_typed=strongly_typed,
         hardware_compat=hardware_compat,
         version_compatible=version_compatible,
-        exclude_lean_runtime=exclude_lean_runtime,
         refittable=refittable or strip_weights,
         weights_stripped=strip_weights,
         opt_level=opt_level,
@@ -652,7 +649,7 @@ def refit_engine(
         with steps.step("check"):
             session = EngineSession(plan, device=device, host_code=old.version_compatible)
             try:
-                parity, checks = judge_engine(session, facts, old.profile, old.precision)
+                parity, checks = judge_engine(session.first_output, facts, old.profile, old.precision)
             finally:
                 session.close()
     if not parity.passed and not allow_mismatch:

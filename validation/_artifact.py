@@ -50,6 +50,10 @@ def artifact_precision(path: Path) -> str:
         if recorded in ("float16", "half"):
             return "fp16"
         return _graph_precision(str(path), path.stat().st_mtime)
+    if path.suffix.lower() in (".engine", ".plan"):
+        from converters.engine_record import read_record
+
+        return read_record(path).precision
     return "fp32"
 
 

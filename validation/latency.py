@@ -137,9 +137,11 @@ def measure(runner: Runner, batch: np.ndarray, settings: LatencySettings = Laten
             end_evt = torch.cuda.Event(enable_timing=True)
         while True:
             if use_events:
-                begin_evt.record()
+                # on the stream the runner enqueues on (TensorRT uses its own): events on another
+                # stream would time nothing
+                begin_evt.record(runner.cuda_stream)
                 runner.infer(prepared)
-                end_evt.record()
+                end_evt.record(runner.cuda_stream)
                 end_evt.synchronize()
                 times.append(float(begin_evt.elapsed_time(end_evt)))
             else:

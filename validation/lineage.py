@@ -26,6 +26,10 @@ def recorded_weights(path: Path) -> str | None:
             from converters import read_pt2_metadata
 
             meta = read_pt2_metadata(path)
+        elif suffix in (".engine", ".plan"):
+            from converters.engine_record import read_record
+
+            meta = dict(read_record(path).model)
         else:
             return None
     except MetadataMissingError:

@@ -74,7 +74,8 @@ PRESETS: dict[str, Tolerance] = {
 }
 
 #: which preset an artifact precision implies when none is given
-PRECISION_PRESET = {"fp32": "fp32", "fp64": "fp32", "fp16": "fp16", "bf16": "fp16", "int8": "int8"}
+# TF32 (TensorRT, cuBLAS) rounds products to fp16's 10-bit mantissa: judged as fp16
+PRECISION_PRESET = {"fp32": "fp32", "fp64": "fp32", "tf32": "fp16", "fp16": "fp16", "bf16": "fp16", "int8": "int8"}
 
 
 def resolve_preset(preset: str | None, precision: str) -> str:

@@ -48,3 +48,19 @@ def class_names_file(path: Path | None) -> list[str] | None:
             raise InvalidArgumentError(f"'{path}' must hold a JSON list of names")
         return [str(n) for n in names]
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def size(text: str | None, *, flag: str) -> tuple[int, int] | None:
+    """'224x224' (or '224') -> (224, 224): height and width. Names the flag when it is not."""
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{flag}: '{text}' is not HxW", hint=f"e.g. {flag} 224x224") from exc
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise InvalidArgumentError(f"{flag}: '{text}' is not HxW with positive sides", hint=f"e.g. {flag} 224x224")
+    return values[0], values[1]

@@ -91,3 +91,73 @@ def pt2_command(
     dynamic = not no_dynamic_batch
     result = export_pt2(model_dir, path, dynamic_batch=dynamic, overwrite=overwrite, progress=True)
     _report(result)
+
+
+@export_app.command("tensorrt")
+def tensorrt_command(
+    onnx: Path = typer.Argument(..., metavar="MODEL.onnx", help="ONNX file (from rehead export onnx)."),
+    path: Path = typer.Option(..., "-o", "--output", help="Engine to write (.engine or .plan)."),
+    min_batch: int = typer.Option(1, "--min-batch", help="Smallest batch of the optimisation profile."),
+    opt_batch: int | None = typer.Option(None, "--opt-batch", help="Batch TensorRT tunes for (default: max)."),
+    max_batch: int | None = typer.Option(None, "--max-batch", help="Largest batch of the profile (default 32)."),
+    min_size: str | None = typer.Option(None, "--min-size", help="HxW, only for an ONNX with dynamic height/width."),
+    opt_size: str | None = typer.Option(None, "--opt-size", help="HxW the profile tunes for."),
+    max_size: str | None = typer.Option(None, "--max-size", help="Largest HxW of the profile."),
+    fp16: bool = typer.Option(False, "--fp16", help="Allow fp16 kernels (judged by the fp16 preset)."),
+    bf16: bool = typer.Option(False, "--bf16", help="Allow bf16 kernels (judged by the fp16 preset)."),
+    tf32: bool = typer.Option(False, "--tf32", help="Allow TF32 for fp32 layers (off: fp32 means fp32)."),
+    strongly_typed: bool = typer.Option(
+        False, "--strongly-typed", help="Take every precision from the ONNX (fp16 ONNX, QDQ INT8); no precision flags."
+    ),
+    workspace_mib: int | None = typer.Option(None, "--workspace", help="Workspace memory limit in MiB."),
+    opt_level: int = typer.Option(3, "--opt-level", help="Builder optimisation level 0-5 (TensorRT's default 3)."),
+    timing_cache: Path | None = typer.Option(
+        None, "--timing-cache", help="Timing cache file: loaded if present, saved after the build."
+    ),
+    hardware_compat: str = typer.Option(
+        "none", "--hardware-compat", help="none | ampere+ | same-compute-capability: which GPUs may run it."
+    ),
+    version_compatible: bool = typer.Option(
+        False, "--version-compatible", help="Runs on later TensorRT versions of the same major (lean runtime)."
+    ),
+    refittable: bool = typer.Option(False, "--refittable", help="Allow 'rehead refit' with new weights later."),
+    strip_weights: bool = typer.Option(
+        False, "--strip-weights", help="Weight-stripped plan; refitted from the same ONNX (kept beside it) at load."
+    ),
+    device: str = typer.Option("cuda", "--device", help="cuda | cuda:N."),
+    allow_mismatch: bool = typer.Option(
+        False, "--allow-mismatch", help="Write the engine even if it fails its parity check (recorded)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output engine if it exists."),
+) -> None:
+    """Build a TensorRT engine from an ONNX file, check it against ONNX Runtime on that ONNX (per
+    class slice), and write it with a sidecar (<engine>.json) and the trtexec line that rebuilds it."""
+    from converters.tensorrt import export_tensorrt
+    from toolkit.cli._parse import size
+
+    result = export_tensorrt(
+        onnx,
+        path,
+        min_batch=min_batch,
+        opt_batch=opt_batch,
+        max_batch=max_batch,
+        min_size=size(min_size, flag="--min-size"),
+        opt_size=size(opt_size, flag="--opt-size"),
+        max_size=size(max_size, flag="--max-size"),
+        fp16=fp16,
+        bf16=bf16,
+        tf32=tf32,
+        strongly_typed=strongly_typed,
+        workspace_mib=workspace_mib,
+        opt_level=opt_level,
+        timing_cache=timing_cache,
+        hardware_compat=hardware_compat,
+        version_compatible=version_compatible,
+        refittable=refittable,
+        strip_weights=strip_weights,
+        device=device,
+        allow_mismatch=allow_mismatch,
+        overwrite=overwrite,
+        progress=True,
+    )
+    _report(result)

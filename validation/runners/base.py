@@ -41,6 +41,9 @@ class Runner(abc.ABC):
     output_names: tuple[str, ...] = ("logits",)
     #: True when ``infer`` returns before the device finished (CUDA streams): time with events.
     asynchronous: bool = False
+    #: the torch CUDA stream ``infer`` enqueues on (None: the current stream); latency events are
+    #: recorded on it
+    cuda_stream: Any = None
     input_shape: tuple[int | str | None, ...] = ()
     input_name: str = "images"
     input_note: str = ""

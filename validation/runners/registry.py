@@ -1,8 +1,8 @@
 """Which runner opens which artifact: a registry keyed by file suffix, plus ``eager:<precision>``.
 
-``.onnx`` → ONNX Runtime, ``.pt2`` → AOTInductor, ``.engine``/``.plan`` → TensorRT (its runner
-comes with the TensorRT work; until it registers itself the slot raises exit 3). Another
-package adds a backend with ``register_runner(".ext", factory)``.
+``.onnx`` → ONNX Runtime, ``.pt2`` → AOTInductor, ``.engine``/``.plan`` → TensorRT (verified
+against its sidecar first; exit 3 without TensorRT or a GPU). Another package adds a backend
+with ``register_runner(".ext", factory)``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
-from toolkit.errors import ArtifactError, InvalidArgumentError, MissingDependencyError
+from toolkit.errors import ArtifactError, InvalidArgumentError
 from toolkit.records import Preprocessing
 from validation.runners.base import Runner
 
@@ -46,20 +46,16 @@ def _pt2(path: Path, *, device: str, threads: int | None, prep: Preprocessing | 
     return Pt2Runner(path, device=device)
 
 
-def _tensorrt_unavailable(
-    path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None
-) -> Runner:
-    raise MissingDependencyError(
-        f"TensorRT runner not available for '{path.name}'",
-        hint='TensorRT engines need the TensorRT runner and a GPU: pip install "rehead[gpu]" on a CUDA host; '
-        "validate the .onnx artifact meanwhile",
-    )
+def _tensorrt(path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None) -> Runner:
+    from validation.runners.tensorrt import TensorRTRunner
+
+    return TensorRTRunner(path, device=device)
 
 
 register_runner(".onnx", _onnx)
 register_runner(".pt2", _pt2)
-register_runner(".engine", _tensorrt_unavailable)
-register_runner(".plan", _tensorrt_unavailable)
+register_runner(".engine", _tensorrt)
+register_runner(".plan", _tensorrt)
 
 
 def open_runner(

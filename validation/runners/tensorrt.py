@@ -1,0 +1,83 @@
+"""TensorRT runner: an engine verified against its sidecar, run on torch CUDA tensors.
+
+The sidecar is read first: an engine whose sha256 does not match it, or that was built for
+another TensorRT version or GPU, is refused before deserialisation (an engine is native code).
+Inputs are staged into the engine's own device buffers (``prepare``), ``infer`` enqueues
+``execute_async_v3`` on the session's CUDA stream (optionally replaying a captured CUDA graph)
+and returns without waiting; latency is timed with CUDA events on that stream.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import InvalidArgumentError
+from validation.runners.base import Runner
+
+
+class TensorRTRunner(Runner):
+    """Run a ``.engine``/``.plan`` built by ``rehead export tensorrt`` on ``device`` (cuda or cuda:N)."""
+
+    kind = "tensorrt"
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, device: str = "cuda", cuda_graph: bool = False, name: str | None = None
+    ) -> None:
+        super().__init__()
+        if not device.startswith("cuda"):
+            raise InvalidArgumentError(
+                f"TensorRT engines run on a CUDA GPU, not on '{device}'", hint="validate with device='cuda'",
+                param="device",
+            )
+        self.path = Path(path)
+        self.device = device
+        self.cuda_graph = cuda_graph
+        self.name = name or self.path.name
+        self.asynchronous = True
+        self.notes: tuple[str, ...] = ()
+        self._session: Any = None
+        from converters.engine_record import read_record
+
+        # precision and shape from the sidecar, before anything is loaded
+        record = read_record(self.path)
+        self.precision = record.precision
+        self.input_name = record.profile.input
+        self.input_shape = (None, *record.profile.opt[1:]) if record.profile.min[0] != record.profile.max[0] else (
+            record.profile.min
+        )
+        self.fixed_batch = record.profile.min[0] if record.profile.min[0] == record.profile.max[0] else None
+
+    def _load(self) -> None:
+        from converters.tensorrt import open_engine
+
+        self._session, _, self.notes = open_engine(self.path, device=self.device, cuda_graph=self.cuda_graph)
+        self.output_names = self._session.output_names
+        self.cuda_stream = self._session.stream
+
+    def check_input(self, batch: np.ndarray) -> None:
+        super().check_input(batch)
+        self._session.check_shape(batch.shape)
+
+    def prepare(self, batch: np.ndarray) -> tuple[int, ...]:
+        self.load()
+        return self._session.stage(np.ascontiguousarray(batch, dtype=np.float32))
+
+    def infer(self, prepared: Any) -> Any:
+        return self._session.enqueue(prepared)
+
+    def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        self._session.synchronize()
+        return {n: t.float().cpu().numpy() for n, t in raw.items()}
+
+    def synchronize(self) -> None:
+        if self._session is not None:
+            self._session.synchronize()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
