@@ -3,7 +3,8 @@
 Two targets. ``cpu``: uint8 asymmetric activations, int8 symmetric per-channel weights (U8S8),
 the combination ONNX Runtime's x86 kernels (VNNI/AMX) run fastest: about 2.5x fp32 for resnet18
 here, where S8S8 was no faster than fp32. ``tensorrt``: int8 symmetric activations and weights
-(zero point 0), what TensorRT's explicit quantization requires. Both are QDQ.
+(zero point 0), what TensorRT's explicit quantization requires, and float biases (TensorRT
+refuses a DequantizeLinear of INT32). Both are QDQ.
 The model first goes through ``quant_pre_process`` (symbolic shape inference and ORT's graph
 optimisation), as ONNX Runtime recommends.
 """
@@ -93,7 +94,9 @@ def quantize_int8(
             return next(self.batches, None)
 
     trt = target == "tensorrt"
-    extra = {"ActivationSymmetric": trt, "WeightSymmetric": True}
+    # TensorRT's parser takes only activation types behind a DequantizeLinear: ORT's INT32 bias
+    # quantization is refused there (onnx-tensorrt #850), and TensorRT fuses float biases itself
+    extra = {"ActivationSymmetric": trt, "WeightSymmetric": True, "QuantizeBias": not trt}
     if method == "percentile":
         extra["CalibPercentile"] = 99.999  # type: ignore[assignment]
     try:
