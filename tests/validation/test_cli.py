@@ -76,14 +76,6 @@ def test_wrong_npz_exits_2_naming_shape_and_dtype(
     assert "dtype float64" in err and "float32[N,3,32,32] (NCHW)" in err
 
 
-def test_tensorrt_engine_exits_3(digits_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    engine = tmp_path / "model.engine"
-    engine.write_bytes(b"\0" * 64)
-    code = main(["validate", str(digits_model_dir), str(engine)])
-    assert code == 3
-    assert "TensorRT runner not available" in capsys.readouterr().err
-
-
 def test_unknown_suffix_exits_2(digits_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = tmp_path / "model.tflite"
     other.write_bytes(b"x")
