@@ -275,9 +275,9 @@ def test_compatibility_rules(exports: dict[str, Path], tmp_path: Path) -> None:
     assert check_compatible(record, tensorrt_version="10.13.3.9", gpu=H100) == ()
     other_h = GpuInfo("NVIDIA H200", (9, 0))
     assert "H200" in check_compatible(record, tensorrt_version="10.13.3.9", gpu=other_h)[0]  # same CC: a note
-    with pytest.raises(ArtifactError, match="cannot run on TensorRT 10.14"):
+    with pytest.raises(ArtifactError, match=r"cannot run on TensorRT 10\.14"):
         check_compatible(record, tensorrt_version="10.14.1", gpu=H100)
-    with pytest.raises(ArtifactError, match="compute capability 9.0"):
+    with pytest.raises(ArtifactError, match=r"compute capability 9\.0"):
         check_compatible(record, tensorrt_version="10.13.3.9", gpu=GpuInfo("NVIDIA A100", (8, 0)))
     portable = dataclasses.replace(record, version_compatible=True, hardware_compat="ampere+")
     assert check_compatible(portable, tensorrt_version="10.15.0", gpu=GpuInfo("NVIDIA A10", (8, 6))) != ()
