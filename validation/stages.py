@@ -68,6 +68,7 @@ class Settings:
     min_speedup: float | None
     cross_check: bool
     cache_dir: Path | None
+    ort_provider: str | None
 
 
 # --- stage 1: settings, runners, lineage, inputs ---------------------------------------------------
@@ -99,6 +100,7 @@ def open_all(
             threads=threads,
             module=loaded.module,
             prep=loaded.config.preprocessing,
+            ort_provider=settings.ort_provider,
         )
         runners.append(stack.enter_context(runner))
     return runners

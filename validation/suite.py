@@ -32,6 +32,7 @@ from converters.compare import (
     resolve_preset,
     with_overrides,
 )
+from converters.ort import check_provider
 from toolkit._args import check_device, positive_int, positive_ints
 from toolkit.errors import InvalidArgumentError
 from toolkit.model_dir import LoadedModel, load_model_dir
@@ -84,6 +85,7 @@ def validate(
     min_speedup: float | None = None,
     cross_check: bool = False,
     reference_cache: str | os.PathLike[str] | None = DEFAULT_CACHE,
+    ort_provider: str | None = None,
     progress: bool = False,
 ) -> ValidationReport:
     """Prove each artifact matches the eager fp32 model and measure how fast it runs.
@@ -110,6 +112,12 @@ def validate(
             (default: refuse them with ``LineageError``).
         reference_cache: folder caching the eager reference (default: ``$REHEAD_CACHE_DIR`` or
             ``~/.cache/rehead``); None: no cache.
+        ort_provider: ONNX Runtime's execution provider for ``.onnx`` artifacts on a CUDA
+            device, ``cuda`` or ``tensorrt`` (needs onnxruntime-gpu; TensorRT engines cached under
+            ``$REHEAD_CACHE_DIR/ort-trt`` or ``~/.cache/rehead/ort-trt``); default None: the
+            device's default providers. ``InvalidArgumentError`` on the CPU or for another name,
+            ``HardwareUnavailableError`` when the provider is missing or would not be the one
+            running the model. Other artifacts ignore it.
         progress: print a progress bar on stderr (default False: silent).
 
     Returns the report; ``report.raise_for_status()`` turns failures into ``GateFailedError``.
@@ -139,6 +147,7 @@ def validate(
         min_speedup=min_speedup,
         cross_check=cross_check,
         cache_dir=stages.cache_dir(reference_cache),
+        ort_provider=check_provider(ort_provider, device),
     )
     if preset is not None:
         resolve_preset(preset, "fp32")
@@ -253,6 +262,7 @@ def _assemble(
             "latency": dataclasses.asdict(settings.latency_settings) if settings.latency else None,
             "parity": settings.parity,
             "cross_check": settings.cross_check,
+            "ort_provider": settings.ort_provider,
             "reference": "eager fp32, TF32 off",
         },
         inputs={
@@ -282,10 +292,12 @@ def bench(
     device: str = "cpu",
     head_latency: bool = True,
     cross_check: bool = False,
+    ort_provider: str | None = None,
     progress: bool = False,
 ) -> ValidationReport:
     """Latency only (no parity): eager and every artifact at each batch size, plus the head.
-    ``duration_s``/``warmup_s`` in seconds per measurement; ``cross_check`` as in ``validate``."""
+    ``duration_s``/``warmup_s`` in seconds per measurement; ``cross_check`` and ``ort_provider``
+    (``cuda`` | ``tensorrt`` for ``.onnx`` artifacts on a CUDA device) as in ``validate``."""
     settings = LatencySettings(warmup_s=warmup_s, min_runs=min_runs, min_duration_s=duration_s, max_cv=max_cv)
     sizes = check_batch_sizes(batch_sizes)
     return validate(
@@ -299,6 +311,7 @@ def bench(
         head_latency=head_latency,
         latency_settings=settings,
         cross_check=cross_check,
+        ort_provider=ort_provider,
         progress=progress,
         samples=max(sizes),
     )

@@ -10,6 +10,10 @@ from toolkit.cli._app import app
 from toolkit.cli._parse import int_list
 
 _ARTIFACTS_HELP = "Exported artifacts (.onnx, .pt2, .engine/.plan) or eager:fp16 / eager:bf16."
+_ORT_PROVIDER_HELP = (
+    "ONNX Runtime execution provider for .onnx artifacts with --device cuda: cuda | tensorrt "
+    "(needs onnxruntime-gpu; default: the device's default)."
+)
 
 
 def _sizes(text: str) -> list[int]:
@@ -80,6 +84,7 @@ def validate(
     cross_check: bool = typer.Option(
         False, "--cross-check", help="Compare artifacts exported from another model directory on purpose."
     ),
+    ort_provider: str | None = typer.Option(None, "--ort-provider", help=_ORT_PROVIDER_HELP),
     timings: bool = typer.Option(False, "--timings", help="After the table, print where the time went (seconds)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing report outputs."),
 ) -> None:
@@ -111,6 +116,7 @@ def validate(
         max_p99_ms=max_p99_ms,
         min_speedup=min_speedup,
         cross_check=cross_check,
+        ort_provider=ort_provider,
         progress=True,
     )
     print_summary(result, _console())
@@ -142,6 +148,7 @@ def bench(
     cross_check: bool = typer.Option(
         False, "--cross-check", help="Time artifacts exported from another model directory on purpose."
     ),
+    ort_provider: str | None = typer.Option(None, "--ort-provider", help=_ORT_PROVIDER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """Latency of eager PyTorch and every ARTIFACT (p50/p90/p95/p99, throughput, speed-up), and of
@@ -156,7 +163,8 @@ def bench(
 
     result = run_bench(
         model_dir, artifacts, batch_sizes=_sizes(batch_sizes), threads=threads, duration_s=duration_s,
-        warmup_s=warmup_s, max_cv=max_cv, device=device, cross_check=cross_check, progress=True,
+        warmup_s=warmup_s, max_cv=max_cv, device=device, cross_check=cross_check, ort_provider=ort_provider,
+        progress=True,
     )
     print_summary(result, _console())
     for kind, path in write_reports(result, json_path=json_path, overwrite=overwrite).items():

@@ -1,4 +1,5 @@
-"""ONNX Runtime runner: the CPU execution provider, or CUDA where onnxruntime-gpu is installed.
+"""ONNX Runtime runner: the CPU execution provider, or CUDA where onnxruntime-gpu is installed
+(its CUDA or TensorRT execution provider named with ``provider``).
 
 Sessions come from ``converters.ort.open_session``, the same settings the export check uses.
 """
@@ -39,6 +40,10 @@ class OrtRunner(Runner):
 
     ``threads``: intra-op threads (default: ONNX Runtime's choice, recorded as ``None``);
     ``device``: ``cpu`` or ``cuda``.
+    ``provider``: ONNX Runtime's execution provider on a CUDA device, ``cuda`` or ``tensorrt``
+    (default None: the device's default providers); the name then says which
+    (``model.onnx [tensorrt-ep]``) and ``providers`` lists the session's active providers once
+    loaded, the one asked for first.
     ``model_bytes``: run this serialised model instead of reading ``path`` (used for
     intermediate-tensor copies).
     """
@@ -55,13 +60,17 @@ class OrtRunner(Runner):
         name: str | None = None,
         model_bytes: bytes | None = None,
         preprocessing: Preprocessing | None = None,
+        provider: str | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         self.device = device
         self.threads = threads
         self.precision = precision
-        self.name = name or self.path.name
+        self.provider = provider
+        self.name = name or (f"{self.path.name} [{provider}-ep]" if provider else self.path.name)
+        #: the session's execution providers in precedence order (empty until loaded)
+        self.providers: tuple[str, ...] = ()
         self._model_bytes = model_bytes
         self._session: Any = None
         self.input_name = "images"
@@ -76,7 +85,15 @@ class OrtRunner(Runner):
         from converters.ort import open_session
 
         source = self._model_bytes if self._model_bytes is not None else self.path
-        self._session = open_session(source, device=self.device, threads=self.threads, name=str(self.path))
+        self._session = open_session(
+            source,
+            device=self.device,
+            threads=self.threads,
+            name=str(self.path),
+            provider=self.provider,
+            precision=self.precision,
+        )
+        self.providers = tuple(self._session.get_providers())
         first = self._session.get_inputs()[0]
         self.input_name = first.name
         self.baked = first.type == "tensor(uint8)"

@@ -3,6 +3,10 @@
 ``.onnx`` → ONNX Runtime, ``.pt2`` → AOTInductor, ``.engine``/``.plan`` → TensorRT (verified
 against its sidecar first; exit 3 without TensorRT or a GPU). Another package adds a backend
 with ``register_runner(".ext", factory)``.
+
+``open_runner``'s ``ort_provider`` (ONNX Runtime's CUDA or TensorRT execution provider) reaches
+the ``.onnx`` factory only: registered factories keep the plain
+``factory(path, device=, threads=, prep=)`` signature.
 """
 
 from __future__ import annotations
@@ -31,12 +35,24 @@ def registered_suffixes() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def _onnx(path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None) -> Runner:
+def _onnx(
+    path: Path,
+    *,
+    device: str,
+    threads: int | None,
+    prep: Preprocessing | None = None,
+    ort_provider: str | None = None,
+) -> Runner:
     from validation._artifact import artifact_precision
     from validation.runners.onnxrt import OrtRunner
 
     return OrtRunner(
-        path, device=device, threads=threads, precision=artifact_precision(path), preprocessing=prep
+        path,
+        device=device,
+        threads=threads,
+        precision=artifact_precision(path),
+        preprocessing=prep,
+        provider=ort_provider,
     )
 
 
@@ -65,9 +81,12 @@ def open_runner(
     threads: int | None = None,
     module: nn.Module | None = None,
     prep: Preprocessing | None = None,
+    ort_provider: str | None = None,
 ) -> Runner:
     """A runner for ``artifact``: a ``Runner`` (returned as is), ``eager:<fp32|fp16|bf16>``
-    (needs ``module``) or a file path whose suffix is registered."""
+    (needs ``module``) or a file path whose suffix is registered. ``ort_provider`` (``cuda`` or
+    ``tensorrt``; default None) picks ONNX Runtime's execution provider for an ``.onnx`` file
+    opened by rehead's own factory and is ignored for every other artifact."""
     if isinstance(artifact, Runner):
         return artifact
     text = str(artifact)
@@ -87,4 +106,7 @@ def open_runner(
         )
     if not path.is_file():
         raise ArtifactError(f"artifact '{path}' does not exist", hint="check the path or run 'rehead export'")
+    if factory is _onnx:
+        # only rehead's ONNX factory takes a provider; a plugin's factory keeps the plain signature
+        return _onnx(path, device=device, threads=threads, prep=prep, ort_provider=ort_provider)
     return factory(path, device=device, threads=threads, prep=prep)
