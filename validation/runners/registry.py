@@ -65,7 +65,7 @@ def _pt2(path: Path, *, device: str, threads: int | None, prep: Preprocessing | 
 def _tensorrt(path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None) -> Runner:
     from validation.runners.tensorrt import TensorRTRunner
 
-    return TensorRTRunner(path, device=device)
+    return TensorRTRunner(path, device=device, preprocessing=prep)
 
 
 register_runner(".onnx", _onnx)
