@@ -116,6 +116,13 @@ class MissingDependencyError(ReheadError):
     exit_code = 3
 
 
+class WeightsUnavailableError(ReheadError):
+    """Pretrained weights named by the user are not in the library's cache and cannot be downloaded."""
+
+    exit_code = 3
+    default_hint = "place the file in the cache folder the message names, or run where the network is reachable"
+
+
 class HardwareUnavailableError(ReheadError):
     """The requested device (a CUDA GPU) is not available."""
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from toolkit._text import listing
 from toolkit.errors import InvalidArgumentError
+from toolkit.pretrained import RandomInitialisationWarning, WeightsInfo
 from toolkit.records import HeadSpec, ModelConfig, Preprocessing, check_class_names
 
 
@@ -28,33 +31,49 @@ def _source(
     arch: str | None,
     model_dir: str | os.PathLike[str] | None,
     weights: str | os.PathLike[str] | None,
+    pretrained: bool,
+    random_init: bool,
     allow_pickle: bool,
     source_num_classes: int | None,
-    preprocessing: Preprocessing | None,
     seed: int,
-) -> tuple[nn.Module, ModelConfig | None, str, Preprocessing]:
-    from toolkit.architectures import default_preprocessing
+    progress: bool,
+) -> tuple[nn.Module, ModelConfig | None, str, Mapping[str, Any], WeightsInfo]:
     from toolkit.heads.modules import seeded
 
     if (arch is None) == (model_dir is None):
         raise InvalidArgumentError("give exactly one source: arch (a name) or model_dir", param="arch")
     if model_dir is not None:
-        if weights is not None:
+        if weights is not None or pretrained:
             raise InvalidArgumentError(
-                "weights cannot be combined with model_dir (a model directory has its own weights)", param="weights"
+                "weights cannot be combined with model_dir (a model directory has its own weights)",
+                param="weights" if weights is not None else "pretrained",
             )
         from toolkit.model_dir import load_model_dir
 
         loaded = load_model_dir(model_dir)
-        prep = preprocessing or loaded.config.preprocessing
-        return loaded.module, loaded.config, loaded.config.arch, prep
+        source = {"source": "model directory", "path": str(model_dir), "sha256": loaded.config.weights_sha256}
+        return loaded.module, loaded.config, loaded.config.arch, loaded.config.arch_kwargs, WeightsInfo(source)
     assert arch is not None
-    from toolkit.loading import load_model
+    from toolkit.loading import load_source
 
+    if random_init and (weights is not None or pretrained):
+        raise InvalidArgumentError(
+            "random_init contradicts the weights given", hint="drop random_init to load them", param="random_init"
+        )
+    if weights is None and not pretrained and not random_init:
+        warnings.warn(
+            f"starting from a random initialisation of {arch} (no weights given): name pretrained weights "
+            "(torchvision: weights='IMAGENET1K_V1' or 'DEFAULT'; timm: pretrained=True) or a weights file, "
+            "or pass random_init=True to mean it",
+            RandomInitialisationWarning,
+            stacklevel=3,
+        )
     kwargs = {"num_classes": source_num_classes} if source_num_classes is not None else {}
     with seeded(seed):  # without weights the backbone's random initialisation follows the seed
-        model = load_model(arch, weights, allow_pickle=allow_pickle, **kwargs)
-    return model, None, arch, preprocessing or default_preprocessing(arch, model)
+        loaded_source = load_source(
+            arch, weights, pretrained=pretrained, allow_pickle=allow_pickle, progress=progress, **kwargs
+        )
+    return loaded_source.module, None, arch, loaded_source.arch_kwargs, loaded_source.weights
 
 
 def extend(
@@ -63,6 +82,8 @@ def extend(
     arch: str | None = None,
     model_dir: str | os.PathLike[str] | None = None,
     weights: str | os.PathLike[str] | None = None,
+    pretrained: bool = False,
+    random_init: bool = False,
     num_classes: int | None = None,
     keep: Sequence[int] | None = None,
     copy_from: Sequence[int] | None = None,
@@ -77,13 +98,25 @@ def extend(
     head: str | None = None,
     source_num_classes: int | None = None,
     preprocessing: Preprocessing | None = None,
+    input_size: int | None = None,
     allow_pickle: bool = False,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> ExtendResult:
     """Load a source model, change its head with ``strategy``, and save a model directory.
 
-    The source is ``arch`` (+ optional ``weights``) or an existing ``model_dir``. ``class_names``
+    The source is ``arch`` or an existing ``model_dir``. With ``arch``, ``weights`` is a file
+    (``.safetensors``, ``.pt``/``.pth``) or the name of torchvision weights (``IMAGENET1K_V1``,
+    ``DEFAULT``, ``ResNet18_Weights.IMAGENET1K_V1``), and ``pretrained=True`` loads a timm model's
+    hub weights (``timm:<name>.<tag>``); both download only through the libraries' caches, and
+    offline raise ``WeightsUnavailableError`` (exit 3) naming where to place the file. Named
+    weights bring their class names and preprocessing (resize, crop, mean/std, interpolation)
+    into the record. No weights at all starts from a random backbone: a
+    ``RandomInitialisationWarning`` says so unless ``random_init=True``; the lineage records
+    the weights' source either way. ``preprocessing`` replaces the source's record;
+    ``input_size`` (pixels, square) changes only its size (a resize before the crop keeps its
+    ratio). ``progress`` (default False) shows downloads on stderr. ``class_names``
     lists all classes of the new head (default: the old names that survive, then ``new_<i>``).
     ``examples_dir`` holds ``<class name>/<image>`` folders for the new classes (``imprint``);
     ``examples`` gives them in memory instead: new class name -> preprocessed (N, C, H, W) images.
@@ -91,6 +124,7 @@ def extend(
     """
     from toolkit import _atomic
     from toolkit._args import positive_int
+    from toolkit.architectures import default_preprocessing
     from toolkit.heads.surgery import extend_head, identity_spec
     from toolkit.loading import imagenet_class_names
 
@@ -98,9 +132,19 @@ def extend(
         positive_int(num_classes, "num_classes", example="12")
     if output is not None:
         _atomic.check_output(output, overwrite=overwrite)
-    model, source_cfg, arch_name, prep = _source(
-        arch, model_dir, weights, allow_pickle, source_num_classes, preprocessing, seed
+    if input_size is not None:
+        positive_int(input_size, "input_size", example="224")
+    model, source_cfg, arch_name, arch_kwargs, source = _source(
+        arch, model_dir, weights, pretrained, random_init, allow_pickle, source_num_classes, seed, progress
     )
+    prep = (
+        preprocessing
+        or (source_cfg.preprocessing if source_cfg is not None else None)
+        or source.preprocessing
+        or default_preprocessing(arch_name, model)
+    )
+    if input_size is not None:
+        prep = prep.with_input_size(input_size)
     input_shape = prep.input_shape(1)
     previous: HeadSpec = (
         source_cfg.head if source_cfg is not None else identity_spec(model, head=head, input_shape=input_shape)
@@ -108,7 +152,8 @@ def extend(
     old_names = (
         source_cfg.class_names
         if source_cfg is not None
-        else imagenet_class_names(arch_name, previous.num_classes)
+        else (source.class_names if source.class_names and len(source.class_names) == previous.num_classes else None)
+        or imagenet_class_names(arch_name, previous.num_classes)
         or tuple(f"class_{i}" for i in range(previous.num_classes))
     )
     target = num_classes if num_classes is not None else (len(keep) if keep is not None else None)
@@ -139,16 +184,14 @@ def extend(
     if names is None:  # select: names follow the kept indices
         names = tuple(old_names[o.source] for o in spec.origins if o.source is not None)
     names = check_class_names(names, spec.num_classes)
-    lineage = (*(source_cfg.lineage if source_cfg else ()), {"stage": "extend", "strategy": strategy, "seed": seed})
-    arch_kwargs = dict(source_cfg.arch_kwargs) if source_cfg else (
-        {"num_classes": source_num_classes} if source_num_classes is not None else {}
-    )
+    step = {"stage": "extend", "strategy": strategy, "seed": seed, "weights": dict(source.source)}
+    lineage = (*(source_cfg.lineage if source_cfg else ()), step)
     config = ModelConfig(
         arch=arch_name,
         head=spec,
         class_names=names,
         preprocessing=prep,
-        arch_kwargs=arch_kwargs,
+        arch_kwargs=dict(arch_kwargs),
         lineage=lineage,
     )
     model.eval()

@@ -3,7 +3,32 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from toolkit.records import Preprocessing
+
+
+def weights_source(lineage: Sequence[Mapping[str, Any]]) -> str:
+    """Where the model's weights started: the first recorded source that is not another model
+    directory (``torchvision ResNet18_Weights.IMAGENET1K_V1``, ``random initialisation``)."""
+    for step in lineage:
+        source = step.get("weights")
+        if not isinstance(source, Mapping) or source.get("source") == "model directory":
+            continue
+        kind = str(source.get("source"))
+        detail = source.get("name") or source.get("hub_id") or source.get("path")
+        unverified = " (SHA-256 does not match its name)" if source.get("sha256_matches") is False else ""
+        return f"{kind} {detail}{unverified}" if detail else kind
+    return "not recorded"
+
+
+def _sizes(prep: Preprocessing) -> dict[str, Any]:
+    h, w = prep.input_size
+    return {
+        "input_size": f"{h}x{w}",
+        "resize_size": prep.resize_size if prep.resize_size is not None else "none (resized straight to the input)",
+    }
 
 
 def inspect_model(
@@ -18,6 +43,7 @@ def inspect_model(
         loaded = load_model_dir(model_dir)
         model, spec, arch_name = loaded.module, loaded.config.head, loaded.config.arch
         names = loaded.config.class_names
+        origin, prep = weights_source(loaded.config.lineage), loaded.config.preprocessing
     else:
         assert arch is not None
         from toolkit.architectures import default_preprocessing
@@ -25,12 +51,15 @@ def inspect_model(
         from toolkit.loading import load_model
 
         model = load_model(arch)
-        spec = identity_spec(model, head=head, input_shape=default_preprocessing(arch, model).input_shape(1))
-        arch_name, names = arch, ()
+        prep = default_preprocessing(arch, model)
+        spec = identity_spec(model, head=head, input_shape=prep.input_shape(1))
+        arch_name, names, origin = arch, (), "random initialisation (the architecture alone)"
     whole = split(model, spec)
     frozen = freeze_backbone(model, spec)
     return {
         "arch": arch_name,
+        "weights_source": origin,
+        **_sizes(prep),
         "head_module": spec.module,
         "head_kind": spec.kind + (f" + hidden {list(spec.hidden)}" if spec.hidden else ""),
         "in_features": spec.in_features,

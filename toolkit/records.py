@@ -135,23 +135,43 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
-    """How images become the model's input: resize to ``input_size`` (H, W) pixels, scale to
-    [0, 1], then normalise per channel with ``mean`` and ``std``. ``channels`` is 3 (RGB) or 1."""
+    """How images become the model's input: resize, scale to [0, 1], then normalise per channel
+    with ``mean`` and ``std``. ``channels`` is 3 (RGB) or 1.
+
+    ``input_size`` (H, W) pixels is the model's input, the size export, bake and validation use.
+    ``resize_size`` (pixels), when set, is how pretrained weights were evaluated: the shorter
+    side resized to ``resize_size`` with ``interpolation``, then a centre crop of ``input_size``
+    (torchvision's ``weights.transforms()``: 256 then 224 for ResNet18 V1; timm's ``crop_pct``).
+    ``None`` (the default, and what older config.json files mean) resizes straight to ``input_size``.
+    """
 
     input_size: tuple[int, int] = (224, 224)
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     channels: int = 3
     interpolation: str = "bilinear"
+    resize_size: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "input_size": list(self.input_size),
             "mean": list(self.mean),
             "std": list(self.std),
             "channels": self.channels,
             "interpolation": self.interpolation,
         }
+        # Written only when set, so that records without a crop stay byte-identical to older ones.
+        if self.resize_size is not None:
+            data["resize_size"] = self.resize_size
+        return data
+
+    def with_input_size(self, side: int) -> Preprocessing:
+        """This preprocessing at a square ``side`` x ``side`` input; a resize before the crop
+        keeps its ratio to the crop (256/224 stays 256/224), as timm's ``crop_pct`` does."""
+        resize = None
+        if self.resize_size is not None:
+            resize = max(side, round(side * self.resize_size / min(self.input_size)))
+        return dataclasses.replace(self, input_size=(side, side), resize_size=resize)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Preprocessing:
@@ -163,6 +183,7 @@ class Preprocessing:
                 std=tuple(float(v) for v in data["std"]),
                 channels=int(data.get("channels", 3)),
                 interpolation=str(data.get("interpolation", "bilinear")),
+                resize_size=None if data.get("resize_size") is None else int(data["resize_size"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelDirError(f"invalid preprocessing in config.json: {exc}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -24,11 +25,20 @@ def extend(
         None, "--num-classes", "-n", help="Classes of the new head (select: defaults to len(--keep))."
     ),
     arch: str | None = typer.Option(
-        None, "--arch", help="Source architecture: torchvision builder, timm:<name> or py:<module>:<callable>."
+        None, "--arch", help="Source architecture: torchvision builder, timm:<name>[.<tag>] or py:<module>:<callable>."
     ),
     model_dir: Path | None = typer.Option(None, "--from", help="Source model directory (instead of --arch)."),
-    weights: Path | None = typer.Option(
-        None, "--weights", help="Source weights: .safetensors, or a .pt/.pth state dict (loaded weights-only)."
+    weights: str | None = typer.Option(
+        None,
+        "--weights",
+        help="Source weights: torchvision weights by name (IMAGENET1K_V1, DEFAULT, ResNet18_Weights.IMAGENET1K_V1; "
+        "downloaded into torch hub's cache), or a file: .safetensors, or a .pt/.pth state dict (loaded weights-only).",
+    ),
+    pretrained: bool = typer.Option(
+        False, "--pretrained", help="timm:<name>[.<tag>]: load timm's pretrained weights (Hugging Face hub cache)."
+    ),
+    random_init: bool = typer.Option(
+        False, "--random-init", help="Start from a random backbone on purpose (no weights; silences the warning)."
     ),
     source_num_classes: int | None = typer.Option(
         None, "--source-num-classes", help="Head size of the source weights if not the architecture's default."
@@ -59,33 +69,35 @@ def extend(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
 ) -> None:
-    """Change a classifier's head and write a model directory (model.safetensors + config.json)."""
-    import dataclasses
+    """Change a classifier's head and write a model directory (model.safetensors + config.json).
 
+    \b
+    Start from pretrained weights (class names and preprocessing come with them):
+      rehead extend --arch resnet18 --weights IMAGENET1K_V1 -s pad-random -n 1003 -o out/model
+      rehead extend --arch timm:resnet18.a1_in1k --pretrained -s replace -n 10 -o out/model
+    From your own weights file, or a model directory:
+      rehead extend --arch resnet18 --weights my.safetensors -s select --keep 0-6 -o out/model
+      rehead extend --from out/model -s pad-mean -n 12 -o out/model2
+    Without weights the backbone is random: a warning says so (--random-init to mean it).
+    Offline, named weights must already be in torch hub's / the Hugging Face cache; the error
+    names the URL and the exact cache path to place the file at (exit 3).
+    """
     from rich.console import Console
 
-    from toolkit.architectures import default_preprocessing
     from toolkit.extension import extend as run_extend
 
     console = Console(stderr=True)
-    prep = None
-    if input_size is not None:
-        from toolkit.errors import InvalidArgumentError
-
-        if input_size <= 0:
-            raise InvalidArgumentError(f"--input-size must be positive (got {input_size})")
-        base = default_preprocessing(arch) if arch else None
-        if base is None and model_dir is not None:
-            from toolkit.model_dir import read_config
-
-            base = read_config(model_dir).preprocessing
-        prep = dataclasses.replace(base, input_size=(input_size, input_size)) if base else None
-    with console.status("loading the source model and changing its head"):
+    # a download shows torch hub's / huggingface_hub's own progress bar; a spinner would garble it
+    may_download = pretrained or (weights is not None and not _is_file(weights))
+    spinner = console.status("loading the source model and changing its head")
+    with contextlib.nullcontext() if may_download else spinner:
         result = run_extend(
             strategy=strategy,
             arch=arch,
             model_dir=model_dir,
             weights=weights,
+            pretrained=pretrained,
+            random_init=random_init,
             num_classes=num_classes,
             keep=int_list(keep, flag="--keep"),
             copy_from=int_list(copy_from, flag="--copy-from"),
@@ -98,16 +110,23 @@ def extend(
             dropout=dropout,
             head=head,
             source_num_classes=source_num_classes,
-            preprocessing=prep,
+            input_size=input_size,
             allow_pickle=allow_pickle,
             output=output,
             overwrite=overwrite,
+            progress=may_download,
         )
     spec = result.config.head
     typer.echo(
         f"wrote {output}: {result.config.arch}, head '{spec.module}' {spec.old_num_classes} -> "
         f"{spec.num_classes} classes ({spec.strategy}; kept {len(spec.kept_indices)}, new {len(spec.new_indices)})"
     )
+
+
+def _is_file(weights: str) -> bool:
+    from toolkit.pretrained import is_weights_file
+
+    return is_weights_file(weights)
 
 
 @app.command()
