@@ -42,6 +42,16 @@ class CollectingLogger(trt.ILogger):
     def last_error(self) -> str:
         return self.errors[-1] if self.errors else "no message from TensorRT"
 
+    def reset(self) -> CollectingLogger:
+        self.errors.clear()
+        self.warnings.clear()
+        return self
+
+
+#: TensorRT keeps the first logger it is given for the whole process (builders, runtimes and
+#: refitters made later log to it), so rehead gives it one and clears it before each operation
+_LOGGER = CollectingLogger()
+
 
 def version() -> str:
     return str(trt.__version__)
@@ -110,7 +120,7 @@ def _parser_errors(parser: trt.OnnxParser) -> str:
 
 def build(request: BuildRequest) -> Built:
     """Parse the ONNX file (external data read beside it), set the profile and flags, build."""
-    logger = CollectingLogger()
+    logger = _LOGGER.reset()
     builder = trt.Builder(logger)
     network_flags = 0
     if request.strongly_typed:
@@ -162,7 +172,7 @@ def build(request: BuildRequest) -> Built:
 def refit(plan: bytes, onnx_path: str, *, host_code: bool) -> bytes:
     """The engine ``plan`` with every weight replaced by the ONNX file's, serialised with its weights
     (a weight-stripped plan comes back whole)."""
-    logger = CollectingLogger()
+    logger = _LOGGER.reset()
     runtime = trt.Runtime(logger)
     runtime.engine_host_code_allowed = host_code
     engine = runtime.deserialize_cuda_engine(plan)
@@ -188,12 +198,11 @@ def refit(plan: bytes, onnx_path: str, *, host_code: bool) -> bytes:
         raise ArtifactError(f"the ONNX left {len(missing)} engine weights unset (first: '{missing[0]}')")
     if not refitter.refit_cuda_engine():
         raise ArtifactError(f"TensorRT's refit failed: {logger.last_error()}")
+    # a weight-stripped plan comes back whole; a REFIT engine stays refittable as it was built.
+    # (INCLUDE_REFIT, TensorRT >= 10.14, concerns stripped plans only, whose REFIT_IDENTICAL build
+    # makes a later refit with other weights undefined: it is left unset on purpose.)
     serialization = engine.create_serialization_config()
     serialization.clear_flag(trt.SerializationFlag.EXCLUDE_WEIGHTS)
-    # from TensorRT 10.14 the result stays refittable (the next fine-tuning round) only when asked
-    keep_refit = trt.SerializationFlag.__members__.get("INCLUDE_REFIT")
-    if keep_refit is not None:
-        serialization.set_flag(keep_refit)
     return bytes(engine.serialize_with_config(serialization))
 
 
@@ -211,7 +220,7 @@ class Engine:
     """A deserialised engine with one execution context on profile 0."""
 
     def __init__(self, plan: bytes, *, host_code: bool) -> None:
-        self._logger = CollectingLogger()
+        self._logger = _LOGGER.reset()
         self._runtime = trt.Runtime(self._logger)
         # version-compatible engines carry the lean runtime as host code; it runs only when allowed
         self._runtime.engine_host_code_allowed = host_code

@@ -186,10 +186,16 @@ class BuildOptions:
         return tuple(flags)
 
     def flags_for(self, onnx_precision: str) -> tuple[str, ...]:
-        """``builder_flags`` plus INT8 for a QDQ graph under weak typing (explicit quantization:
-        the scales come from the Q/DQ nodes, no calibrator; a strongly typed network needs no flag)."""
-        if onnx_precision == "int8" and not self.strongly_typed:
+        """``builder_flags`` plus INT8 for a QDQ graph (explicit quantization: the scales come from
+        the Q/DQ nodes, no calibrator) and FP16 for an fp16 graph, under weak typing; a strongly
+        typed network takes its types from the graph and needs neither."""
+        if self.strongly_typed:
+            return self.builder_flags
+        if onnx_precision == "int8":
             return ("INT8", *self.builder_flags)
+        if onnx_precision == "fp16" and not self.fp16:
+            # weak typing may pick fp32 kernels for an fp16 graph unless fp16 is allowed
+            return ("FP16", *self.builder_flags)
         return self.builder_flags
 
     def precision(self, onnx_precision: str) -> str:
@@ -597,9 +603,9 @@ def trtexec_command(
         f"--maxShapes={shape(profile.max)}",
     ]
     args += ["--int8"] if "INT8" in options.flags_for(onnx_precision) else []
-    args += ["--fp16"] if options.fp16 else []
+    args += ["--fp16"] if "FP16" in options.flags_for(onnx_precision) else []
     args += ["--bf16"] if options.bf16 else []
-    args += [] if options.tf32 or options.strongly_typed else ["--noTF32"]
+    args += [] if options.tf32 else ["--noTF32"]  # the build clears TF32 unless asked, typed or not
     args += ["--stronglyTyped"] if options.strongly_typed else []
     if options.workspace_mib is not None:
         args.append(f"--memPoolSize=workspace:{options.workspace_mib}M")

@@ -95,11 +95,13 @@ def providers_for(
     cuda: tuple[str, dict[str, Any]] = ("CUDAExecutionProvider", {"device_id": _device_id(device)})
     if provider == "cuda":
         return [cuda, "CPUExecutionProvider"]
+    cache = os.fspath(cache_dir if cache_dir is not None else ort_trt_cache_dir())
     trt_options: dict[str, Any] = {
         "device_id": _device_id(device),
         "trt_engine_cache_enable": True,
-        "trt_engine_cache_path": os.fspath(cache_dir if cache_dir is not None else ort_trt_cache_dir()),
+        "trt_engine_cache_path": cache,
         "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": cache,  # else it lands in the working directory
         "trt_fp16_enable": precision == "fp16",
     }
     return [(wanted, trt_options), cuda, "CPUExecutionProvider"]

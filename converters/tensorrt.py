@@ -220,10 +220,15 @@ def onnx_reference(facts: OnnxFacts, images: np.ndarray) -> np.ndarray:
     from converters.ort import open_session
 
     session = open_session(facts.path, name=facts.path.name)
-    parts = [
-        np.asarray(session.run(None, {facts.input_name: images[i : i + 32]})[0], dtype=np.float32)
-        for i in range(0, len(images), 32)
-    ]
+    fixed = facts.input_dims[0]
+    step = fixed if isinstance(fixed, int) and fixed > 0 else 32
+    parts = []
+    for start in range(0, len(images), step):
+        chunk = images[start : start + step]
+        real = len(chunk)
+        if real < step and step != 32:  # a fixed-batch graph: pad with repeated samples, drop their outputs
+            chunk = np.concatenate([chunk, np.resize(images, (step - real, *images.shape[1:]))])
+        parts.append(np.asarray(session.run(None, {facts.input_name: chunk})[0], dtype=np.float32)[:real])
     return np.concatenate(parts)
 
 
@@ -303,12 +308,20 @@ class EngineSession:
             raise ArtifactError(f"the engine has {len(inputs)} inputs; rehead runs one-input classifiers")
         self.input = inputs[0]
         self.output_names = tuple(s.name for s in specs if not s.is_input)
-        self._dtypes = {s.name: getattr(torch, _TORCH_DTYPES.get(s.dtype, "float32")) for s in specs}
+        unknown = [f"{s.name} ({s.dtype})" for s in specs if s.dtype not in _TORCH_DTYPES]
+        if unknown:
+            raise ArtifactError(
+                f"the engine has IO tensors of types rehead cannot hold: {', '.join(unknown)}",
+                hint="export the model with float32, float16 or int8 inputs and outputs",
+            )
+        self._dtypes = {s.name: getattr(torch, _TORCH_DTYPES[s.dtype]) for s in specs}
         low, opt, high = self.engine.profile_shapes(self.input.name)
         self.profile = Profile(self.input.name, low, opt, high)
         self.cuda_graph = cuda_graph
         self._buffers: dict[tuple[int, ...], tuple[Any, dict[str, Any]]] = {}
-        self._graphs: dict[tuple[int, ...], Any] = {}
+        #: the CUDA graph of the last shape run (one execution context serves every shape, so a
+        #: graph captured for one shape is stale once the context was set to another: recaptured)
+        self._graph: tuple[tuple[int, ...], Any] | None = None
 
     def check_shape(self, shape: Sequence[int]) -> None:
         if not self.profile.contains(shape):
@@ -320,6 +333,11 @@ class EngineSession:
     def stage(self, batch: np.ndarray) -> tuple[int, ...]:
         shape = tuple(int(d) for d in batch.shape)
         self.check_shape(shape)
+        torch = self._torch
+        with torch.cuda.device(self.device):
+            return self._stage(batch, shape)
+
+    def _stage(self, batch: np.ndarray, shape: tuple[int, ...]) -> tuple[int, ...]:
         torch = self._torch
         if shape not in self._buffers:
             self.engine.set_input_shape(self.input.name, shape)
@@ -346,21 +364,23 @@ class EngineSession:
     def enqueue(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """Run on the staged input of ``shape``; returns device outputs (synchronise before reading)."""
         torch = self._torch
-        graph = self._graphs.get(shape)
-        if graph is not None:
-            with torch.cuda.stream(self.stream):
-                graph.replay()
-            return self._buffers[shape][1]
-        outs = self._bind(shape)
-        self.engine.execute(self.stream.cuda_stream)
-        if self.cuda_graph:
-            # one plain run first flushes TensorRT's deferred shape work; then capture on our stream
-            self.stream.synchronize()
-            captured = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(captured, stream=self.stream):
-                self.engine.execute(self.stream.cuda_stream)
-            self._graphs[shape] = captured
-        return outs
+        with torch.cuda.device(self.device):
+            if self._graph is not None and self._graph[0] == shape:
+                with torch.cuda.stream(self.stream):
+                    self._graph[1].replay()
+                return self._buffers[shape][1]
+            self._graph = None
+            outs = self._bind(shape)
+            self.engine.execute(self.stream.cuda_stream)
+            if self.cuda_graph:
+                # one plain run first flushes TensorRT's deferred shape work (as trtexec does), then
+                # capture on our stream; replayed until another shape is run
+                self.stream.synchronize()
+                captured = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(captured, stream=self.stream):
+                    self.engine.execute(self.stream.cuda_stream)
+                self._graph = (shape, captured)
+            return outs
 
     def synchronize(self) -> None:
         self.stream.synchronize()
@@ -374,7 +394,8 @@ class EngineSession:
         return self.run(batch)[self.output_names[0]]
 
     def close(self) -> None:
-        self._graphs.clear()
+        self.stream.synchronize()  # nothing may still run on buffers about to be freed
+        self._graph = None
         self._buffers.clear()
         self.engine.close()
 
@@ -544,6 +565,8 @@ def export_tensorrt(
                 parity, checks = judge_engine(session.first_output, facts, profile, precision)
             finally:
                 session.close()
+    if cache_in is not None:  # the tactics timed are worth keeping whatever the verdict
+        _atomic.write_bytes(cache_in, built.timing_cache, overwrite=True)
     if not parity.passed and not allow_mismatch:
         _refuse_mismatch(parity, what=f"the engine built from '{facts.path.name}'")
     record = EngineRecord(
@@ -571,9 +594,9 @@ def export_tensorrt(
         parity=parity_summary(parity),
     )
     _publish(out, plan, record, overwrite=overwrite)
-    if cache_in is not None:
-        _atomic.write_bytes(cache_in, built.timing_cache, overwrite=True)
-    warnings = [] if parity.passed else [f"engine kept despite a parity failure: {record.parity['first_failure']}"]
+    warnings = [f"TensorRT: {w}" for w in dict.fromkeys(built.warnings)][:5]
+    if not parity.passed:
+        warnings.append(f"engine kept despite a parity failure: {record.parity['first_failure']}")
     return _result(out, record, facts, {**checks, "parity_passed": float(parity.passed)},
                    time.perf_counter() - start, warnings)
 
@@ -598,6 +621,12 @@ def check_refit_source(record: EngineRecord, onnx: str | os.PathLike[str]) -> st
         raise ArtifactError(
             "the engine was not built refittable",
             hint="rebuild it with refittable=True to replace its weights later without a rebuild",
+        )
+    if record.weights_stripped and sha256_of(onnx) != record.onnx_sha256:
+        raise ArtifactError(
+            f"the engine is weight-stripped (built with REFIT_IDENTICAL) and takes only the weights of "
+            f"'{record.onnx_name}'; TensorRT leaves refitting it with other weights undefined",
+            hint="build a refittable engine (refittable=True) for new weights",
         )
     signature = _signature(Path(onnx))
     if signature != record.graph_signature:
@@ -661,6 +690,8 @@ def refit_engine(
         onnx_name=facts.path.name,
         onnx_sha256=sha256_of(facts.path),
         weights_stripped=False,
+        # a plan refitted from a stripped one keeps REFIT_IDENTICAL's promise: no further refits
+        refittable=old.refittable and not old.weights_stripped,
         model=_model_record(facts.meta),
         parity=parity_summary(parity),
         refitted_from=old.engine_sha256,

@@ -136,6 +136,8 @@ def test_build_flags_follow_the_options() -> None:
     assert BuildOptions(strip_weights=True).builder_flags == ("STRIP_PLAN", "REFIT_IDENTICAL")
     assert BuildOptions().flags_for("int8") == ("INT8",)  # a QDQ graph under weak typing
     assert BuildOptions(strongly_typed=True).flags_for("int8") == ()
+    assert BuildOptions().flags_for("fp16") == ("FP16",)  # an fp16 graph gets fp16 kernels
+    assert BuildOptions(strongly_typed=True).flags_for("fp16") == ()
     assert BuildOptions().precision("fp32") == "fp32" and BuildOptions(tf32=True).precision("fp32") == "tf32"
     assert BuildOptions(fp16=True).precision("int8") == "int8"
 
@@ -190,6 +192,11 @@ def test_refit_refuses_another_graph_and_a_fixed_engine(exports: dict[str, Path]
         check_refit_source(record, exports["other"])
     with pytest.raises(ArtifactError, match="not built refittable"):
         check_refit_source(dataclasses.replace(record, refittable=False), exports["untrained"])
+    # a weight-stripped engine (REFIT_IDENTICAL) takes back its own weights only
+    stripped = dataclasses.replace(record, weights_stripped=True)
+    assert check_refit_source(stripped, exports["trained"]) == record.graph_signature
+    with pytest.raises(ArtifactError, match="weight-stripped"):
+        check_refit_source(stripped, exports["untrained"])
 
 
 def test_refit_cli_refuses_another_graph_before_tensorrt(
@@ -313,6 +320,8 @@ def test_trtexec_line_says_the_same_build() -> None:
     assert "--noTF32" in line and "--refit" not in line  # stripWeights alone = identical-weights refit
     refit = shlex.split(trtexec_command("m.onnx", "m.engine", BuildOptions(refittable=True, tf32=True), profile))
     assert "--refit" in refit and "--noTF32" not in refit
+    typed = shlex.split(trtexec_command("m.onnx", "m.engine", BuildOptions(strongly_typed=True), profile))
+    assert "--stronglyTyped" in typed and "--noTF32" in typed  # the build clears TF32 typed or not
 
 
 # --- the check every engine gets, run with ONNX Runtime standing in for TensorRT ----------------------
