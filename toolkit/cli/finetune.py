@@ -4,6 +4,12 @@ Data may cover only some of the model's classes (typically the new ones after ``
 extend``); ``--keep-old`` chooses how the others are kept and ``--retention-data`` where their
 retention is measured.
 
+Several processes: ``--nproc N`` hands the same command (without ``--nproc``) to torchrun,
+``python -m torch.distributed.run --standalone --nproc-per-node N -m toolkit.cli finetune ...``;
+launching torchrun yourself (several nodes, ``--max-restarts``) does the same. ``--batch-size``
+stays the global batch. Errors that every process meets alike (bad input, exit 2) are reported
+by rank 0 alone; any other error names the rank that met it.
+
 The option defaults below repeat ``FinetuneConfig``'s so that ``--help`` shows them without
 importing ``toolkit.finetune`` (and torch) when the CLI starts; a test in
 ``tests/finetune/test_finetune_cli.py`` fails the moment the two disagree.
@@ -11,7 +17,11 @@ importing ``toolkit.finetune`` (and torch) when the CLI starts; a test in
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,16 +31,18 @@ from toolkit.cli._parse import int_list
 
 @app.command()
 def finetune(
+    ctx: typer.Context,
     model_dir: Path = typer.Argument(
         ..., metavar="MODEL_DIR", help="Model directory to fine-tune (from 'rehead extend')."
     ),
     data: str = typer.Option(
         ...,
         "--data",
-        help="'digits' (bundled 8x8 digits) or a folder: DIR/train/<class>/*, DIR/val/<class>/* "
-        "(optional DIR/test), or DIR/<class>/* split by --val-ratio. The class folders may be a "
-        "subset of the model's classes (e.g. images of the new classes only); the others are kept "
-        "with --keep-old.",
+        help="'digits' (bundled 8x8 digits), a folder: DIR/train/<class>/*, DIR/val/<class>/* "
+        "(optional DIR/test), or DIR/<class>/* split by --val-ratio, or a CSV manifest FILE.csv with "
+        "a 'path,label[,split]' header (paths relative to the CSV's folder, labels class names). The "
+        "classes may be a subset of the model's (e.g. images of the new classes only); the others are "
+        "kept with --keep-old.",
     ),
     class_map: Path | None = typer.Option(
         None,
@@ -81,7 +93,9 @@ def finetune(
     backbone_lr_mult: float = typer.Option(
         0.3, "--backbone-lr-mult", help="Backbone learning rate = --lr times this."
     ),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per training step."),
+    batch_size: int = typer.Option(
+        64, "--batch-size", "-b", help="Images per training step: the global batch, split across processes."
+    ),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | sgd (Nesterov momentum)."),
     weight_decay: float = typer.Option(
         0.05, "--weight-decay", help="Decoupled weight decay (not on biases/norms)."
@@ -120,6 +134,21 @@ def finetune(
         0.15, "--val-ratio", help="Folder without val/: fraction held out per class."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, data order and augmentation."),
+    workers: int = typer.Option(
+        0, "--workers", help="Processes decoding the images of a folder or manifest (0 = this process)."
+    ),
+    sync_bn: bool = typer.Option(
+        False,
+        "--sync-bn",
+        help="Several processes: BatchNorm statistics over the global batch, not each process's share "
+        "(phases that train BatchNorm).",
+    ),
+    nproc: int | None = typer.Option(
+        None,
+        "--nproc",
+        help="Run on N processes on this machine: hands this command to torchrun "
+        "(python -m torch.distributed.run --standalone --nproc-per-node N -m toolkit.cli finetune ...).",
+    ),
     work_dir: Path | None = typer.Option(
         None, "--work-dir", help="Checkpoint folder (default: OUTPUT.ckpt)."
     ),
@@ -133,54 +162,71 @@ def finetune(
     ),
 ) -> None:
     """Fine-tune a model directory (head-only, then the whole model) and write a new model directory."""
+    if nproc is not None:
+        raise typer.Exit(_hand_to_torchrun(ctx, nproc))
+    from toolkit.errors import ReheadError
     from toolkit.finetune.config import FinetuneConfig
+    from toolkit.finetune.distributed import launched
     from toolkit.finetune.trainer import finetune as run_finetune
 
-    config = FinetuneConfig(
-        epochs=epochs,
-        freeze_epochs=freeze_epochs,
-        unfreeze_stages=unfreeze_stages,
-        batch_size=batch_size,
-        lr=lr,
-        backbone_lr_mult=backbone_lr_mult,
-        optimizer=optimizer,
-        weight_decay=weight_decay,
-        momentum=momentum,
-        warmup_epochs=warmup_epochs,
-        label_smoothing=label_smoothing,
-        clip_grad_norm=clip_grad_norm if clip_grad_norm > 0 else None,
-        amp=amp,
-        patience=patience if patience > 0 else None,
-        augment=augment,
-        seed=seed,
-        device=device,
-        threads=threads,
-        checkpoint_every_steps=checkpoint_every_steps if checkpoint_every_steps > 0 else None,
-        keep_checkpoints=keep_checkpoints,
-        plot=plot,
-        keep_old=keep_old,
-        distill_weight=distill_weight,
-        distill_temperature=distill_temperature,
-    )
-    result = run_finetune(
-        model_dir,
-        data,
-        config,
-        output=output,
-        overwrite=overwrite,
-        resume=resume,
-        work_dir=work_dir,
-        digits=int_list(digits, flag="--digits-subset"),
-        val_ratio=val_ratio,
-        class_map=class_map,
-        retention_data=retention_data,
-        progress=True,
-    )
+    rank = int(os.environ.get("RANK", "0")) if launched() else 0
+    try:
+        config = FinetuneConfig(
+            epochs=epochs,
+            freeze_epochs=freeze_epochs,
+            unfreeze_stages=unfreeze_stages,
+            batch_size=batch_size,
+            lr=lr,
+            backbone_lr_mult=backbone_lr_mult,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            warmup_epochs=warmup_epochs,
+            label_smoothing=label_smoothing,
+            clip_grad_norm=clip_grad_norm if clip_grad_norm > 0 else None,
+            amp=amp,
+            patience=patience if patience > 0 else None,
+            augment=augment,
+            seed=seed,
+            device=device,
+            threads=threads,
+            checkpoint_every_steps=checkpoint_every_steps if checkpoint_every_steps > 0 else None,
+            keep_checkpoints=keep_checkpoints,
+            plot=plot,
+            keep_old=keep_old,
+            distill_weight=distill_weight,
+            distill_temperature=distill_temperature,
+            sync_bn=sync_bn,
+        )
+        result = run_finetune(
+            model_dir,
+            data,
+            config,
+            output=output,
+            overwrite=overwrite,
+            resume=resume,
+            work_dir=work_dir,
+            digits=int_list(digits, flag="--digits-subset"),
+            val_ratio=val_ratio,
+            class_map=class_map,
+            retention_data=retention_data,
+            workers=workers,
+            progress=True,
+        )
+    except ReheadError as exc:
+        if rank == 0:
+            raise
+        if exc.exit_code == 2:
+            raise typer.Exit(exc.exit_code) from exc  # every rank met the same bad input: rank 0 says it
+        raise type(exc)(f"rank {rank}: {exc.message}", hint=exc.hint, param=exc.param) from exc
+    if rank != 0:
+        return
     test = "n/a (no test split)" if result.test_top1 is None else f"{result.test_top1:.4f}"
     typer.echo(
         f"wrote {result.path}: {len(result.history)} epochs in {result.seconds:.0f} s, "
         f"val top-1 {result.val_top1:.4f} (epoch {result.best_epoch}), test top-1 {test}"
         + (" (early stop)" if result.stopped_early else "")
+        + (f" on {result.world_size} processes" if result.world_size > 1 else "")
     )
     if result.retention is not None:
         r = result.retention
@@ -188,3 +234,54 @@ def finetune(
             f"kept {r.classes} unseen classes with {result.keep_old}: top-1 agreement with the original "
             f"model {r.after:.4f} (before {r.before:.4f}) on {r.images} images ({r.source})"
         )
+
+
+def torchrun_command(nproc: int, args: list[str]) -> list[str]:
+    """The torchrun command line that runs ``rehead <args>`` on ``nproc`` local processes."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+        "-m", "toolkit.cli", *args,
+    ]  # fmt: skip
+
+
+def _hand_to_torchrun(ctx: typer.Context, nproc: int) -> int:
+    """Run this very command under torchrun on ``nproc`` processes; torchrun's exit code."""
+    from toolkit._args import positive_int
+    from toolkit.errors import InvalidArgumentError
+    from toolkit.finetune.distributed import launched
+
+    positive_int(nproc, "nproc", example="2")
+    if launched():
+        raise InvalidArgumentError(
+            "--nproc starts torchrun, but this process already runs under torchrun",
+            hint="leave --nproc out: torchrun's --nproc-per-node sets the processes",
+            param="nproc",
+        )
+    args = (["--debug"] if ctx.parent is not None and ctx.parent.params.get("debug") else []) + [
+        str(ctx.info_name),
+        *_given_args(ctx),
+    ]
+    return subprocess.call(torchrun_command(nproc, args))
+
+
+def _given_args(ctx: Any) -> list[str]:
+    """The arguments given to this command, rebuilt from what click parsed, ``--nproc`` left out."""
+    out: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        source = ctx.get_parameter_source(name)
+        if name == "nproc" or source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params[name]
+        if param.param_type_name == "argument":
+            out.append(str(value))
+        elif getattr(param, "is_flag", False):
+            secondary = getattr(param, "secondary_opts", [])
+            if value:
+                out.append(param.opts[0])
+            elif secondary:
+                out.append(secondary[0])
+        else:
+            long_names = [o for o in param.opts if o.startswith("--")]
+            out += [(long_names or param.opts)[0], str(value)]
+    return out

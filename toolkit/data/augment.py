@@ -30,25 +30,34 @@ def augment_batch(
     *,
     mode: str = "shift",
     max_shift: float = 0.08,
+    span: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """A randomly shifted (and, with ``shift-flip``, mirrored) copy of ``images`` (N, C, H, W).
 
     ``max_shift`` is the largest translation as a fraction of the side (default 8%: about 2-3
     pixels at 32x32). Borders are filled by replicating the edge pixels, so the background of
     normalised images stays the background. ``generator`` must live on the CPU.
+
+    ``span`` = ``(start, total)``: ``images`` are items ``start:start + N`` of a batch of
+    ``total``; the draws are made for the whole batch and this part's taken, so a batch split
+    across processes is augmented exactly as it would be whole.
     """
     check_augment(mode)
     if mode == "none" or images.numel() == 0:
         return images
     n, _, h, w = images.shape
+    start, total = span if span is not None else (0, n)
+    if start < 0 or start + n > total:
+        raise InvalidArgumentError(f"span {span} does not hold {n} images", param="span")
     pad_h, pad_w = max(1, round(h * max_shift)), max(1, round(w * max_shift))
     padded = F.pad(images, (pad_w, pad_w, pad_h, pad_h), mode="replicate")
-    dy = torch.randint(0, 2 * pad_h + 1, (n,), generator=generator).tolist()
-    dx = torch.randint(0, 2 * pad_w + 1, (n,), generator=generator).tolist()
+    part = slice(start, start + n)
+    dy = torch.randint(0, 2 * pad_h + 1, (total,), generator=generator)[part].tolist()
+    dx = torch.randint(0, 2 * pad_w + 1, (total,), generator=generator)[part].tolist()
     crops = [padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(dy, dx, strict=True))]
     out = torch.stack(crops)
     if mode == "shift-flip":
-        flip = torch.rand(n, generator=generator) < 0.5
+        flip = torch.rand(total, generator=generator)[part] < 0.5
         if bool(flip.any()):
             out[flip.to(out.device)] = out[flip.to(out.device)].flip(-1)
     return out

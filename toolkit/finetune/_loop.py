@@ -5,6 +5,11 @@ position (epoch, next batch, global step, phase), the running sums of the curren
 history, the early-stopping record and the best weights. Data order and augmentation are
 derived from (seed, epoch, batch), never from a stream of draws, so a position is enough to
 continue exactly where an uninterrupted run would be.
+
+Under torchrun (``toolkit.finetune.distributed``) every rank runs this loop on its share of each
+global batch: the position is the same number on every rank, the running sums are summed over
+the ranks at each step, rank 0 writes the checkpoints (holding every rank's RNG state) and
+reports progress, and the validation split is evaluated in parts whose sums are added.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from toolkit.errors import InternalError
 from toolkit.finetune import rng
 from toolkit.finetune.checkpoints import FORMAT, CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
-from toolkit.finetune.evaluate import evaluate_detail
+from toolkit.finetune.distributed import Distributed
+from toolkit.finetune.evaluate import Evaluation, evaluate_sums
 from toolkit.finetune.keep_old import FrozenRows, distill_loss
 from toolkit.finetune.optim import Phase, apply_policy, group_lrs, make_optimizer, make_scheduler, plan_phases
 from toolkit.finetune.progress import TrainingProgress
@@ -63,16 +69,18 @@ class RunState:
         return cls(**data)
 
 
-def batches_per_epoch(n: int, batch_size: int) -> int:
-    """Every image once per epoch, the last batch smaller, except a lone leftover image: a batch
-    of one breaks BatchNorm in training mode, so that one sits the epoch out (see ``left_out``)."""
+def batches_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Every image once per epoch, the last batch smaller, except a leftover too small to give
+    each of the ``world`` processes two images: a batch of one breaks BatchNorm in training mode,
+    so those sit the epoch out (see ``left_out``). One process: only a lone leftover image."""
     full, rest = divmod(n, batch_size)
-    return max(1, full + (1 if rest > 1 else 0))
+    return max(1, full + (1 if rest >= 2 * world else 0))
 
 
-def left_out(n: int, batch_size: int) -> int:
-    """Training images not seen in an epoch: 1 when ``n`` leaves a single image over, else 0."""
-    return 1 if n > batch_size and n % batch_size == 1 else 0
+def left_out(n: int, batch_size: int, world: int = 1) -> int:
+    """Training images not seen in an epoch: the leftover of fewer than ``2 * world`` images."""
+    rest = n % batch_size
+    return rest if n > batch_size and 0 < rest < 2 * world else 0
 
 
 class Loop:
@@ -95,21 +103,27 @@ class Loop:
         *,
         unseen: Sequence[int] = (),
         teacher: torch.Tensor | None = None,
+        dist: Distributed | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.model = model
+        #: what a training step calls: ``model`` itself, or wrapped in DDP for the current phase
+        self.net: nn.Module = model
         self.spec = spec
         self.config = config
         self.store = store
         self.reporter = reporter
         self.run_info = run_info
-        self.device = torch.device(config.device)
+        self.dist = dist or Distributed()
+        self.device = device if device is not None else torch.device(config.device)
         self.amp = config.uses_amp()
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.augment = data.augment if config.augment == "auto" else config.augment
         self.train_x, self.train_y = (t.to(self.device) for t in data.train)
         self.val_x, self.val_y = data.val
-        self.steps_per_epoch = batches_per_epoch(len(self.train_y), config.batch_size)
-        self.images_per_epoch = len(self.train_y) - left_out(len(self.train_y), config.batch_size)
+        world = self.dist.world
+        self.steps_per_epoch = batches_per_epoch(len(self.train_y), config.batch_size, world)
+        self.images_per_epoch = len(self.train_y) - left_out(len(self.train_y), config.batch_size, world)
         self.best_model: dict[str, torch.Tensor] | None = None
         # with every class in the data there is nothing to keep: the run is exactly a plain one
         self.frozen = FrozenRows(model, spec, unseen) if unseen and config.freezes_rows else None
@@ -129,6 +143,11 @@ class Loop:
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         scaler: torch.amp.GradScaler,
     ) -> None:
+        # every rank's RNG state (dropout draws from it); optimizer and scheduler states are the
+        # same on every rank (gradients are all-reduced), so rank 0's stand for all
+        states = self.dist.gather(rng.capture(self.device))
+        if not self.dist.is_main:
+            return
         self.store.save(
             {
                 "format": FORMAT,
@@ -136,7 +155,7 @@ class Loop:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "rng": rng.capture(self.device),
+                "rng": {**states[0], "ranks": states} if self.dist.world > 1 else states[0],
                 "progress": state.to_json(),
                 # right after the best epoch the best weights are the model's: not stored twice
                 "best_model": None if self._best_is_current(state) else self.best_model,
@@ -150,13 +169,20 @@ class Loop:
         return self.best_model is not None and state.batch == 0 and state.best_epoch == state.epoch - 1
 
     # --- one step / one epoch ---------------------------------------------------------------
-    def _batch(self, order: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Images (augmented), labels and the images' indices in the training set."""
+    def _batch(
+        self, order: torch.Tensor, epoch: int, b: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """This rank's images (augmented), labels and indices in the training set, of global batch
+        ``b``, and the global batch's size. The augmentation is drawn for the whole global batch
+        and this rank's part taken, so it is the one-process run's, image for image."""
         bs = self.config.batch_size
-        idx = order[b * bs : (b + 1) * bs].to(self.device)
+        batch = order[b * bs : (b + 1) * bs]
+        start, stop = self.dist.share_span(len(batch))
+        idx = batch[start:stop].to(self.device)
         x = self.train_x.index_select(0, idx)
-        x = augment_batch(x, rng.derived_generator(self.config.seed, epoch, b, 1), mode=self.augment)
-        return x, self.train_y.index_select(0, idx), idx
+        generator = rng.derived_generator(self.config.seed, epoch, b, 1)
+        x = augment_batch(x, generator, mode=self.augment, span=(start, len(batch)))
+        return x, self.train_y.index_select(0, idx), idx, len(batch)
 
     def _step(
         self,
@@ -165,9 +191,10 @@ class Loop:
         idx: torch.Tensor,
         optimizer: torch.optim.Optimizer,
         scaler: torch.amp.GradScaler,
+        n_global: int,
     ) -> tuple[float, int]:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            logits = self.model(x)
+            logits = self.net(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
         if self.teacher is not None and self.unseen_index is not None:
             student = logits.float().index_select(1, self.unseen_index)
@@ -176,7 +203,10 @@ class Loop:
                 student, target, self.config.distill_temperature
             )
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        # DDP averages the ranks' gradients: scaled so, the average is the global batch mean's
+        # gradient even when the shares differ in size (the scale is exactly 1 when they do not)
+        scale = len(y) * self.dist.world / n_global
+        scaler.scale(loss if scale == 1.0 else loss * scale).backward()
         if self.frozen is not None:
             self.frozen.zero_grads()
         if self.config.clip_grad_norm is not None:
@@ -203,13 +233,14 @@ class Loop:
         self.model.train()
         for b in range(state.batch, self.steps_per_epoch):
             started = time.perf_counter()
-            x, y, idx = self._batch(order, epoch, b)
-            loss, correct = self._step(x, y, idx, optimizer, scaler)
+            x, y, idx, n_global = self._batch(order, epoch, b)
+            loss, correct = self._step(x, y, idx, optimizer, scaler, n_global)
             scheduler.step()
+            loss, total_correct, seen = self.dist.sum([loss, correct, len(y)])
             state.seconds += time.perf_counter() - started
             state.loss_sum += loss
-            state.correct += correct
-            state.seen += len(y)
+            state.correct += round(total_correct)
+            state.seen += round(seen)
             state.global_step += 1
             state.batch = b + 1
             self.reporter.step(
@@ -221,19 +252,14 @@ class Loop:
             every = cfg.checkpoint_every_steps
             if every and state.global_step % every == 0 and state.batch < self.steps_per_epoch:
                 self._save(state, optimizer, scheduler, scaler)
+            self.dist.maybe_die(state.global_step)
         self._end_epoch(phase, state, optimizer)
         self._save(state, optimizer, scheduler, scaler)
 
     def _end_epoch(self, phase: Phase, state: RunState, optimizer: torch.optim.Optimizer) -> None:
         cfg = self.config
-        val = evaluate_detail(
-            self.model,
-            self.val_x,
-            self.val_y,
-            batch_size=cfg.eval_batch_size,
-            device=self.device,
-            amp=self.amp,
-        )
+        self.dist.broadcast_buffers(self.model)  # rank 0's BatchNorm statistics are the ones evaluated and saved
+        val = self._evaluate()
         lrs = group_lrs(optimizer)
         record = {
             "epoch": state.epoch + 1,
@@ -266,6 +292,14 @@ class Loop:
                 f"at epoch {state.best_epoch + 1})"
             )
 
+    def _evaluate(self) -> Evaluation:
+        """Validation top-1 and loss; each rank evaluates its part, the sums are added."""
+        x, y = self.dist.share(self.val_x), self.dist.share(self.val_y)
+        correct, loss_sum, count = self.dist.sum(
+            evaluate_sums(self.model, x, y, batch_size=self.config.eval_batch_size, device=self.device, amp=self.amp)
+        )
+        return Evaluation(correct / max(count, 1), loss_sum / max(count, 1), round(count))
+
     # --- the whole run ----------------------------------------------------------------------
     def run(self, state: RunState, checkpoint: dict[str, Any] | None) -> RunState:
         """Train from ``state`` (restored from ``checkpoint`` if given) to the end or an early stop."""
@@ -285,9 +319,16 @@ class Loop:
                 if checkpoint["scaler"]:  # empty when the checkpointed run had no scaler (CPU)
                     scaler.load_state_dict(checkpoint["scaler"])
             if checkpoint is not None:
-                rng.restore(checkpoint["rng"], self.device)
+                rng.restore(checkpoint["rng"], self.device, rank=self.dist.rank)
                 checkpoint = None
             state.phase = phase.index
-            while state.epoch < phase.stop and not state.stopped:
-                self._run_epoch(phase, state, optimizer, scheduler, scaler)
+            # synchronised BatchNorm where statistics are computed: not in the head-only phase
+            sync_bn = self.config.sync_bn and phase.policy != "head"
+            with self.dist.sync_batchnorm(self.model, sync_bn):
+                self.net = self.dist.wrap(self.model, self.device)  # DDP over this phase's trainable parameters
+                try:
+                    while state.epoch < phase.stop and not state.stopped:
+                        self._run_epoch(phase, state, optimizer, scheduler, scaler)
+                finally:
+                    self.net = self.model  # the wrapper (and its gradient hooks) goes with the phase
         return state

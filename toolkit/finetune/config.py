@@ -58,6 +58,11 @@ class FinetuneConfig:
     KL(teacher || student)`` at temperature ``T = distill_temperature``;
     ``freeze-rows+distill``: both. Default ``DEFAULT_KEEP_OLD``. With every class in the data
     there is nothing to keep and all modes give the same run.
+
+    Under torchrun (several processes, ``toolkit.finetune.distributed``) ``batch_size`` is the
+    GLOBAL batch, split across the processes, so the run does not depend on how many there are
+    (up to float rounding). ``sync_bn``: in the phases that train BatchNorm, its statistics are
+    computed over the global batch rather than each process's share (no effect on one process).
     """
 
     epochs: int = 6
@@ -87,6 +92,7 @@ class FinetuneConfig:
     keep_old: str = DEFAULT_KEEP_OLD
     distill_weight: float = 1.0
     distill_temperature: float = 2.0
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         _int(self.epochs, "epochs", minimum=1)
@@ -115,6 +121,8 @@ class FinetuneConfig:
         _choice(self.keep_old, "keep_old", KEEP_OLD_CHOICES)
         _float(self.distill_weight, "distill_weight", low=0.0)
         _float(self.distill_temperature, "distill_temperature", low=0.0, low_open=True)
+        if not isinstance(self.sync_bn, bool):
+            raise InvalidArgumentError(f"sync_bn must be True or False, got {self.sync_bn!r}", param="sync_bn")
 
     def replace(self, **changes: Any) -> FinetuneConfig:
         return dataclasses.replace(self, **changes)

@@ -21,7 +21,7 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate_detail(
+def evaluate_sums(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -29,19 +29,19 @@ def evaluate_detail(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     amp: bool = False,
-) -> Evaluation:
-    """Run ``model`` in eval mode over ``images`` (N, C, H, W) in batches of ``batch_size``.
+) -> tuple[int, float, int]:
+    """Correct predictions, summed cross-entropy and image count of ``model`` on ``images``.
 
-    The model's train/eval mode is restored afterwards. ``amp`` autocasts (bf16 on CPU, fp16
-    on CUDA); losses are computed in float32.
+    Sums, not means, so that the parts of a split evaluated by several processes add up
+    exactly (``toolkit.finetune.distributed``); zero images give zeros. The model's train/eval
+    mode is restored afterwards. ``amp`` autocasts (bf16 on CPU, fp16 on CUDA); losses are
+    computed in float32.
     """
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
         raise InputShapeError(
             f"expected images (N, C, H, W) and labels (N,), "
             f"got {tuple(images.shape)} and {tuple(labels.shape)}"
         )
-    if len(labels) == 0:
-        raise InputShapeError("cannot evaluate on zero images", hint="give at least one labelled image")
     was_training = model.training
     model.eval()
     dev = torch.device(device)
@@ -58,7 +58,27 @@ def evaluate_detail(
             correct += int((logits.argmax(1) == y).sum())
     finally:
         model.train(was_training)
-    return Evaluation(correct / len(labels), loss_sum / len(labels), len(labels))
+    return correct, loss_sum, len(labels)
+
+
+def evaluate_detail(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    amp: bool = False,
+) -> Evaluation:
+    """Run ``model`` in eval mode over ``images`` (N, C, H, W) in batches of ``batch_size``.
+
+    The model's train/eval mode is restored afterwards. ``amp`` autocasts (bf16 on CPU, fp16
+    on CUDA); losses are computed in float32.
+    """
+    if len(labels) == 0:
+        raise InputShapeError("cannot evaluate on zero images", hint="give at least one labelled image")
+    correct, loss_sum, count = evaluate_sums(model, images, labels, batch_size=batch_size, device=device, amp=amp)
+    return Evaluation(correct / count, loss_sum / count, count)
 
 
 def evaluate(

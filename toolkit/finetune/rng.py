@@ -1,5 +1,7 @@
 """The RNG state of a run, for checkpoints: torch's CPU generator and the training GPU's.
 
+Under torchrun each rank's state is captured and restored (``ranks``).
+
 A run draws from torch's global RNG (dropout takes no generator) inside
 ``toolkit.heads.modules.seeded(seed, device)``, which puts the caller's state back afterwards;
 data order and augmentation come from ``derived_generator``. The state is stored as plain
@@ -21,8 +23,15 @@ def capture(device: torch.device) -> dict[str, Any]:
     return state
 
 
-def restore(state: dict[str, Any], device: torch.device) -> None:
-    """Put back the RNG state saved by ``capture`` (a GPU's only when training on a GPU)."""
+def restore(state: dict[str, Any], device: torch.device, *, rank: int = 0) -> None:
+    """Put back the RNG state saved by ``capture`` (a GPU's only when training on a GPU).
+
+    A checkpoint of a run on several processes holds each rank's state under ``ranks``; a rank
+    beyond those (the group grew) starts from rank 0's.
+    """
+    ranks = state.get("ranks")
+    if ranks:
+        state = ranks[rank] if rank < len(ranks) else ranks[0]
     torch.set_rng_state(state["torch"])
     if "cuda" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)

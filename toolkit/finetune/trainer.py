@@ -14,6 +14,13 @@ Data for a subset of the model's classes: the classes without images are "unseen
 them as ``FinetuneConfig.keep_old`` says (``toolkit.finetune.keep_old``), measures how much of
 the original model's behaviour on them survives (``Retention``) and records which classes it
 trained in the lineage.
+
+Launched by torchrun (``torchrun --nproc-per-node N -m toolkit.cli finetune ...``) the run is
+data-parallel (``toolkit.finetune.distributed``): each process loads the model and the data,
+joins the group, trains on its share of every global batch; process 0 alone reports, writes the
+checkpoints and the output. A group that torchrun restarts (``--max-restarts``) resumes from the
+newest checkpoint by itself. The work directory must be one folder that every process sees (a
+shared file system across nodes).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from toolkit.errors import DataError, InvalidArgumentError, OutputExistsError
 from toolkit.finetune._loop import Loop, RunState
 from toolkit.finetune.checkpoints import CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
-from toolkit.finetune.evaluate import evaluate
+from toolkit.finetune.distributed import Distributed
 from toolkit.finetune.history import history_files
 from toolkit.finetune.keep_old import Keeping, Retention
 from toolkit.finetune.progress import TrainingProgress
@@ -56,6 +63,8 @@ class FinetuneResult:
     kept with ``keep_old``, and ``retention`` says how well (``None`` when every class had data).
     ``teacher_cached`` is whether the original model's logits were read from the work directory
     (a resumed run) rather than computed (``None``: none were needed).
+    ``rank`` of ``world_size`` processes: only rank 0 wrote ``path``; on the other ranks
+    ``config`` is the record as it was before saving (its weights hash unset).
     """
 
     path: Path
@@ -72,6 +81,8 @@ class FinetuneResult:
     keep_old: str = "none"
     retention: Retention | None = None
     teacher_cached: bool | None = None
+    rank: int = 0
+    world_size: int = 1
 
 
 def default_work_dir(output: str | os.PathLike[str]) -> Path:
@@ -87,7 +98,9 @@ def _resolve_data(
     val_ratio: float,
     seed: int,
     class_map: str | os.PathLike[str] | Mapping[str, str] | None,
+    workers: int,
 ) -> TrainingData:
+    # workers: accepted here, used once the folder and manifest readers decode in worker processes
     if isinstance(data, TrainingData):
         if class_map is not None:
             raise InvalidArgumentError(
@@ -113,18 +126,24 @@ def _resolve_data(
     )
 
 
-def _prepare_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointStore:
+def _check_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointStore:
+    """The run's store; refuses one that holds another run's checkpoints (read-only: every rank
+    checks, so that all refuse alike)."""
     store = CheckpointStore(work)
+    if store.paths() and not resume and not overwrite:
+        raise OutputExistsError(
+            f"'{work}' holds checkpoints of an earlier run",
+            hint="pass resume=True to continue it, or overwrite=True to start over",
+            param="resume",
+        )
+    return store
+
+
+def _prepare_store(store: CheckpointStore, *, resume: bool) -> None:
+    """Rank 0 only: remove killed writes' leftovers, and the old checkpoints when starting over."""
     store.clean_temporaries()
     if store.paths() and not resume:
-        if not overwrite:
-            raise OutputExistsError(
-                f"'{work}' holds checkpoints of an earlier run",
-                hint="pass resume=True to continue it, or overwrite=True to start over",
-                param="resume",
-            )
         store.clear()
-    return store
 
 
 def _check_resumable(saved: dict[str, Any], run_info: dict[str, Any], config: FinetuneConfig) -> None:
@@ -160,12 +179,15 @@ def finetune(
     val_ratio: float = 0.15,
     class_map: str | os.PathLike[str] | Mapping[str, str] | None = None,
     retention_data: str | os.PathLike[str] | None = None,
+    workers: int = 0,
     progress: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the model in ``model_dir`` on ``data`` and save the result as a model directory.
 
-    ``data`` is ``"digits"`` (``digits`` picks a subset), an image folder (``val_ratio``, a
-    fraction, splits it when it has no ``val/``) or a loaded ``TrainingData``. ``output`` must not
+    ``data`` is ``"digits"`` (``digits`` picks a subset), an image folder or a CSV manifest
+    (``path,label`` rows, see ``toolkit.data.manifest``; ``val_ratio``, a fraction, splits it
+    when it has no validation part) or a loaded ``TrainingData``. ``workers`` processes decode
+    the images (0, the default: this process). ``output`` must not
     exist unless ``overwrite``. Checkpoints go to ``work_dir`` (default ``<output>.ckpt``);
     ``resume`` continues from the newest readable one (starting fresh if there is none).
 
@@ -177,22 +199,33 @@ def finetune(
     without it, on the training images. It is in the result, ``metrics.json`` and the lineage.
     ``progress`` (default False: silent) draws a bar per epoch on a terminal stderr, plain lines
     otherwise. Nothing is written before the data and the model have loaded.
+
+    Under torchrun the run is data-parallel (module docstring): ``config.batch_size`` is the
+    global batch, progress shows on rank 0 only, and a restarted group resumes by itself.
     """
     config = config or FinetuneConfig()
     started = time.perf_counter()
-    device = torch.device(check_device(config.device))
+    dist = Distributed.from_env()
+    check_device(config.device)
+    device = dist.device(config.device)
+    if dist.world > 1 and config.batch_size < 2 * dist.world:
+        raise InvalidArgumentError(
+            f"batch_size {config.batch_size} is the global batch: {dist.world} processes need at least "
+            f"{2 * dist.world} (two images each for BatchNorm)",
+            hint=f"batch_size >= {2 * dist.world}, or fewer processes",
+            param="batch_size",
+        )
+    resume = resume or dist.restart > 0  # torchrun restarted the group: continue, never start over
     out = _atomic.check_output(output, overwrite=overwrite)
     loaded = load_model_dir(model_dir)
-    training = _resolve_data(data, loaded.config, digits, val_ratio, config.seed, class_map)
+    training = _resolve_data(data, loaded.config, digits, val_ratio, config.seed, class_map, workers)
     keeping = Keeping(training.unseen_classes())
     if retention_data is not None and keeping.unseen:
         from toolkit.data.unlabelled import load_images
 
         keeping.images = load_images(retention_data, loaded.config.preprocessing, param="retention_data")
         keeping.source = str(retention_data)
-    store = _prepare_store(
-        Path(work_dir) if work_dir else default_work_dir(out), resume=resume, overwrite=overwrite
-    )
+    store = _check_store(Path(work_dir) if work_dir else default_work_dir(out), resume=resume, overwrite=overwrite)
     run_info = {
         "config": config.to_json(),
         "source": str(model_dir),
@@ -201,13 +234,23 @@ def finetune(
         "class_names": list(loaded.config.class_names),
         "trained_classes": list(training.seen_classes()),
     }
-    reporter = TrainingProgress(progress)
+    reporter = TrainingProgress(progress and dist.is_main)
     if retention_data is not None and not keeping.unseen:
         reporter.message("every class has training images: nothing to keep, retention_data unused")
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
+        dist.start(device)
+        if dist.is_main:
+            _prepare_store(store, resume=resume)
+        dist.barrier()  # nobody reads the store while rank 0 tidies it
+        if dist.world > 1:
+            reporter.message(
+                f"{dist.world} processes ({device.type}): global batch {config.batch_size}, about "
+                f"{config.batch_size // dist.world} images per process and step"
+                + (", BatchNorm synchronised" if config.sync_bn else "")
+            )
         model = loaded.module.to(device)
         teacher = None
         if keeping.unseen:
@@ -235,11 +278,20 @@ def finetune(
             run_info,
             unseen=keeping.unseen,
             teacher=teacher,
+            dist=dist,
+            device=device,
         )
-        if loop.images_per_epoch < len(training.train[1]):
+        left = len(training.train[1]) - loop.images_per_epoch
+        if left == 1:
             reporter.message(
                 f"note: {len(training.train[1])} training images in batches of {config.batch_size} leave one "
                 "over; it sits each epoch out (a batch of one breaks BatchNorm), a different one each epoch"
+            )
+        elif left:
+            reporter.message(
+                f"note: {len(training.train[1])} training images in batches of {config.batch_size} leave {left} "
+                f"over, too few for two on each of {dist.world} processes; they sit each epoch out (a batch of "
+                "one breaks BatchNorm), different ones each epoch"
             )
         with seeded(config.seed, device):  # dropout draws from it; the caller's RNG is left as it was
             state = loop.run(state, checkpoint)
@@ -249,6 +301,7 @@ def finetune(
     finally:
         reporter.close()
         torch.set_num_threads(previous_threads)
+        dist.close()
 
 
 def _finish(
@@ -273,9 +326,10 @@ def _finish(
         load_weights_strict(model, loop.best_model, "best epoch")
     unfreeze_all(model)
     model.eval()
+    loop.dist.broadcast_buffers(model)  # restored best weights are each rank's copy: rank 0's rule
     test_top1 = None
     if training.test is not None:
-        test_top1 = evaluate(model, *training.test, batch_size=config.eval_batch_size, device=loop.device)
+        test_top1 = _top1(loop, *training.test)
     val_top1 = (
         state.best_top1 if config.restore_best else (state.history[-1]["val_top1"] if state.history else 0.0)
     )
@@ -302,6 +356,7 @@ def _finish(
         "keep_old": keep_old,
         "retention": None if retention is None else retention.to_json(),
         "teacher_logits": {None: None, True: "cached", False: "computed"}[keeping.teacher_cached],
+        "world_size": loop.dist.world,
     }
     entry = {
         "stage": "finetune",
@@ -318,16 +373,22 @@ def _finish(
         "trained_classes": list(trained),
         "keep_old": keep_old,
     }
+    if loop.dist.world > 1:
+        entry["world_size"] = loop.dist.world
+        entry["sync_bn"] = config.sync_bn
     if retention is not None:
         entry["retention"] = retention.after
-    files = history_files(summary, state.history, plot=config.plot)
     model.cpu()
     record = source_cfg.replace(
         lineage=(*source_cfg.lineage, entry), head=source_cfg.head.with_trained_run(tuple(trained))
     )
-    saved = save_model_dir(model, record, out, overwrite=overwrite, extra_files=files)
-    if not config.keep_checkpoints:
-        store.clear()
+    saved = record
+    if loop.dist.is_main:
+        files = history_files(summary, state.history, plot=config.plot)
+        saved = save_model_dir(model, record, out, overwrite=overwrite, extra_files=files)
+        if not config.keep_checkpoints:
+            store.clear()
+    loop.dist.barrier()  # the output exists on every rank's return
     return FinetuneResult(
         path=out,
         config=saved,
@@ -343,4 +404,16 @@ def _finish(
         keep_old=keep_old,
         retention=retention,
         teacher_cached=keeping.teacher_cached,
+        rank=loop.dist.rank,
+        world_size=loop.dist.world,
     )
+
+
+def _top1(loop: Loop, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 of the trained model; under torchrun each rank evaluates its part and the counts add."""
+    from toolkit.finetune.evaluate import evaluate_sums
+
+    x, y = loop.dist.share(images), loop.dist.share(labels)
+    sums = evaluate_sums(loop.model, x, y, batch_size=loop.config.eval_batch_size, device=loop.device)
+    correct, _, count = loop.dist.sum(sums)
+    return correct / max(count, 1)
