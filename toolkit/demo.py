@@ -185,11 +185,17 @@ def _run_stages(root: Path, strategy: str, fresh: bool, s: DemoSettings, progres
 
 
 def _pretrain(target: Path, settings: DemoSettings, progress: bool) -> None:
+    import warnings
+
     from toolkit.finetune import PRETRAIN_CONFIG, pretrain
+    from toolkit.pretrained import RandomInitialisationWarning
 
     config = PRETRAIN_CONFIG.replace(epochs=settings.pretrain_epochs, seed=settings.seed, plot=False)
-    pretrain(settings.arch, "digits", [str(d) for d in OLD_DIGITS], config, output=target,
-             input_size=settings.input_size, digits=OLD_DIGITS, progress=progress)
+    with warnings.catch_warnings():
+        # The demo pretrains on digits from a random backbone on purpose (it runs offline).
+        warnings.simplefilter("ignore", RandomInitialisationWarning)
+        pretrain(settings.arch, "digits", [str(d) for d in OLD_DIGITS], config, output=target,
+                 input_size=settings.input_size, digits=OLD_DIGITS, progress=progress)
     shutil.rmtree(Path(f"{target}.ckpt"), ignore_errors=True)
 
 
