@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ import typer
 
 from toolkit.cli._app import app
 from toolkit.cli._parse import int_list
+
+#: seconds a rank other than 0 waits before exiting on a bad-input error (see ``finetune``)
+_QUIET_EXIT_DELAY_S = 3.0
 
 
 @app.command()
@@ -217,7 +221,10 @@ def finetune(
         if rank == 0:
             raise
         if exc.exit_code == 2:
-            raise typer.Exit(exc.exit_code) from exc  # every rank met the same bad input: rank 0 says it
+            # every rank met the same bad input: rank 0 reports it. The pause keeps torchrun, which
+            # stops the whole group at the first exit, from cutting rank 0's report short.
+            time.sleep(_QUIET_EXIT_DELAY_S)
+            raise typer.Exit(exc.exit_code) from exc
         raise type(exc)(f"rank {rank}: {exc.message}", hint=exc.hint, param=exc.param) from exc
     if rank != 0:
         return

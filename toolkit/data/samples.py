@@ -26,7 +26,9 @@ def load_samples(
 
     ``source`` is ``"digits"`` (the bundled digits; ``split`` picks train/val/test; with
     ``class_names`` only the digits among them, labels indexed into them) or a folder laid out
-    ``DIR/<class>/*`` or ``DIR/<split>/<class>/*``. ``n`` draws that many samples with ``seed``
+    ``DIR/<class>/*`` or ``DIR/<split>/<class>/*``, or a ``.csv`` manifest (``toolkit.data.manifest``:
+    the rows of ``split`` when it has a split column, else every row; labels index
+    ``class_names``, or the sorted labels without them). ``n`` draws that many samples with ``seed``
     (stratified order is not guaranteed; the draw is reproducible).
     """
     if n is not None:
@@ -44,6 +46,8 @@ def load_samples(
         if class_names is not None and digits is not None:
             lookup = {d: i for i, d in enumerate(digits)}
             y = torch.tensor([lookup[int(v)] for v in y], dtype=torch.long)
+    elif Path(source).suffix.lower() == ".csv":
+        x, y = _manifest(Path(source), prep, split, class_names)
     else:
         x, y = _folder(Path(source), prep, split, class_names)
     if n is not None and n < len(x):
@@ -68,3 +72,19 @@ def _folder(
     if not images:
         raise DataError(f"no images under '{base}'")
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+
+
+def _manifest(
+    path: Path, prep: Preprocessing, split: str, class_names: Sequence[str] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from toolkit.data.decode import decode_images
+    from toolkit.data.manifest import read_manifest
+
+    manifest = read_manifest(path, class_names)
+    rows = manifest.split(split) if manifest.has_split else manifest.rows
+    if not rows:
+        raise DataError(f"manifest '{path}' has no rows of split '{split}'", hint=f"mark some rows split={split}")
+    names = list(class_names) if class_names is not None else sorted({r.label for r in rows})
+    index = {name: i for i, name in enumerate(names)}
+    images = decode_images([r.path for r in rows], prep)
+    return torch.stack(images), torch.tensor([index[r.label] for r in rows], dtype=torch.long)

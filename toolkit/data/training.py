@@ -13,13 +13,17 @@ Two sources:
   SUBSET of the model's classes (the common case after extending a head: images of the new
   classes only). A folder that is no class of the model is refused, naming a few and a count.
   Labels are always the model's class indices.
+- a CSV manifest (``FILE.csv``, ``toolkit.data.manifest``): ``path,label[,split]`` rows, labels
+  being class names (``class_map`` renames them); without val rows it is split per class with
+  ``val_ratio`` like a folder without ``val/``. Any subset of the classes, as for a folder.
 
 ``TrainingData.seen`` lists the model classes present in the training split; the others are
 "unseen" (the trainer keeps them with ``FinetuneConfig.keep_old``).
 
-Everything is decoded and preprocessed up front, so a bad file fails before any training or
-writing starts (``DataError`` naming the file or class). Splits live in memory as float32
-tensors: fine for the small, CPU-sized sets this stage is for.
+Everything is decoded and preprocessed up front (by ``workers`` DataLoader worker processes,
+``toolkit.data.decode``), so a bad file fails before any training or writing starts
+(``DataError`` naming the file, class or manifest line). Splits live in memory as float32
+tensors, on every process of a distributed run: fine up to some hundred thousand small images.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -91,15 +95,22 @@ def load_training_data(
     val_ratio: float = 0.15,
     seed: int = 0,
     class_map: str | os.PathLike[str] | Mapping[str, str] | None = None,
+    workers: int = 0,
 ) -> TrainingData:
-    """Load ``source`` (``"digits"`` or a folder) for a model with ``class_names`` and ``prep``.
+    """Load ``source`` (``"digits"``, a folder or a ``.csv`` manifest) for a model with
+    ``class_names`` and ``prep``.
 
     ``digits`` picks a subset of the digits source (labels stay the model's indices);
     ``val_ratio`` (a fraction, default 0.15) is used only for a folder without a ``val``
     sub-folder, split per class with ``seed``. ``class_map`` renames a folder's class folders to
     the model's class names: a mapping ``{folder: class}`` or a file holding a JSON object or
-    ``folder,class`` lines (``read_class_map``). A folder may hold a subset of the classes.
+    ``folder,class`` lines (``read_class_map``); for a manifest it renames labels. A folder or
+    manifest may hold a subset of the classes. ``workers`` processes decode the images (0 =
+    this process); the result is the same whatever the count.
     """
+    from toolkit.data.decode import check_workers
+
+    check_workers(workers)
     names = tuple(class_names)
     if str(source) == "digits":
         if class_map is not None:
@@ -116,7 +127,11 @@ def load_training_data(
             f"val_ratio must be in (0, 1), got {val_ratio}", hint="e.g. 0.15", param="val_ratio"
         )
     renames = read_class_map(class_map, names) if class_map is not None else {}
-    return _folder(Path(source), prep, names, val_ratio, seed, renames)
+    from toolkit.data.manifest import is_manifest
+
+    if is_manifest(source):
+        return _manifest(Path(source), prep, names, val_ratio, seed, renames, workers)
+    return _folder(Path(source), prep, names, val_ratio, seed, renames, workers)
 
 
 # --- digits ------------------------------------------------------------------------------------
@@ -205,19 +220,27 @@ def check_folder_classes(
 
 
 PerClass = dict[str, list[torch.Tensor]]
+Key = TypeVar("Key")
 
 
-def _read(folder: Path, prep: Preprocessing, names: tuple[str, ...], renames: Mapping[str, str]) -> PerClass:
+def _read(
+    folder: Path, prep: Preprocessing, names: tuple[str, ...], renames: Mapping[str, str], workers: int
+) -> PerClass:
     """Preprocessed images per model class name, only the classes the folder has."""
-    from toolkit.data.images import list_class_images, load_image, preprocess_image
+    from toolkit.data.images import list_class_images
 
     by_class = check_folder_classes(folder, names, renames)
     files = list_class_images(folder, list(by_class.values()))
-    return {
-        cls: [preprocess_image(load_image(f, prep.channels), prep) for f in files[by_class[cls]]]
-        for cls in names
-        if cls in by_class
-    }
+    return _decode({cls: files[by_class[cls]] for cls in names if cls in by_class}, prep, workers)
+
+
+def _decode(files: Mapping[Key, Sequence[Path]], prep: Preprocessing, workers: int) -> dict[Key, list[torch.Tensor]]:
+    """Decode every group's files in one pass (one pool of workers), back per group."""
+    from toolkit.data.decode import decode_images
+
+    flat = [f for cls_files in files.values() for f in cls_files]
+    images = iter(decode_images(flat, prep, workers=workers))
+    return {cls: [next(images) for _ in cls_files] for cls, cls_files in files.items()}
 
 
 def _stack(per_class: PerClass, names: tuple[str, ...]) -> Split:
@@ -238,21 +261,61 @@ def _folder(
     val_ratio: float,
     seed: int,
     renames: Mapping[str, str],
+    workers: int,
 ) -> TrainingData:
     if not root.is_dir():
         raise DataError(
-            f"data folder '{root}' does not exist", hint="give 'digits' or a folder of class folders", param="data"
+            f"data folder '{root}' does not exist",
+            hint="give 'digits', a folder of class folders or a .csv manifest",
+            param="data",
         )
-    test = _stack(_read(root / "test", prep, names, renames), names) if (root / "test").is_dir() else None
+    test = _stack(_read(root / "test", prep, names, renames, workers), names) if (root / "test").is_dir() else None
     if (root / "train").is_dir():
-        train_images = _read(root / "train", prep, names, renames)
+        train_images = _read(root / "train", prep, names, renames, workers)
         if (root / "val").is_dir():
-            val = _stack(_read(root / "val", prep, names, renames), names)
+            val = _stack(_read(root / "val", prep, names, renames, workers), names)
             train = _stack(train_images, names)
             seen = _seen(train_images, names)
             return TrainingData(train, val, test, names, str(root), augment="shift-flip", seen=seen)
     else:
-        train_images = _read(root, prep, names, renames)
+        train_images = _read(root, prep, names, renames, workers)
+    return _split(train_images, test, names, val_ratio, seed, str(root))
+
+
+def _manifest(
+    path: Path,
+    prep: Preprocessing,
+    names: tuple[str, ...],
+    val_ratio: float,
+    seed: int,
+    renames: Mapping[str, str],
+    workers: int,
+) -> TrainingData:
+    from toolkit.data.manifest import read_manifest
+
+    manifest = read_manifest(path, names, renames)
+    per_split: dict[str, dict[str, list[Path]]] = {"train": {}, "val": {}, "test": {}}
+    for row in manifest.rows:
+        per_split[row.split].setdefault(row.label, []).append(row.path)
+    # one pool of workers for the whole file; classes in the model's order, rows in the file's
+    ordered = {(split, cls): files[cls] for split, files in per_split.items() for cls in names if cls in files}
+    decoded = _decode(ordered, prep, workers)
+    parts: dict[str, PerClass] = {split: {} for split in per_split}
+    for (split, cls), images in decoded.items():
+        parts[split][cls] = images
+    if not parts["train"]:
+        raise DataError(f"manifest '{path}' has no train rows", hint="mark rows split=train or leave split empty")
+    test = _stack(parts["test"], names) if parts["test"] else None
+    if parts["val"]:
+        train, val = _stack(parts["train"], names), _stack(parts["val"], names)
+        return TrainingData(train, val, test, names, str(path), augment="shift-flip", seen=_seen(parts["train"], names))
+    return _split(parts["train"], test, names, val_ratio, seed, str(path))
+
+
+def _split(
+    train_images: PerClass, test: Split | None, names: tuple[str, ...], val_ratio: float, seed: int, root: str
+) -> TrainingData:
+    """Hold out ``val_ratio`` of each class (at least one image where it has two) with ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     train_part: PerClass = {}
     val_part: PerClass = {}
@@ -267,7 +330,8 @@ def _folder(
         train_part[cls] = [imgs[i] for i in order[n_val:]]
     if not any(val_part.values()):
         raise DataError(
-            f"'{root}' has too few images to hold out a validation split", hint="add a val/ folder"
+            f"'{root}' has too few images to hold out a validation split",
+            hint="add a val/ folder (a manifest: rows with split val)",
         )
     return TrainingData(
         _stack(train_part, names),

@@ -2,7 +2,8 @@
 
 Labels are not needed to compare two models' predictions, so any images the user has will do:
 the folder is searched recursively (class sub-folders or none), in sorted path order.
-``"digits"`` stands for the bundled digits' test split, all ten digits.
+``"digits"`` stands for the bundled digits' test split, all ten digits; a ``.csv`` manifest
+(``toolkit.data.manifest``) for every file it lists, in its order.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def load_images(
     from toolkit.data.images import IMAGE_EXTENSIONS, load_image, preprocess_image
 
     root = Path(source)
+    if root.suffix.lower() == ".csv":
+        from toolkit.data.decode import decode_images
+        from toolkit.data.manifest import read_manifest
+
+        rows = read_manifest(root, param=param).rows
+        return torch.stack(decode_images([r.path for r in rows[:limit]], prep))
     if not root.is_dir():
         raise DataError(f"image folder '{root}' does not exist", hint="give a folder of images", param=param)
     files = sorted(

@@ -123,18 +123,47 @@ class Distributed:
             pass  # the caller's group: used as it is, left running
         elif not launched():
             return
-        elif device.type == "cuda":
-            self._previous_cuda = torch.cuda.current_device()
-            torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device, timeout=datetime.timedelta(minutes=30))
-            self.owns_group = True
         else:
-            dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=30))
+            timeout = datetime.timedelta(minutes=30)
+            extra: dict[str, Any] = {}
+            if device.type == "cuda":
+                self._previous_cuda = torch.cuda.current_device()
+                torch.cuda.set_device(device)
+                extra["device_id"] = device
+            dist.init_process_group(
+                "nccl" if device.type == "cuda" else "gloo",
+                store=self._store(timeout),
+                rank=self.rank,
+                world_size=self.world,
+                timeout=timeout,
+                **extra,
+            )
             self.owns_group = True
         if self.world > 1:
             # BatchNorm statistics on a group of their own: their collectives never interleave with
             # DDP's gradient buckets on the default group
             self.bn_group = dist.new_group(backend="gloo" if device.type == "cpu" else "nccl")
+
+    def _store(self, timeout: datetime.timedelta) -> Any:
+        """torchrun's store, its keys prefixed with the restart count.
+
+        The elastic agent keeps one store across restarts and the workers' process-group keys
+        (each rank's listening address) outlive the workers that wrote them: a restarted gloo group
+        reads the dead rank 0's address and fails to connect (NCCL likewise, pytorch#167288). A
+        prefix per attempt gives every attempt its own keys.
+        """
+        import torch.distributed as dist
+
+        served_by_agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+        store = dist.TCPStore(
+            os.environ["MASTER_ADDR"],
+            int(os.environ["MASTER_PORT"]),
+            self.world,
+            is_master=not served_by_agent and self.rank == 0,
+            timeout=timeout,
+            multi_tenant=not served_by_agent,
+        )
+        return dist.PrefixStore(f"rehead/attempt-{self.restart}", store)
 
     def close(self) -> None:
         """Leave the group if this object started it; put the current CUDA device back."""
@@ -219,7 +248,7 @@ class Distributed:
         # torch 2.14 renamed the switch (the old name warns); the weights are the same on every
         # rank at the start, so the new one's sync at construction changes nothing
         renamed = "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
-        switch = {"forward_sync_buffers" if renamed else "broadcast_buffers": False}
+        switch: dict[str, Any] = {"forward_sync_buffers" if renamed else "broadcast_buffers": False}
         return DistributedDataParallel(model, device_ids=ids, **switch)
 
     @contextlib.contextmanager

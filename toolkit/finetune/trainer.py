@@ -100,7 +100,6 @@ def _resolve_data(
     class_map: str | os.PathLike[str] | Mapping[str, str] | None,
     workers: int,
 ) -> TrainingData:
-    # workers: accepted here, used once the folder and manifest readers decode in worker processes
     if isinstance(data, TrainingData):
         if class_map is not None:
             raise InvalidArgumentError(
@@ -123,6 +122,7 @@ def _resolve_data(
         val_ratio=val_ratio,
         seed=seed,
         class_map=class_map,
+        workers=workers,
     )
 
 
