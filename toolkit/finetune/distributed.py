@@ -69,10 +69,6 @@ class Distributed:
     _previous_cuda: int | None = None
 
     @property
-    def enabled(self) -> bool:
-        return self.world > 1 or self.owns_group
-
-    @property
     def is_main(self) -> bool:
         return self.rank == 0
 
