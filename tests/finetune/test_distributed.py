@@ -116,6 +116,56 @@ def test_bad_input_on_every_rank_is_one_line(digits_model_dir: Path, tmp_path: P
     assert not out.exists()
 
 
+SYNC_BN_SCRIPT = """
+import copy, json, os, sys
+import torch
+from torch import nn
+from torch.nn import functional as F
+from toolkit.finetune.distributed import Distributed
+
+dist = Distributed.from_env()
+dist.start(torch.device("cpu"))
+torch.manual_seed(0)
+net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3))
+x, y = torch.randn(11, 3, 8, 8) * 3 + 1, torch.randint(0, 3, (11,))
+whole = copy.deepcopy(net)
+F.cross_entropy(whole(x), y).backward()
+start, stop = dist.share_span(11)  # 6 + 5 images
+report = {}
+for sync in (True, False):
+    model = copy.deepcopy(net)
+    with dist.sync_batchnorm(model, sync) as layers:
+        ddp = dist.wrap(model, torch.device("cpu"))
+        out = ddp(x[start:stop])
+        (F.cross_entropy(out, y[start:stop]) * ((stop - start) * dist.world / 11)).backward()
+    grads = max(float((p.grad - q.grad).abs().max()) for p, q in zip(model.parameters(), whole.parameters()))
+    stats = max(float((a - b).abs().max()) for a, b in zip(model[1].buffers(), whole[1].buffers()))
+    report[str(sync)] = {"layers": layers, "grads": grads, "stats": stats,
+                         "output": float((out - whole(x)[start:stop]).abs().max()),
+                         "restored": "forward" not in vars(model[1])}
+    del ddp
+if dist.rank == 1:
+    with open(sys.argv[1], "w") as f:
+        json.dump(report, f)
+dist.close()
+"""
+
+
+def test_sync_batchnorm_equals_one_batch_with_unequal_shares(tmp_path: Path) -> None:
+    """Outputs, every gradient and the running statistics of 2 ranks (6 + 5 images) against one
+    process on all 11: synchronised, equal to rounding; per rank, visibly not (the test has teeth)."""
+    import json
+
+    script, out = tmp_path / "sync_bn.py", tmp_path / "report.json"
+    script.write_text(SYNC_BN_SCRIPT)
+    _run([*TORCHRUN, str(script), str(out)])
+    report = json.loads(out.read_text())
+    synced, local = report["True"], report["False"]
+    assert synced["layers"] == 1 and local["layers"] == 0 and synced["restored"]
+    assert max(synced["grads"], synced["stats"], synced["output"]) < 1e-5, synced
+    assert min(local["grads"], local["output"]) > 1e-3, local
+
+
 # --- pieces, in-process ----------------------------------------------------------------------------
 def test_last_batch_kept_only_when_every_rank_gets_two() -> None:
     assert batches_per_epoch(376, 33) == batches_per_epoch(376, 33, world=2) == 12
@@ -207,6 +257,18 @@ def test_bad_manifest_header_and_split(tmp_path: Path) -> None:
         read_manifest(_write(tmp_path / "s.csv", ["path,label,split", "img/0/0.png,0,dev"]), NAMES)
 
 
+def test_manifest_for_samples_and_retention_images(tmp_path: Path) -> None:
+    from toolkit.data import load_images, load_samples
+
+    rows = _images(tmp_path, per_class=2)
+    lines = ["path,label,split"] + [f"{p},{label},{'test' if i % 2 else 'train'}" for i, (p, label) in enumerate(rows)]
+    csv = _write(tmp_path / "m.csv", lines)
+    x, y = load_samples(csv, PREP, split="test", class_names=NAMES)
+    assert x.shape == (3, 3, 16, 16) and y.tolist() == [0, 1, 2]
+    assert load_images(csv, PREP).shape == (6, 3, 16, 16)
+    assert torch.equal(load_images(csv, PREP, limit=2), load_images(tmp_path / "img" / "0", PREP))
+
+
 def test_decoding_in_worker_processes_equals_in_process(tmp_path: Path) -> None:
     files = [tmp_path / p for p, _ in _images(tmp_path, per_class=2)]
     here = decode_images(files, PREP)
@@ -224,7 +286,9 @@ def test_nccl_run_on_gpus(digits_model_dir: Path, tmp_path: Path, nproc: int) ->
     if torch.cuda.device_count() < nproc:
         pytest.skip(f"needs {nproc} CUDA GPUs, this machine has {torch.cuda.device_count()}")
     out = tmp_path / "nccl"
-    command = [*TORCHRUN[:-1], str(nproc), "-m", "toolkit.cli", *_args(digits_model_dir, out), "--device", "cuda"]
+    learns = ["--optimizer", "adamw", "--lr", "0.003"]  # the defaults (the last value of a flag wins)
+    command = [*TORCHRUN[:-1], str(nproc), "-m", "toolkit.cli", *_args(digits_model_dir, out), *learns]
+    command += ["--device", "cuda"]
     done = _run(command)
     assert "wrote " in done.stdout
     import json

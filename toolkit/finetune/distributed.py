@@ -303,11 +303,13 @@ def _make_sync_forward(group: Any) -> Any:
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         local = x.numel() // x.size(1)
-        # sums first, then centred squares: the two-pass variance, as precise as one process's
-        totals = all_reduce(torch.cat([x.sum(dims), x.new_tensor([local])]), group=group)
+        # statistics in float32 (under fp16 autocast, sums of many halves overflow); sums first,
+        # then centred squares: the two-pass variance, as precise as one process's
+        xf = x.float()
+        totals = all_reduce(torch.cat([xf.sum(dims), xf.new_tensor([local])]), group=group)
         count = float(totals[-1].detach())
         mean = totals[:-1] / count
-        centred = x - mean.view(shape)
+        centred = xf - mean.view(shape)
         var = all_reduce((centred * centred).sum(dims), group=group) / count
         y = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.weight is not None and self.bias is not None:
@@ -321,7 +323,7 @@ def _make_sync_forward(group: Any) -> Any:
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 unbiased = var.detach() * (count / max(count - 1.0, 1.0))
                 self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
-        return y
+        return y.to(x.dtype)
 
     return forward
 
