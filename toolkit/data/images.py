@@ -30,16 +30,42 @@ def load_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
+#: ``Preprocessing.interpolation`` -> ``torch.nn.functional.interpolate`` mode
+_MODES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest", "nearest-exact": "nearest-exact"}
+
+
+def _resize(tensor: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    smooth = mode in ("bilinear", "bicubic")
+    out = torch.nn.functional.interpolate(
+        tensor[None], size=size, mode=mode, align_corners=False if smooth else None, antialias=smooth
+    )[0]
+    return out.clamp_(0.0, 1.0) if mode == "bicubic" else out  # bicubic overshoots the pixel range
+
+
 def preprocess_image(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
-    """(H, W, C) uint8 -> normalised (C, H, W) float32 at ``prep.input_size``."""
+    """(H, W, C) uint8 -> normalised (C, H, W) float32 at ``prep.input_size``.
+
+    With ``prep.resize_size`` (how pretrained weights were evaluated, torchvision's
+    ``Resize(resize_size)`` + ``CenterCrop(input_size)``): the shorter side is resized to
+    ``resize_size`` keeping the aspect ratio, then the centre ``input_size`` is cropped. Without,
+    the image is resized straight to ``input_size``. Both with ``prep.interpolation`` (antialiased).
+    """
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
     if tensor.shape[0] != prep.channels:
         grey = prep.channels == 1
         tensor = tensor.mean(0, keepdim=True) if grey else tensor[:1].expand(prep.channels, -1, -1)
-    if tuple(tensor.shape[1:]) != tuple(prep.input_size):
-        tensor = torch.nn.functional.interpolate(
-            tensor[None], size=prep.input_size, mode="bilinear", align_corners=False, antialias=True
-        )[0]
+    mode = _MODES.get(prep.interpolation, "bilinear")
+    if prep.resize_size is not None:
+        h, w = tensor.shape[1:]
+        scale = prep.resize_size / min(h, w)
+        size = (max(prep.input_size[0], round(h * scale)), max(prep.input_size[1], round(w * scale)))
+        if (h, w) != size:
+            tensor = _resize(tensor, size, mode)
+        top = int(round((size[0] - prep.input_size[0]) / 2.0))  # as torchvision's CenterCrop
+        left = int(round((size[1] - prep.input_size[1]) / 2.0))
+        tensor = tensor[:, top : top + prep.input_size[0], left : left + prep.input_size[1]]
+    elif tuple(tensor.shape[1:]) != tuple(prep.input_size):
+        tensor = _resize(tensor, prep.input_size, mode)
     mean = torch.tensor(prep.mean, dtype=torch.float32)[:, None, None]
     std = torch.tensor(prep.std, dtype=torch.float32)[:, None, None]
     return (tensor - mean) / std

@@ -60,6 +60,7 @@ def pretrain(
             preprocessing=prep,
             seed=config.seed,
             output=stage / "model",
+            random_init=True,  # pretraining from scratch is the point: no random-initialisation warning
         )
         assert init.path is not None  # extend always returns the path it was given
         return finetune(
