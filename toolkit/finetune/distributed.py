@@ -16,9 +16,9 @@ average is the gradient of the global batch's mean even when the shares are uneq
 partial batch), where a plain average of per-rank means would weigh images unequally.
 
 ``sync_batchnorm`` replaces the training forward of each trainable BatchNorm layer with one whose
-statistics are all-reduced (sums, then centred sums of squares, through the autograd-aware
-``torch.distributed.nn.functional.all_reduce``, so the backward pass is synchronised too) on a
-process group of its own. ``torch.nn.SyncBatchNorm`` runs on GPUs only; this one runs on gloo
+statistics are all-reduced (sums, then centred sums of squares, through a differentiable
+all-reduce, so the backward pass is synchronised too; ``torch.distributed.nn.functional.all_reduce``
+does the same but is deprecated in this torch) on a process group of its own. ``torch.nn.SyncBatchNorm`` runs on GPUs only; this one runs on gloo
 (CPU) and NCCL alike, and leaves the modules' classes and state-dict keys as they were.
 """
 
