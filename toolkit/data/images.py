@@ -61,8 +61,8 @@ def preprocess_image(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
         size = (max(prep.input_size[0], round(h * scale)), max(prep.input_size[1], round(w * scale)))
         if (h, w) != size:
             tensor = _resize(tensor, size, mode)
-        top = int(round((size[0] - prep.input_size[0]) / 2.0))  # as torchvision's CenterCrop
-        left = int(round((size[1] - prep.input_size[1]) / 2.0))
+        top = round((size[0] - prep.input_size[0]) / 2.0)  # as torchvision's CenterCrop
+        left = round((size[1] - prep.input_size[1]) / 2.0)
         tensor = tensor[:, top : top + prep.input_size[0], left : left + prep.input_size[1]]
     elif tuple(tensor.shape[1:]) != tuple(prep.input_size):
         tensor = _resize(tensor, prep.input_size, mode)

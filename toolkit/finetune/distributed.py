@@ -18,8 +18,9 @@ partial batch), where a plain average of per-rank means would weigh images unequ
 ``sync_batchnorm`` replaces the training forward of each trainable BatchNorm layer with one whose
 statistics are all-reduced (sums, then centred sums of squares, through a differentiable
 all-reduce, so the backward pass is synchronised too; ``torch.distributed.nn.functional.all_reduce``
-does the same but is deprecated in this torch) on a process group of its own. ``torch.nn.SyncBatchNorm`` runs on GPUs only; this one runs on gloo
-(CPU) and NCCL alike, and leaves the modules' classes and state-dict keys as they were.
+does the same but is deprecated in this torch) on a process group of its own.
+``torch.nn.SyncBatchNorm`` runs on GPUs only; this one runs on gloo (CPU) and NCCL alike, and
+leaves the modules' classes and state-dict keys as they were.
 """
 
 from __future__ import annotations
