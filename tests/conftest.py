@@ -73,7 +73,7 @@ def make_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pa
             prep = Preprocessing(input_size=(size, size))
             base = extend(
                 strategy="replace", arch=arch, num_classes=old, class_names=DIGITS[:old] if old <= 10 else None,
-                preprocessing=prep, seed=seed, output=root / "base",
+                preprocessing=prep, seed=seed, output=root / "base", random_init=True,
             )
             names = list(DIGITS[:new]) if new <= 10 else None
             out = extend(

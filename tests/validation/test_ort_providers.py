@@ -60,6 +60,7 @@ def test_tensorrt_provider_options(tmp_path: Path) -> None:
                 "trt_engine_cache_enable": True,
                 "trt_engine_cache_path": str(tmp_path),
                 "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": str(tmp_path),
                 "trt_fp16_enable": True,
             },
         ),
