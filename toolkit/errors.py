@@ -138,6 +138,14 @@ class GateFailedError(ReheadError):
     default_hint = "open the report for per-output and per-slice errors"
 
 
+class BundleMismatchError(ReheadError):
+    """A bundle does not match its manifest: a file changed, missing, extra, renamed, a symlink,
+    a path leaving the bundle, or a manifest that is not a bundle manifest. The message names the file."""
+
+    exit_code = 1
+    default_hint = "do not run this bundle: re-create it with 'rehead package' from the validated artifacts"
+
+
 # --- our bug: exit 4 -------------------------------------------------------------------------
 class InternalError(ReheadError):
     """An invariant of rehead itself broke: please report it."""

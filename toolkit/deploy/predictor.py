@@ -1,0 +1,369 @@
+"""``Predictor``: run a verified bundle on images, preprocessed exactly as validation did.
+
+``Predictor.from_bundle(path)`` verifies the bundle (an archive is checked, then extracted into
+a temporary directory removed on ``close``), picks the best artifact this machine can run and
+opens it with validation's own runner (``validation.runners.registry.open_runner``), so that
+the logits it returns are the ones validation measured:
+
+1. a TensorRT engine, when TensorRT and a CUDA GPU are present and the engine's sidecar says it
+   was built for them (``converters.engine_record.check_compatible``);
+2. an ONNX file with ONNX Runtime, on CUDA when onnxruntime-gpu and a GPU are present, else on
+   the CPU (fp32 preferred on the CPU, fp16 on a GPU);
+3. a ``.pt2`` package (AOTInductor).
+
+Artifacts that passed validation come before forced ones. Images (PIL images, file paths,
+uint8 HWC arrays) go through ``toolkit.data.images`` with the bundle's ``Preprocessing``;
+float32 CHW/NCHW arrays are taken as already preprocessed. Batches are cut to the sizes the
+artifact accepts (a fixed-batch artifact gets its batch padded); probabilities are a float64
+softmax of the logits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from toolkit._args import check_device, positive_int
+from toolkit.deploy.bundle import BundleArtifact, Manifest, is_temporary, open_bundle
+from toolkit.errors import ArtifactError, HardwareUnavailableError, InputShapeError, InvalidArgumentError
+from toolkit.records import Preprocessing
+
+BACKENDS = ("tensorrt", "onnxruntime", "pt2")
+#: artifact kind -> backend that runs it
+_BACKEND_OF = {"tensorrt": "tensorrt", "onnx": "onnxruntime", "pt2": "pt2"}
+#: the largest batch sent to a dynamic-batch artifact at once
+DEFAULT_MAX_BATCH = 32
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _ort_cuda_available() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_available()
+
+
+def _precision_rank(artifact: BundleArtifact, gpu: bool) -> int:
+    order = ("fp16", "fp32", "int8") if gpu else ("fp32", "int8", "fp16")
+    return order.index(artifact.precision) if artifact.precision in order else len(order)
+
+
+def _tensorrt_usable(root: Path, artifact: BundleArtifact, device: str) -> str | None:
+    """None when this engine can run here, else why not (TensorRT, GPU or the sidecar's build)."""
+    from converters.engine_record import check_compatible, read_record
+    from converters.tensorrt import gpu_info, tensorrt_version
+
+    version = tensorrt_version()
+    if version is None:
+        return "TensorRT is not installed"
+    gpu = gpu_info(device if device.startswith("cuda") else "cuda")
+    if gpu is None:
+        return "no CUDA GPU is visible"
+    try:
+        check_compatible(read_record(root / artifact.file), tensorrt_version=version, gpu=gpu)
+    except ArtifactError as exc:
+        return exc.message
+    return None
+
+
+def choose_artifact(
+    root: Path, manifest: Manifest, *, backend: str | None, device: str | None
+) -> tuple[BundleArtifact, str, str, tuple[str, ...]]:
+    """The artifact to run, its backend, the device, and why better ones were passed over."""
+    if backend is not None and backend not in BACKENDS:
+        aliases = {"onnx": "onnxruntime", "ort": "onnxruntime", "trt": "tensorrt"}
+        if backend not in aliases:
+            raise InvalidArgumentError(
+                f"unknown backend {backend!r}", hint=f"choose one of {', '.join(BACKENDS)}", param="backend"
+            )
+        backend = aliases[backend]
+    if device is not None:
+        device = check_device(device)
+    skipped: list[str] = []
+    # passed artifacts first, then by backend preference
+    ordered = sorted(manifest.artifacts, key=lambda a: (not a.passed, BACKENDS.index(_BACKEND_OF[a.kind])))
+    candidates = [a for a in ordered if backend is None or _BACKEND_OF[a.kind] == backend]
+    if not candidates:
+        have = sorted({_BACKEND_OF[a.kind] for a in manifest.artifacts})
+        raise InvalidArgumentError(
+            f"the bundle holds no artifact for backend '{backend}'",
+            hint=f"it holds {', '.join(have)}; choose one of those or leave the backend unset",
+            param="backend",
+        )
+    for passed in (True, False):
+        group = [a for a in candidates if a.passed == passed]
+        engines = [a for a in group if a.kind == "tensorrt"]
+        if engines and (device is None or device.startswith("cuda")):
+            for engine in engines:
+                why = _tensorrt_usable(root, engine, device or "cuda")
+                if why is None:
+                    return engine, "tensorrt", device or "cuda", tuple(skipped)
+                skipped.append(f"{engine.file}: {why}")
+                if backend == "tensorrt":
+                    raise HardwareUnavailableError(f"cannot run '{engine.file}' here: {why}", param="backend")
+        elif engines:
+            skipped.extend(f"{e.file}: TensorRT needs a CUDA device, not {device}" for e in engines)
+        onnx = [a for a in group if a.kind == "onnx"]
+        if onnx:
+            on_gpu = device.startswith("cuda") if device is not None else _ort_cuda_available()
+            best = min(onnx, key=lambda a: _precision_rank(a, on_gpu))
+            return best, "onnxruntime", device or ("cuda" if on_gpu else "cpu"), tuple(skipped)
+        pt2 = [a for a in group if a.kind == "pt2"]
+        if pt2:
+            return pt2[0], "pt2", device or "cpu", tuple(skipped)
+    if backend == "tensorrt" and device is not None and not device.startswith("cuda"):
+        raise InvalidArgumentError(
+            f"TensorRT engines run on a CUDA GPU, not on '{device}'", hint="use device='cuda'", param="device"
+        )
+    raise HardwareUnavailableError(
+        "no artifact of the bundle can run here: " + "; ".join(skipped),
+        hint="package an ONNX artifact too, or run where the engine was built",
+    )
+
+
+def _remove(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Predictor:
+    """Top-k predictions from a verified bundle; see the module docstring.
+
+    Attributes: ``class_names`` (output order), ``preprocessing``, ``backend`` (``tensorrt`` |
+    ``onnxruntime`` | ``pt2``), ``artifact`` (the file it runs), ``device``, ``input_shape``
+    (C, H, W of one preprocessed image), ``manifest``, ``root`` (the verified directory),
+    ``notes`` (why better artifacts were passed over), ``batch_range`` (smallest and largest
+    batch the artifact takes at once).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        entry: BundleArtifact,
+        *,
+        backend: str,
+        device: str,
+        threads: int | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        notes: tuple[str, ...] = (),
+        temporary: bool = False,
+    ) -> None:
+        from validation.runners.registry import open_runner
+
+        self.root = root
+        self.manifest = manifest
+        self.entry = entry
+        self.backend = backend
+        self.device = device
+        self.notes = notes
+        self.class_names: tuple[str, ...] = manifest.class_names
+        self.preprocessing: Preprocessing = manifest.prep
+        self.input_shape: tuple[int, int, int] = self.preprocessing.input_shape(1)[1:]  # type: ignore[assignment]
+        self.artifact = root / entry.file
+        # the extracted copy of an archive goes with the predictor, even if close() is never called
+        self._cleanup = weakref.finalize(self, _remove, str(root)) if temporary else None
+        self._runner: Any = None
+        try:
+            self._runner = open_runner(self.artifact, device=device, threads=threads, prep=self.preprocessing)
+            self._runner.load()
+        except BaseException:
+            self.close()
+            raise
+        self.output_name = "logits" if "logits" in self._runner.output_names else self._runner.output_names[0]
+        self.batch_range = self._batch_range(positive_int(max_batch, "max_batch", example="max_batch=32"))
+
+    @classmethod
+    def from_bundle(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        backend: str | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> Predictor:
+        """Verify the bundle at ``path`` (directory or archive) and open its best artifact.
+
+        ``backend``: ``tensorrt`` | ``onnxruntime`` | ``pt2`` (default: the best present, see the
+        module docstring); ``device``: ``cpu`` | ``cuda`` | ``cuda:N`` (default: the GPU when the
+        chosen backend can use one); ``threads``: ONNX Runtime intra-op threads (default: its
+        choice); ``max_batch``: the largest batch run at once on a dynamic-batch artifact.
+        Raises ``BundleMismatchError`` (exit 1) when the bundle does not verify.
+        """
+        root, manifest = open_bundle(path)
+        temporary = is_temporary(root, path)
+        try:
+            entry, chosen, dev, notes = choose_artifact(root, manifest, backend=backend, device=device)
+        except BaseException:
+            if temporary:
+                _remove(str(root))
+            raise
+        return cls(
+            root, manifest, entry, backend=chosen, device=dev, threads=threads, max_batch=max_batch,
+            notes=notes, temporary=temporary,
+        )
+
+    # --- batching ------------------------------------------------------------------------------------
+
+    def _batch_range(self, max_batch: int) -> tuple[int, int]:
+        fixed = getattr(self._runner, "fixed_batch", None)
+        if fixed:
+            return fixed, fixed
+        if self.backend == "tensorrt":
+            from converters.engine_record import read_record
+
+            profile = read_record(self.artifact).profile
+            return int(profile.min[0]), int(profile.max[0])
+        return 1, max_batch
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """float32 NCHW (preprocessed) -> float32 [N, classes], run in chunks the artifact accepts."""
+        if self._runner is None:
+            raise InvalidArgumentError("this predictor is closed", hint="open a new one with from_bundle")
+        array = np.asarray(batch)
+        expected = (*self.input_shape,)
+        if array.dtype != np.float32 or array.ndim != 4 or tuple(array.shape[1:]) != expected:
+            raise InputShapeError(
+                f"input {array.dtype}{list(array.shape)} does not fit: "
+                f"expected float32[N, {', '.join(map(str, expected))}] (NCHW, preprocessed)",
+                hint="give images (paths, PIL images, uint8 HWC arrays) to predict, or preprocess them first",
+            )
+        low, high = self.batch_range
+        outputs = []
+        for start in range(0, array.shape[0], high):
+            chunk = array[start : start + high]
+            n = chunk.shape[0]
+            if n < low:
+                # a fixed-batch (or min-batch) artifact: pad with copies of the last image, drop their rows
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], low - n, axis=0)])
+            result = self._runner.run(np.ascontiguousarray(chunk))
+            outputs.append(np.asarray(result[self.output_name], dtype=np.float32)[:n])
+        if not outputs:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return np.concatenate(outputs)
+
+    # --- images --------------------------------------------------------------------------------------
+
+    def preprocess(self, images: Any) -> np.ndarray:
+        """Images -> float32 NCHW as validation fed the artifact.
+
+        ``images``: one image or a sequence of them; an image is a PIL image, a file path, a uint8
+        (H, W, C) or (H, W) array, or a float32 (C, H, W) array already preprocessed. A 4-D array is
+        a batch: uint8 NHWC pixels or float32 NCHW preprocessed.
+        """
+        items = self._items(images)
+        if not items:
+            raise InvalidArgumentError("no images given", hint="give at least one image", param="images")
+        return np.stack([self._one(item) for item in items]).astype(np.float32, copy=False)
+
+    def _items(self, images: Any) -> list[Any]:
+        if isinstance(images, np.ndarray):
+            if images.ndim == 4:
+                if images.dtype == np.float32 and tuple(images.shape[1:]) == self.input_shape:
+                    return list(images)
+                if images.dtype == np.uint8:
+                    return list(images)
+                raise InputShapeError(
+                    f"a batch array {images.dtype}{list(images.shape)} is neither uint8 NHWC pixels nor "
+                    f"float32 NCHW of shape [N, {', '.join(map(str, self.input_shape))}]"
+                )
+            return [images]
+        if isinstance(images, (str, os.PathLike)) or _is_pil(images):
+            return [images]
+        if isinstance(images, Iterable):
+            return list(images)
+        raise InvalidArgumentError(
+            f"cannot read an image from {type(images).__name__}",
+            hint="give paths, PIL images or numpy arrays",
+            param="images",
+        )
+
+    def _one(self, item: Any) -> np.ndarray:
+        from toolkit.data.images import load_image, preprocess_image
+
+        prep = self.preprocessing
+        if isinstance(item, (str, os.PathLike)):
+            return preprocess_image(load_image(item, prep.channels), prep).numpy()
+        if _is_pil(item):
+            pixels = np.array(item.convert("L" if prep.channels == 1 else "RGB"), dtype=np.uint8)
+            pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
+            return preprocess_image(pixels, prep).numpy()
+        if isinstance(item, np.ndarray):
+            if item.dtype == np.uint8 and item.ndim in (2, 3):
+                pixels = item[:, :, None] if item.ndim == 2 else item
+                if pixels.shape[2] not in (1, 3, 4):
+                    raise InputShapeError(f"uint8 image of shape {list(item.shape)} is not (H, W, C) with C 1, 3 or 4")
+                if pixels.shape[2] == 4:
+                    pixels = pixels[:, :, :3]  # RGBA: drop alpha as PIL's convert("RGB") does
+                return preprocess_image(pixels, prep).numpy()
+            if item.dtype == np.float32 and tuple(item.shape) == self.input_shape:
+                return item
+            raise InputShapeError(
+                f"array {item.dtype}{list(item.shape)} is neither a uint8 (H, W, C) image nor a preprocessed "
+                f"float32 array of shape {list(self.input_shape)}",
+                hint="convert pixels to uint8, or preprocess float images with the bundle's preprocessing",
+            )
+        raise InvalidArgumentError(
+            f"cannot read an image from {type(item).__name__}", hint="give paths, PIL images or numpy arrays",
+            param="images",
+        )
+
+    # --- predictions ---------------------------------------------------------------------------------
+
+    def probabilities(self, images: Any) -> np.ndarray:
+        """float64 softmax over the classes, [N, classes]."""
+        logits = self.logits(self.preprocess(images)).astype(np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+    def predict(self, images: Any, *, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Per image, the ``top_k`` (label, probability) pairs, most probable first (``top_k`` is
+        capped at the number of classes; ties keep output order)."""
+        k = min(positive_int(top_k, "top_k", example="top_k=5"), len(self.class_names))
+        probs = self.probabilities(images)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [[(self.class_names[i], float(row[i])) for i in idx] for row, idx in zip(probs, order, strict=True)]
+
+    # --- lifetime ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the runtime session and remove an extracted archive copy."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.entry.file!r}, backend={self.backend!r}, device={self.device!r})"
+
+
+def _is_pil(value: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:
+        return False
+    return isinstance(value, Image.Image)
+
