@@ -64,14 +64,19 @@ def package(
 @app.command()
 def verify(
     bundle: Path = typer.Argument(..., metavar="BUNDLE", help="Bundle directory or .tar/.zip archive."),
+    manifest_sha256: str | None = typer.Option(
+        None, "--sha256", help="Refuse the bundle unless manifest.json has this sha256 (as printed here before)."
+    ),
 ) -> None:
     """Check BUNDLE against its manifest: schema, sha256 and size of every file, no symlinks, no path
     leaving the bundle, nothing extra or missing. Exit 1 naming the file on any mismatch."""
+    from toolkit.deploy.bundle import manifest_digest
     from toolkit.deploy.bundle import verify as run_verify
 
-    manifest = run_verify(bundle)
+    manifest = run_verify(bundle, manifest_sha256=manifest_sha256)
     forced = " (holds FORCED artifacts that failed validation)" if manifest.forced else ""
     typer.echo(f"ok: {bundle}: {len(manifest.files) + 1} files match {manifest.schema}{forced}")
+    typer.echo(f"manifest sha256 {manifest_digest(bundle)}")
 
 
 @app.command()

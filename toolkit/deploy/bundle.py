@@ -299,7 +299,13 @@ def _check_entry(entry: BundleFile, digest: str) -> None:
 # --- verify --------------------------------------------------------------------------------------------
 
 
-def _read_manifest_bytes(data: bytes) -> Manifest:
+def _read_manifest_bytes(data: bytes, pinned: str | None = None) -> Manifest:
+    if pinned is not None and hashlib.sha256(data).hexdigest() != pinned.lower():
+        raise _mismatch(
+            MANIFEST_FILE,
+            f"is not the pinned manifest: sha256 {hashlib.sha256(data).hexdigest()[:12]}…, expected {pinned[:12]}…",
+            hint="the bundle was changed or replaced after its manifest digest was recorded; do not run it",
+        )
     try:
         parsed = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -351,7 +357,7 @@ def _check_contents(root: Path, manifest: Manifest) -> None:
         raise _mismatch(CONFIG_FILE, "names other classes than the manifest")
 
 
-def _verify_dir(root: Path) -> Manifest:
+def _verify_dir(root: Path, pinned: str | None = None) -> Manifest:
     if root.is_symlink():
         raise _mismatch(str(root), "is a symlink", hint="verify the bundle itself, not a link to it")
     manifest_path = root / MANIFEST_FILE
@@ -362,7 +368,7 @@ def _verify_dir(root: Path) -> Manifest:
         data = handle.read(MAX_MANIFEST_BYTES + 1)
     if len(data) > MAX_MANIFEST_BYTES:
         raise _mismatch(MANIFEST_FILE, f"is over {MAX_MANIFEST_BYTES} bytes: not a bundle manifest")
-    manifest = _read_manifest_bytes(data)
+    manifest = _read_manifest_bytes(data, pinned)
     listed = {f.name: f for f in manifest.files}
     present: set[str] = set()
     for folder, dirs, files in os.walk(root, followlinks=False):
@@ -477,7 +483,7 @@ def _member_stream(archive: Any, kind: str, member: _Member) -> Any:
     return stream
 
 
-def _verify_archive(path: Path, kind: str, extract_to: Path | None) -> Manifest:
+def _verify_archive(path: Path, kind: str, extract_to: Path | None, pinned: str | None = None) -> Manifest:
     """Check every member against the manifest (names, links, sizes, hashes), then extract the
     listed files into ``extract_to`` when given: nothing is written before all checks passed."""
     with _open_archive(path, kind) as archive:
@@ -494,7 +500,7 @@ def _verify_archive(path: Path, kind: str, extract_to: Path | None) -> Manifest:
         if top.size > MAX_MANIFEST_BYTES:
             raise _mismatch(MANIFEST_FILE, f"is over {MAX_MANIFEST_BYTES} bytes: not a bundle manifest")
         with _member_stream(archive, kind, top) as stream:
-            manifest = _read_manifest_bytes(stream.read(MAX_MANIFEST_BYTES + 1))
+            manifest = _read_manifest_bytes(stream.read(MAX_MANIFEST_BYTES + 1), pinned)
         listed = {f.name: f for f in manifest.files}
         _check_listing(set(listed), set(by_name) - {MANIFEST_FILE})
         for m in members:
@@ -515,7 +521,7 @@ def _verify_archive(path: Path, kind: str, extract_to: Path | None) -> Manifest:
                     shutil.copyfileobj(src, dst)
     if extract_to is not None:
         # the extracted copy is what runs: check it as a directory too (hashes, contents)
-        return _verify_dir(extract_to)
+        return _verify_dir(extract_to, pinned)
     with tempfile.TemporaryDirectory(prefix="rehead-bundle-") as tmp:
         scratch = Path(tmp)
         with _open_archive(path, kind) as archive:
@@ -531,17 +537,22 @@ def _read_member(archive: Any, kind: str, member: _Member, limit: int) -> bytes:
         return bytes(stream.read(limit + 1))
 
 
-def verify(path: str | os.PathLike[str]) -> Manifest:
+def verify(path: str | os.PathLike[str], *, manifest_sha256: str | None = None) -> Manifest:
     """Check a bundle directory or archive against its manifest; returns the manifest.
 
     Raises ``BundleMismatchError`` (exit 1) naming the file at fault: a changed, missing, extra or
     renamed file, a size the manifest does not declare, a symlink or link member, a name that
     leaves the bundle (``..``, absolute), a manifest that is not of schema ``rehead.bundle/1``.
     Archives are checked member by member without extracting anything.
+
+    The manifest is the root of trust: ``manifest_sha256`` (the digest ``manifest_digest``
+    returns, recorded where the bundle was made) pins it, so that a bundle whose manifest was
+    rewritten to match changed files is refused too.
     """
+    pinned = _check_pin(manifest_sha256)
     bundle = Path(path)
     if bundle.is_dir() and not bundle.is_symlink():
-        return _verify_dir(bundle)
+        return _verify_dir(bundle, pinned)
     kind = archive_kind(bundle)
     if kind is None:
         if not bundle.exists() and not bundle.is_symlink():
@@ -549,22 +560,52 @@ def verify(path: str | os.PathLike[str]) -> Manifest:
                 f"bundle '{bundle}' does not exist", hint="give a bundle directory or .tar/.zip archive", param="path"
             )
         raise _mismatch(str(bundle), "is neither a bundle directory nor a tar or zip archive")
-    return _verify_archive(bundle, kind, None)
+    return _verify_archive(bundle, kind, None, pinned)
 
 
-def open_bundle(path: str | os.PathLike[str]) -> tuple[Path, Manifest]:
+def _check_pin(digest: str | None) -> str | None:
+    if digest is None:
+        return None
+    text = str(digest).strip().lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise InvalidArgumentError(
+            f"manifest_sha256 {digest!r} is not 64 hex digits", hint="copy it from 'rehead verify'",
+            param="manifest_sha256",
+        )
+    return text
+
+
+def manifest_digest(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a bundle's ``manifest.json`` (directory or archive; verify the bundle
+    first): pin it with ``verify(path, manifest_sha256=...)``."""
+    bundle = Path(path)
+    if bundle.is_dir():
+        return sha256_file(bundle / MANIFEST_FILE)
+    kind = archive_kind(bundle)
+    if kind is None:
+        verify(bundle)  # raises, with the reason
+        raise _mismatch(str(bundle), "is not a bundle")
+    with _open_archive(bundle, kind) as archive:
+        top = next(m for m in _members(archive, kind) if m.name == MANIFEST_FILE)
+        return hashlib.sha256(_read_member(archive, kind, top, MAX_MANIFEST_BYTES)).hexdigest()
+
+
+def open_bundle(
+    path: str | os.PathLike[str], *, manifest_sha256: str | None = None
+) -> tuple[Path, Manifest]:
     """Verify a bundle; an archive is first checked member by member, then extracted into a new
     temporary directory (the caller removes it: ``cleanup_dir``). Returns the directory holding
     ``manifest.json`` and the manifest."""
+    pinned = _check_pin(manifest_sha256)
     bundle = Path(path)
     if bundle.is_dir() and not bundle.is_symlink():
-        return bundle, _verify_dir(bundle)
+        return bundle, _verify_dir(bundle, pinned)
     kind = archive_kind(bundle)
     if kind is None:
         return bundle, verify(bundle)  # raises, with the reason
     target = Path(tempfile.mkdtemp(prefix="rehead-bundle-"))
     try:
-        return target, _verify_archive(bundle, kind, target)
+        return target, _verify_archive(bundle, kind, target, pinned)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -962,8 +1003,8 @@ def _write_archive(stage: Path, target: Path, kind: str) -> None:
     else:
         with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in names:
-                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = (stat.S_IFREG | 0o644) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                with open(stage / name, "rb") as src, zf.open(info, "w") as dst:
+                zinfo = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                zinfo.external_attr = (stat.S_IFREG | 0o644) << 16
+                zinfo.compress_type = zipfile.ZIP_DEFLATED
+                with open(stage / name, "rb") as src, zf.open(zinfo, "w") as dst:
                     shutil.copyfileobj(src, dst)

@@ -194,16 +194,18 @@ class Predictor:
         device: str | None = None,
         threads: int | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
+        manifest_sha256: str | None = None,
     ) -> Predictor:
         """Verify the bundle at ``path`` (directory or archive) and open its best artifact.
 
         ``backend``: ``tensorrt`` | ``onnxruntime`` | ``pt2`` (default: the best present, see the
         module docstring); ``device``: ``cpu`` | ``cuda`` | ``cuda:N`` (default: the GPU when the
         chosen backend can use one); ``threads``: ONNX Runtime intra-op threads (default: its
-        choice); ``max_batch``: the largest batch run at once on a dynamic-batch artifact.
+        choice); ``max_batch``: the largest batch run at once on a dynamic-batch artifact;
+        ``manifest_sha256``: refuse the bundle unless its manifest has this digest.
         Raises ``BundleMismatchError`` (exit 1) when the bundle does not verify.
         """
-        root, manifest = open_bundle(path)
+        root, manifest = open_bundle(path, manifest_sha256=manifest_sha256)
         temporary = is_temporary(root, path)
         try:
             entry, chosen, dev, notes = choose_artifact(root, manifest, backend=backend, device=device)
