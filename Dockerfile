@@ -5,14 +5,14 @@
 #     docker run --rm -v "$PWD/out:/out" rehead demo -o /out/demo
 #   gpu: the same plus TensorRT engines and `rehead serve` (Triton through PyTriton).
 #     docker build --target gpu -t rehead:gpu .
-#     docker run --rm --gpus all -p 8000-8002:8000-8002 -v "$PWD/out:/out" rehead:gpu serve /out/demo/bundle
+#     docker run --rm --gpus all -p 8000-8002:8000-8002 -v "$PWD/out:/out" rehead:gpu serve /out/BUNDLE --host 0.0.0.0
 # The install line of each stage is the README's quick-start line (`pip install ".[cpu]"`), with the
 # gpu stage's extras in place of cpu; the test holds them to it.
 
 # ---------------------------------------------------------------------------------------------------
 # gpu: NVIDIA's TensorRT 25.06 image: TensorRT 10.11.0.33, CUDA 12.9, cuDNN 9, Ubuntu 24.04, Python 3.12.
 # Its CUDA 12 libraries are what the gpu extra's CUDA 12 wheels (tensorrt-cu12, onnxruntime-gpu) expect;
-# the 25.08+ images moved to CUDA 13. The torch that pip takes from PyPI brings its own CUDA libraries
+# later images move to CUDA 13. The torch that pip takes from PyPI brings its own CUDA libraries
 # and may need a newer driver than CUDA 12.9 does (R580+ for a cu13 build). Image size: several GB, not
 # measured (no Docker engine where this was written).
 FROM nvcr.io/nvidia/tensorrt:25.06-py3 AS gpu
@@ -43,9 +43,8 @@ RUN pip install ".[gpu,serve]"
 
 USER 10001
 WORKDIR /home/rehead
-# 8000 HTTP, 8001 gRPC, 8002 metrics: Triton's (and PyTriton's) default ports, which `rehead serve`
-# keeps unless given --port. The server must listen on 0.0.0.0 inside the container for a published
-# port to reach it.
+# 8000 HTTP, 8001 gRPC, 8002 metrics: `rehead serve`'s defaults (Triton's own). serve listens on
+# 127.0.0.1 unless given --host 0.0.0.0, which a published port needs inside the container.
 EXPOSE 8000 8001 8002
 # Ready once Triton has loaded the model; run with another --port, set REHEAD_HEALTH_URL to match.
 # Only `serve` answers it: other commands run to completion and exit before the first check counts.

@@ -5,13 +5,14 @@ What can be checked is checked: hadolint's lint, and a small parser of the Docke
 that holds both targets (``cpu``, the default, and ``gpu``) to what the README and the serve command
 promise: a non-root user, ``rehead`` as the exec-form entry point, the README's quick-start install
 line, the CPU-only torch within pyproject's bounds, a healthcheck on Triton's readiness endpoint
-(run here against a loopback HTTP server), the serve ports exposed, and a build context that lets
+(run here against a loopback HTTP server), `rehead serve`'s default ports exposed, and a build context that lets
 every COPY source in. Every check is also run on a broken copy of the Dockerfile, to show it fails.
 """
 
 from __future__ import annotations
 
 import http.server
+import inspect
 import json
 import re
 import shlex
@@ -29,7 +30,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 TARGETS = ("cpu", "gpu")
-SERVE_PORTS = {8000, 8001, 8002}  # Triton's HTTP, gRPC and metrics ports, PyTriton's defaults
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -137,6 +137,14 @@ def install_line(target: Stage) -> str:
     return found[0]
 
 
+def serve_ports() -> dict[str, int]:
+    """`rehead serve`'s default ports (Triton's own: HTTP 8000, gRPC 8001, metrics 8002)."""
+    from toolkit.cli.serve import serve_command
+
+    parameters = inspect.signature(serve_command).parameters
+    return {name: parameters[name].default.default for name in ("port", "grpc_port", "metrics_port")}
+
+
 def pyproject() -> dict:
     tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -209,9 +217,10 @@ def check_healthcheck(text: str) -> None:
     parts = urlsplit(url)
     assert parts.path == "/v2/health/ready", f"REHEAD_HEALTH_URL {url!r}: Triton's readiness path is /v2/health/ready"
     assert parts.hostname == "127.0.0.1", f"REHEAD_HEALTH_URL {url!r}: the check runs inside the container"
+    ports = serve_ports()
     exposed = {int(p.split("/")[0]) for i in gpu.all("EXPOSE") for p in i.args.split()}
-    assert exposed >= SERVE_PORTS, f"gpu exposes {sorted(exposed)}; the serve ports are {sorted(SERVE_PORTS)}"
-    assert parts.port == min(SERVE_PORTS), f"REHEAD_HEALTH_URL {url!r}: not the HTTP port {min(SERVE_PORTS)}"
+    assert exposed >= set(ports.values()), f"gpu exposes {sorted(exposed)}; rehead serve's ports are {ports}"
+    assert parts.port == ports["port"], f"REHEAD_HEALTH_URL {url!r}: not the HTTP port {ports['port']}"
 
 
 def check_context(text: str, dockerignore: str) -> None:
@@ -289,7 +298,7 @@ BROKEN = {
     "no healthcheck": ("healthcheck", _swap("HEALTHCHECK ", "# HEALTHCHECK "), "no HEALTHCHECK"),
     "liveness path": ("healthcheck", _swap("/v2/health/ready", "/v2/health/live"), "readiness"),
     "metrics port": ("healthcheck", _swap("127.0.0.1:8000/", "127.0.0.1:8002/"), "HTTP port"),
-    "gRPC not exposed": ("healthcheck", _swap("EXPOSE 8000 8001 8002", "EXPOSE 8000"), "serve ports"),
+    "gRPC not exposed": ("healthcheck", _swap("EXPOSE 8000 8001 8002", "EXPOSE 8000"), "rehead serve's ports"),
 }
 
 
