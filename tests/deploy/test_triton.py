@@ -1,0 +1,161 @@
+"""Triton model repositories: every config.pbtxt parsed back into Triton's own ``ModelConfig``
+protobuf and checked against the ONNX graph it serves (names, dims, element types), for a
+dynamic batch, a fixed batch and the gpu kind; arguments the artifact cannot take exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import onnx
+import pytest
+
+pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="needs the serve extra: pip install 'rehead[serve]'")
+
+from google.protobuf import text_format  # noqa: E402
+from tritonclient.grpc import model_config_pb2 as pb  # noqa: E402
+
+from toolkit.deploy.triton import onnx_signature, triton_repository  # noqa: E402
+from toolkit.errors import InvalidArgumentError, OutputExistsError  # noqa: E402
+
+ONNX_TYPES = {onnx.TensorProto.FLOAT: pb.TYPE_FP32, onnx.TensorProto.UINT8: pb.TYPE_UINT8}
+
+
+def parse(model_dir: Path) -> Any:
+    config = pb.ModelConfig()
+    text_format.Parse((model_dir / "config.pbtxt").read_text(encoding="utf-8"), config)
+    return config
+
+
+def graph_io(path: Path) -> dict[str, tuple[int, list[int]]]:
+    """name -> (element type, full dims with -1 for symbolic axes), read with onnx."""
+    model = onnx.load(str(path), load_external_data=False)
+    out = {}
+    for info in [*model.graph.input, *model.graph.output]:
+        tensor = info.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
+        out[info.name] = (tensor.elem_type, dims)
+    return out
+
+
+def check_against_graph(config: Any, graph: Path) -> None:
+    io = graph_io(graph)
+    seen = {t.name: t for t in [*config.input, *config.output]}
+    assert set(seen) == set(io), (set(seen), set(io))
+    for name, (elem, dims) in io.items():
+        tensor = seen[name]
+        assert tensor.data_type == ONNX_TYPES[elem], name
+        expected = dims[1:] if config.max_batch_size > 0 else dims
+        assert list(tensor.dims) == expected, (name, list(tensor.dims), expected)
+
+
+@pytest.fixture(scope="module")
+def fixed_bundle(digits_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits model exported with a fixed batch of 1, packaged without latency."""
+    from converters import export_onnx
+    from toolkit.deploy.bundle import package
+
+    root = tmp_path_factory.mktemp("fixed")
+    onnx_path = root / "fixed.onnx"
+    export_onnx(digits_model_dir, onnx_path, dynamic_batch=False)
+    package(digits_model_dir, [onnx_path], root / "bundle", latency=False, samples=4, batch_sizes=(1,))
+    return root / "bundle"
+
+
+def test_dynamic_batch_repository(bundle_dir: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    model = triton_repository(bundle_dir, repo, name="digits", max_batch_size=8, preferred_batch_sizes=[4, 2], instances=2)
+    assert model == repo / "digits"
+    assert sorted(p.relative_to(model).as_posix() for p in model.rglob("*")) == [
+        "1", "1/model.onnx", "config.pbtxt", "labels.txt",
+    ]
+    config = parse(model)
+    assert (config.name, config.platform, config.max_batch_size) == ("digits", "onnxruntime_onnx", 8)
+    check_against_graph(config, model / "1" / "model.onnx")
+    assert list(config.input[0].dims) == [3, 32, 32]
+    assert list(config.dynamic_batching.preferred_batch_size) == [2, 4]
+    assert config.dynamic_batching.max_queue_delay_microseconds > 0
+    assert [(g.kind, g.count) for g in config.instance_group] == [(pb.ModelInstanceGroup.KIND_CPU, 2)]
+    (logits,) = config.output
+    assert logits.label_filename == "labels.txt"
+    assert (model / "labels.txt").read_text().splitlines() == [str(d) for d in range(10)]
+    # the copied graph is the bundle's, byte for byte
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    onnx_file = next(a["file"] for a in manifest["artifacts"] if a["kind"] == "onnx")
+    assert (model / "1" / "model.onnx").read_bytes() == (bundle_dir / onnx_file).read_bytes()
+
+
+def test_fixed_batch_gets_full_dims_and_no_batching(fixed_bundle: Path, tmp_path: Path) -> None:
+    assert onnx_signature(next((fixed_bundle / "artifacts").glob("*.onnx"))).fixed_batch
+    model = triton_repository(fixed_bundle, tmp_path / "repo", max_batch_size=0)
+    config = parse(model)
+    assert config.max_batch_size == 0
+    assert not config.HasField("dynamic_batching")
+    check_against_graph(config, model / "1" / "model.onnx")
+    assert list(config.input[0].dims) == [1, 3, 32, 32]
+    assert model.name == "bundle"
+    with pytest.raises(InvalidArgumentError, match="fixed batch of 1") as info:
+        triton_repository(fixed_bundle, tmp_path / "other", max_batch_size=8)
+    assert info.value.param == "max_batch_size" and info.value.exit_code == 2
+    assert not (tmp_path / "other" / "bundle").exists()
+
+
+def test_gpu_kind_with_onnx_only(bundle_dir: Path, tmp_path: Path) -> None:
+    model = triton_repository(bundle_dir, tmp_path / "repo", kind="gpu", max_batch_size=4, instances=1)
+    config = parse(model)
+    assert config.platform == "onnxruntime_onnx"
+    assert [(g.kind, g.count) for g in config.instance_group] == [(pb.ModelInstanceGroup.KIND_GPU, 1)]
+    assert len(config.dynamic_batching.preferred_batch_size) == 0
+    check_against_graph(config, model / "1" / "model.onnx")
+
+
+def test_existing_model_refused_then_replaced(bundle_dir: Path, tmp_path: Path) -> None:
+    first = triton_repository(bundle_dir, tmp_path / "repo", name="m")
+    triton_repository(bundle_dir, tmp_path / "repo", name="n")  # a second model beside the first
+    with pytest.raises(OutputExistsError):
+        triton_repository(bundle_dir, tmp_path / "repo", name="m", max_batch_size=2)
+    assert parse(first).max_batch_size == 8
+    triton_repository(bundle_dir, tmp_path / "repo", name="m", max_batch_size=2, overwrite=True)
+    assert parse(first).max_batch_size == 2
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["m", "n"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"max_batch_size": -1}, "max_batch_size"),
+        ({"max_batch_size": 4, "preferred_batch_sizes": [8]}, "preferred_batch_sizes"),
+        ({"max_batch_size": 0, "preferred_batch_sizes": [1]}, "preferred_batch_sizes"),
+        ({"preferred_batch_sizes": [0]}, "preferred_batch_sizes"),
+        ({"instances": 0}, "instances"),
+        ({"kind": "tpu"}, "kind"),
+        ({"name": "../x"}, "name"),
+        ({"artifact": "model.plan", "kind": "gpu"}, "artifact"),
+    ],
+)
+def test_bad_arguments(bundle_dir: Path, tmp_path: Path, kwargs: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        triton_repository(bundle_dir, tmp_path / "repo", **kwargs)
+    assert info.value.param == param and info.value.exit_code == 2
+    assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())
+
+
+def test_cli_writes_repository_and_exits_2_on_bad_flags(bundle_dir: Path, tmp_path: Path) -> None:
+    def rehead(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "toolkit.cli", *args], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    done = rehead("triton", str(bundle_dir), "-o", str(tmp_path / "repo"), "--name", "digits",
+                  "--preferred-batch-sizes", "2,4", "--instances", "2")
+    assert done.returncode == 0, done.stderr
+    assert str(tmp_path / "repo" / "digits") in done.stdout
+    config = parse(tmp_path / "repo" / "digits")
+    assert list(config.dynamic_batching.preferred_batch_size) == [2, 4] and config.instance_group[0].count == 2
+    bad = rehead("triton", str(bundle_dir), "-o", str(tmp_path / "repo2"), "--max-batch-size", "4",
+                 "--preferred-batch-sizes", "16")
+    assert bad.returncode == 2
+    assert "--preferred-batch-sizes" in bad.stderr and bad.stderr.count("\n") == 1
