@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="needs the serve extra: pip install 'rehead[serve]'")
 
-from google.protobuf import text_format  # noqa: E402
-from tritonclient.grpc import model_config_pb2 as pb  # noqa: E402
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
 
-from toolkit.deploy.triton import onnx_signature, triton_repository  # noqa: E402
-from toolkit.errors import InvalidArgumentError, OutputExistsError  # noqa: E402
+from toolkit.deploy.triton import onnx_signature, triton_repository
+from toolkit.errors import InvalidArgumentError, OutputExistsError
 
 ONNX_TYPES = {onnx.TensorProto.FLOAT: pb.TYPE_FP32, onnx.TensorProto.UINT8: pb.TYPE_UINT8}
 
@@ -67,7 +67,9 @@ def fixed_bundle(digits_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
 
 def test_dynamic_batch_repository(bundle_dir: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    model = triton_repository(bundle_dir, repo, name="digits", max_batch_size=8, preferred_batch_sizes=[4, 2], instances=2)
+    model = triton_repository(
+        bundle_dir, repo, name="digits", max_batch_size=8, preferred_batch_sizes=[4, 2], instances=2
+    )
     assert model == repo / "digits"
     assert sorted(p.relative_to(model).as_posix() for p in model.rglob("*")) == [
         "1", "1/model.onnx", "config.pbtxt", "labels.txt",

@@ -106,7 +106,9 @@ def onnx_signature(path: str | os.PathLike[str]) -> Signature:
     return Signature(inputs, outputs, (fixed, fixed), fixed_batch=True)
 
 
-def engine_signature(engine: str | os.PathLike[str], onnx: str | os.PathLike[str] | None, num_classes: int) -> Signature:
+def engine_signature(
+    engine: str | os.PathLike[str], onnx: str | os.PathLike[str] | None, num_classes: int
+) -> Signature:
     """A TensorRT engine's inputs, outputs and batch range, from its sidecar's optimisation profile
     and the ONNX it was built from (when the bundle holds it; else one float32 ``logits`` output
     of ``num_classes``)."""
@@ -272,7 +274,7 @@ def _pick_artifact(artifacts: Sequence[BundleArtifact], kind: str, artifact: str
         if not ranked:
             raise InvalidArgumentError(
                 f"the bundle holds no artifact Triton can serve on {kind}",
-                hint="package an ONNX artifact (onnxruntime_onnx runs on cpu and gpu; a TensorRT engine needs kind=gpu)",
+                hint="package an ONNX artifact (it runs on cpu and gpu; a TensorRT engine needs kind gpu)",
                 param="kind",
             )
         pick = ranked[0]
