@@ -300,6 +300,7 @@ def test_archive_with_changed_member_refused(
             data = src.read(info)
             if info.filename == "labels.txt":
                 data = data.replace(b"0", b"O", 1)
+            info.compress_type = zipfile.ZIP_STORED
             dst.writestr(info, data)
     _refused(out, "labels.txt", capsys, "sha256")
 

@@ -886,6 +886,7 @@ def package(
             latency=latency,
             head_latency=False,
             latency_settings=latency_settings,
+            localise=False,  # a diagnosis of a failure, not part of the certificate: rehead validate gives it
             threads=threads,
             progress=progress,
         ).to_json()
@@ -1001,10 +1002,12 @@ def _write_archive(stage: Path, target: Path, kind: str) -> None:
                 with open(stage / name, "rb") as handle:
                     tar.addfile(info, handle)
     else:
-        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        # weights barely compress: the fastest deflate level loses almost nothing
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for name in names:
                 zinfo = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
                 zinfo.external_attr = (stat.S_IFREG | 0o644) << 16
                 zinfo.compress_type = zipfile.ZIP_DEFLATED
+                zinfo._compresslevel = 1  # type: ignore[attr-defined]  # ZipInfo carries no public level
                 with open(stage / name, "rb") as src, zf.open(zinfo, "w") as dst:
                     shutil.copyfileobj(src, dst)

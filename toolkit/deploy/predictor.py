@@ -310,6 +310,8 @@ class Predictor:
                     raise InputShapeError(f"uint8 image of shape {list(item.shape)} is not (H, W, C) with C 1, 3 or 4")
                 if pixels.shape[2] == 4:
                     pixels = pixels[:, :, :3]  # RGBA: drop alpha as PIL's convert("RGB") does
+                if not pixels.flags.writeable:  # np.asarray(PIL image) is read-only; torch warns on those
+                    pixels = pixels.copy()
                 return preprocess_image(pixels, prep).numpy()
             if item.dtype == np.float32 and tuple(item.shape) == self.input_shape:
                 return item
