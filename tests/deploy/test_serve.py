@@ -1,0 +1,308 @@
+"""A live ``rehead serve`` (a real Triton server through PyTriton) on loopback, started once for the
+module: HTTP and gRPC answers equal the Predictor's logits, concurrent clients get batched, a
+bounded load test reports throughput and p99, malformed requests get errors while the server keeps
+serving, and SIGTERM stops it cleanly. The libpython preflight is checked against real builds."""
+
+from __future__ import annotations
+
+import os
+import platform
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytriton", reason="needs the serve extra: pip install 'rehead[serve]'")
+httpclient = pytest.importorskip("tritonclient.http")
+grpcclient = pytest.importorskip("tritonclient.grpc")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+from toolkit.deploy.serve import check_libpython  # noqa: E402
+from toolkit.errors import MissingDependencyError  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+MODEL = "digits"
+#: the load test stops at whichever comes first
+LOAD_REQUESTS, LOAD_SECONDS, LOAD_CLIENTS = 300, 10.0, 4
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def port_free(port: int) -> bool:
+    """Nothing listens on ``port`` and a server could bind it (connections in TIME_WAIT aside, as
+    SO_REUSEADDR, which every server sets, allows)."""
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def alive(pid: int) -> bool:
+    """A running (not zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+class Live:
+    def __init__(self, proc: subprocess.Popen[str], ports: list[int], lines: queue.Queue[str]) -> None:
+        self.proc, self.lines = proc, lines
+        self.http, self.grpc, self.metrics = (f"127.0.0.1:{p}" for p in ports)
+        self.ports = ports
+
+
+@pytest.fixture(scope="module")
+def server(bundle_dir: Path) -> Iterator[Live]:
+    ports = free_ports(3)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.cli", "serve", str(bundle_dir), "--port", str(ports[0]),
+         "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]), "--model-name", MODEL,
+         "--max-batch-size", "8", "--max-queue-delay-us", "20000", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if line.startswith("serving model"):
+            break
+    else:
+        proc.kill()
+    if not seen or not seen[-1].startswith("serving model"):
+        proc.kill()
+        pytest.fail("rehead serve did not become ready:\n" + "".join(seen[-30:]))
+    assert f"http://127.0.0.1:{ports[0]}" in seen[-1] and f"127.0.0.1:{ports[1]}" in seen[-1]
+    live = Live(proc, ports, lines)
+    try:
+        yield live
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def predictor(bundle_dir: Path) -> Iterator[Any]:
+    from toolkit.deploy.predictor import Predictor
+
+    with Predictor.from_bundle(bundle_dir, device="cpu") as pred:
+        yield pred
+
+
+def images(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 3, 32, 32)).astype(np.float32)
+
+
+def http_infer(client: Any, batch: np.ndarray, name: str = "images", datatype: str = "FP32") -> Any:
+    tensor = httpclient.InferInput(name, list(batch.shape), datatype)
+    tensor.set_data_from_numpy(batch)
+    return client.infer(MODEL, [tensor])
+
+
+def grpc_infer(client: Any, batch: np.ndarray) -> Any:
+    tensor = grpcclient.InferInput("images", list(batch.shape), "FP32")
+    tensor.set_data_from_numpy(batch)
+    return client.infer(MODEL, [tensor])
+
+
+def test_http_and_grpc_answer_the_predictors_logits(server: Live, predictor: Any) -> None:
+    batch = images(3, seed=1)
+    expected = predictor.logits(batch)
+    http = httpclient.InferenceServerClient(server.http)
+    grpc = grpcclient.InferenceServerClient(server.grpc)
+    try:
+        assert http.is_server_ready() and http.is_model_ready(MODEL)
+        meta = http.get_model_metadata(MODEL)
+        assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [("images", "FP32", [-1, 3, 32, 32])]
+        for answer in (http_infer(http, batch), grpc_infer(grpc, batch)):
+            logits = answer.as_numpy("logits")
+            assert logits.dtype == np.float32 and logits.shape == (3, 10)
+            np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+            probs = answer.as_numpy("probabilities")
+            np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+            assert (probs.argmax(axis=1) == expected.argmax(axis=1)).all()
+    finally:
+        http.close()
+        grpc.close()
+
+
+def _counts(server: Live) -> tuple[int, int]:
+    """(inferences, executions) of the model from Triton's Prometheus metrics (PyTriton keeps the
+    statistics API behind an access token; the metrics endpoint is open)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{server.metrics}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for name in ("nv_inference_count", "nv_inference_exec_count"):
+        found = re.search(rf'^{name}{{[^}}]*model="{MODEL}"[^}}]*}} (\S+)$', text, re.MULTILINE)
+        assert found, f"{name} for {MODEL} not in the metrics"
+        values[name] = int(float(found.group(1)))
+    return values["nv_inference_count"], values["nv_inference_exec_count"]
+
+
+def test_concurrent_clients_are_batched(server: Live, predictor: Any) -> None:
+    before = _counts(server)
+    requests = [images(1, seed=100 + i) for i in range(32)]
+
+    def one(batch: np.ndarray) -> np.ndarray:
+        client = httpclient.InferenceServerClient(server.http)
+        try:
+            return http_infer(client, batch).as_numpy("logits")
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, requests))
+    for batch, logits in zip(requests, answers, strict=True):
+        np.testing.assert_allclose(logits, predictor.logits(batch), rtol=1e-5, atol=1e-5)
+    after = _counts(server)
+    inferences, executions = after[0] - before[0], after[1] - before[1]
+    print(f"\n32 single-image requests from 8 clients: {executions} model executions")
+    assert inferences == 32
+    assert executions < inferences, "no two requests were batched together"
+
+
+def test_bounded_load_reports_throughput_and_p99(server: Live, record_property: Any) -> None:
+    batch = images(1, seed=7)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + LOAD_SECONDS
+
+    def worker() -> None:
+        client = grpcclient.InferenceServerClient(server.grpc)
+        try:
+            while time.monotonic() < stop_at:
+                with lock:
+                    if len(latencies) >= LOAD_REQUESTS:
+                        return
+                start = time.perf_counter()
+                grpc_infer(client, batch)
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+        finally:
+            client.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(LOAD_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=LOAD_SECONDS + 30)
+    elapsed = time.perf_counter() - started
+    assert latencies, "no request completed"
+    p50, p99 = (float(np.percentile(latencies, q)) * 1000 for q in (50, 99))
+    throughput = len(latencies) / elapsed
+    record_property("serve_throughput_rps", round(throughput, 1))
+    record_property("serve_p99_ms", round(p99, 2))
+    print(f"\nload: {len(latencies)} requests, {LOAD_CLIENTS} gRPC clients, {elapsed:.1f} s: "
+          f"{throughput:.1f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    assert len(latencies) <= LOAD_REQUESTS + LOAD_CLIENTS and elapsed < LOAD_SECONDS + 30
+    assert 0 < p50 <= p99
+
+
+def test_malformed_requests_get_errors_and_the_server_keeps_serving(server: Live, predictor: Any) -> None:
+    client = httpclient.InferenceServerClient(server.http)
+    try:
+        cases = {
+            "wrong shape": lambda: http_infer(client, images(1, 0)[:, :, :16, :16]),
+            "wrong dtype": lambda: http_infer(client, images(1, 0).astype(np.float64), datatype="FP64"),
+            "wrong input name": lambda: http_infer(client, images(1, 0), name="pixels"),
+            "missing input": lambda: client.infer(MODEL, []),
+            "too large a batch": lambda: http_infer(client, images(9, 0)),
+        }
+        for what, call in cases.items():
+            with pytest.raises(InferenceServerException) as info:
+                call()
+            print(f"\n{what}: {info.value.message()}")
+        batch = images(2, seed=3)
+        np.testing.assert_allclose(http_infer(client, batch).as_numpy("logits"), predictor.logits(batch),
+                                   rtol=1e-5, atol=1e-5)
+        assert client.is_server_live() and client.is_model_ready(MODEL)
+    finally:
+        client.close()
+
+
+def test_sigterm_stops_cleanly_and_releases_the_ports(server: Live) -> None:
+    children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True, check=False)
+    pids = [int(p) for p in children.stdout.split()]
+    assert pids, "rehead serve runs tritonserver as a child process"
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0
+    elapsed = time.monotonic() - started
+    rest = []
+    while not server.lines.empty():
+        rest.append(server.lines.get())
+    assert rest and rest[-1].strip() == "stopped", rest[-10:]
+    assert [p for p in server.ports if not port_free(p)] == []
+    deadline = time.monotonic() + 10
+    while [p for p in pids if alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p for p in pids if alive(p)] == [], "tritonserver outlived rehead serve"
+    print(f"\nSIGTERM to exit 0: {elapsed:.1f} s")
+
+
+# --- the preflight -------------------------------------------------------------------------------
+
+
+def test_preflight_passes_for_this_interpreter() -> None:
+    check = check_libpython()
+    assert check.ok and check.library_version == platform.python_version()
+
+
+def test_preflight_refuses_a_python_without_its_shared_libpython(tmp_path: Path) -> None:
+    """A build without a shared library (Py_ENABLE_SHARED 0, no .so in LIBDIR) of a version no
+    installed libpython has: the stub would load another Python's library (or none): exit 3."""
+    major, minor = sys.version_info[:2]
+    config = {**sysconfig.get_config_vars(), "Py_ENABLE_SHARED": 0, "LIBDIR": str(tmp_path),
+              "INSTSONAME": f"libpython{major}.{minor}.a"}
+    started = time.monotonic()
+    with pytest.raises(MissingDependencyError) as info:
+        check_libpython(version=f"{major}.{minor}.999", config_vars=config, environ={})
+    assert time.monotonic() - started < 20
+    error = info.value
+    assert error.exit_code == 3
+    assert "without a shared libpython" in error.message and f"{major}.{minor}.999" in error.message
+    assert "/usr/bin/python3" in error.hint and "--enable-shared" in error.hint
