@@ -22,7 +22,7 @@ from toolkit.errors import ReheadError
 # Importing a command module registers its commands on ``app``. They import the libraries they
 # call inside each command, so that ``rehead --help`` stays fast.
 # (in pipeline order, which is the order `rehead --help` lists them in)
-from toolkit.cli import extend, finetune, export, lint, refit, validate, deploy, demo  # noqa: F401  isort: skip
+from toolkit.cli import extend, finetune, export, lint, refit, validate, deploy, serve, demo  # noqa: F401  isort: skip
 
 
 def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
