@@ -306,3 +306,20 @@ def test_preflight_refuses_a_python_without_its_shared_libpython(tmp_path: Path)
     assert error.exit_code == 3
     assert "without a shared libpython" in error.message and f"{major}.{minor}.999" in error.message
     assert "/usr/bin/python3" in error.hint and "--enable-shared" in error.hint
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(bundle_dir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        grpc, metrics = free_ports(2)
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "toolkit.cli", "serve", str(bundle_dir), "--port", str(port),
+             "--grpc-port", str(grpc), "--metrics-port", str(metrics)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "flag: --port" in done.stderr
+    assert time.monotonic() - started < 60

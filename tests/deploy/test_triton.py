@@ -161,3 +161,52 @@ def test_cli_writes_repository_and_exits_2_on_bad_flags(bundle_dir: Path, tmp_pa
                  "--preferred-batch-sizes", "16")
     assert bad.returncode == 2
     assert "--preferred-batch-sizes" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def _engine_with_sidecar(folder: Path, onnx_name: str, low: int, high: int) -> Path:
+    """A stand-in engine file with a real sidecar record (no TensorRT here: the signature and the
+    batch checks read the sidecar and the ONNX, never the engine's bytes)."""
+    from converters.engine_record import EngineRecord, GpuInfo, Profile, sidecar_path
+
+    engine = folder / "model.engine"
+    engine.write_bytes(b"not a real plan")
+    record = EngineRecord(
+        engine_sha256="0" * 64, engine_bytes=15, onnx_name=onnx_name, onnx_sha256="0" * 64,
+        graph_signature="0" * 64, tensorrt_version="10.13.0", gpu=GpuInfo("NVIDIA H100", (9, 0)),
+        profile=Profile("images", (low, 3, 32, 32), (high, 3, 32, 32), (high, 3, 32, 32)),
+        precision="fp16", builder_flags=("FP16",), strongly_typed=False, hardware_compat="none",
+        version_compatible=False, refittable=False, weights_stripped=False, opt_level=3, workspace_mib=None,
+        build_seconds=1.0, built_at="2026-01-01T00:00:00Z", trtexec="trtexec ...",
+    )
+    sidecar_path(engine).write_text(record.dumps(), encoding="utf-8")
+    return engine
+
+
+def test_tensorrt_plan_config_from_the_sidecar_profile(onnx_fp32: Path, tmp_path: Path) -> None:
+    from toolkit.deploy.triton import check_batching, config_text, engine_signature, model_config
+
+    engine = _engine_with_sidecar(tmp_path, onnx_fp32.name, 1, 16)
+    signature = engine_signature(engine, onnx_fp32, 10)
+    assert signature.batch == (1, 16) and not signature.fixed_batch
+    preferred = check_batching(signature, 16, [8, 16])
+    config = pb.ModelConfig()
+    text_format.Parse(config_text(model_config(
+        signature, name="digits", platform="tensorrt_plan", max_batch_size=16, preferred_batch_sizes=preferred,
+        kind="gpu", instances=2, label_outputs=["logits"],
+    )), config)
+    assert config.platform == "tensorrt_plan" and config.max_batch_size == 16
+    check_against_graph(config, onnx_fp32)
+    assert [(g.kind, g.count) for g in config.instance_group] == [(pb.ModelInstanceGroup.KIND_GPU, 2)]
+    with pytest.raises(InvalidArgumentError, match="beyond the artifact's largest batch 16") as info:
+        check_batching(signature, 32, None)
+    assert info.value.param == "max_batch_size"
+    # a profile that does not start at 1 cannot take Triton's smaller batches
+    (tmp_path / "late").mkdir()
+    late = engine_signature(_engine_with_sidecar(tmp_path / "late", onnx_fp32.name, 4, 16), onnx_fp32, 10)
+    with pytest.raises(InvalidArgumentError, match="starts at batch 4"):
+        check_batching(late, 8, None)
+    # without its ONNX: the profile's input and a float32 logits output of num_classes
+    alone = engine_signature(engine, None, 10)
+    assert [(t.name, t.data_type, t.dims) for t in alone.inputs + alone.outputs] == [
+        ("images", "TYPE_FP32", (-1, 3, 32, 32)), ("logits", "TYPE_FP32", (-1, 10)),
+    ]
