@@ -210,3 +210,21 @@ def test_tensorrt_plan_config_from_the_sidecar_profile(onnx_fp32: Path, tmp_path
     assert [(t.name, t.data_type, t.dims) for t in alone.inputs + alone.outputs] == [
         ("images", "TYPE_FP32", (-1, 3, 32, 32)), ("logits", "TYPE_FP32", (-1, 10)),
     ]
+
+
+def test_external_data_travels_with_the_graph(digits_model_dir: Path, tmp_path: Path) -> None:
+    from converters import export_onnx
+    from toolkit.deploy.bundle import package
+
+    graph = tmp_path / "ext" / "model.onnx"
+    export_onnx(digits_model_dir, graph, external_data=True)
+    data = [p.name for p in graph.parent.iterdir() if p != graph]
+    assert data, "the export wrote no external-data file"
+    package(digits_model_dir, [graph], tmp_path / "bundle", latency=False, samples=4, batch_sizes=(1,))
+    model = triton_repository(tmp_path / "bundle", tmp_path / "repo")
+    assert sorted(p.name for p in (model / "1").iterdir()) == sorted(["model.onnx", *data])
+    check_against_graph(parse(model), model / "1" / "model.onnx")
+    import onnxruntime as ort  # the copied graph finds its weights under the name it records
+
+    session = ort.InferenceSession(str(model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape[-1] == 10

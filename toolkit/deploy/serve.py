@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from toolkit._args import positive_int
-from toolkit.errors import InvalidArgumentError, MissingDependencyError
+from toolkit.errors import InternalError, InvalidArgumentError, MissingDependencyError
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001
@@ -355,11 +355,19 @@ class Server:
     def is_alive(self) -> bool:
         return self._triton is not None and bool(self._triton.is_alive())
 
-    def wait(self, stop: threading.Event, *, poll_s: float = 1.0) -> None:
-        """Block until ``stop`` is set or the server dies."""
+    def wait(self, stop: threading.Event, *, poll_s: float = 1.0) -> bool:
+        """Block until ``stop`` is set (True) or the server dies (False)."""
         while not stop.wait(poll_s):
             if not self.is_alive():
-                return
+                return False
+        return True
+
+    def log_tail(self, lines: int = 5) -> str:
+        """The last ``lines`` lines of Triton's log (empty when there is none)."""
+        if self.log_file is None or not self.log_file.is_file():
+            return ""
+        text = self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        return " | ".join(line.strip() for line in text[-lines:])
 
 
 def _require(module: str) -> object:
@@ -370,9 +378,11 @@ def _require(module: str) -> object:
 
 @contextlib.contextmanager
 def _environment(name: str, value: str) -> Iterator[None]:
-    """Set one environment variable for the block (the server's child processes inherit it)."""
+    """Set one environment variable for the block (the server's child processes inherit it); an
+    empty ``value`` leaves it alone (an empty LD_LIBRARY_PATH entry would mean the current folder)."""
     old = os.environ.get(name)
-    os.environ[name] = value
+    if value:
+        os.environ[name] = value
     try:
         yield
     finally:
@@ -439,6 +449,10 @@ def serve(
         backend, device: passed to ``Predictor.from_bundle``.
         on_ready: called once with the ``Endpoints`` when the model is ready.
         stop: an event that stops the server when set (signals set it too, from the main thread).
+
+    Raises ``MissingDependencyError`` (exit 3) when PyTriton is missing or cannot run under this
+    interpreter (``check_libpython``), ``InvalidArgumentError`` (exit 2) for a port in use, and
+    ``InternalError`` (exit 4) when the server stops on its own.
     """
     stop = stop or threading.Event()
     with (
@@ -451,7 +465,13 @@ def serve(
     ):
         if on_ready is not None:
             on_ready(server.endpoints)
-        server.wait(stop)
+        if server.wait(stop):
+            return
+        tail = server.log_tail()
+    raise InternalError(
+        f"the Triton server stopped on its own while serving{': ' + tail if tail else ''}",
+        hint="rerun it; if it stops again, report this with Triton's log lines above",
+    )
 
 
 __all__ = [
