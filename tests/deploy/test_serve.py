@@ -81,12 +81,12 @@ class Live:
         self.ports = ports
 
 
-@pytest.fixture(scope="module")
-def server(bundle_dir: Path) -> Iterator[Live]:
+def start(bundle: Path) -> Live:
+    """``rehead serve`` in a subprocess on free loopback ports, once it printed its ready line."""
     ports = free_ports(3)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit.cli", "serve", str(bundle_dir), "--port", str(ports[0]),
+        [sys.executable, "-m", "toolkit.cli", "serve", str(bundle), "--port", str(ports[0]),
          "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]), "--model-name", MODEL,
          "--max-batch-size", "8", "--max-queue-delay-us", "20000", "--device", "cpu"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -107,19 +107,34 @@ def server(bundle_dir: Path) -> Iterator[Live]:
         seen.append(line)
         if line.startswith("serving model"):
             break
-    else:
-        proc.kill()
     if not seen or not seen[-1].startswith("serving model"):
         proc.kill()
         pytest.fail("rehead serve did not become ready:\n" + "".join(seen[-30:]))
     assert f"http://127.0.0.1:{ports[0]}" in seen[-1] and f"127.0.0.1:{ports[1]}" in seen[-1]
-    live = Live(proc, ports, lines)
+    return Live(proc, ports, lines)
+
+
+def children(pid: int) -> list[int]:
+    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in done.stdout.split()]
+
+
+def rest_of(live: Live) -> list[str]:
+    out = []
+    while not live.lines.empty():
+        out.append(live.lines.get())
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(bundle_dir: Path) -> Iterator[Live]:
+    live = start(bundle_dir)
     try:
         yield live
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+        if live.proc.poll() is None:
+            live.proc.kill()
+            live.proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -265,16 +280,13 @@ def test_malformed_requests_get_errors_and_the_server_keeps_serving(server: Live
 
 
 def test_sigterm_stops_cleanly_and_releases_the_ports(server: Live) -> None:
-    children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True, check=False)
-    pids = [int(p) for p in children.stdout.split()]
+    pids = children(server.proc.pid)
     assert pids, "rehead serve runs tritonserver as a child process"
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=60) == 0
     elapsed = time.monotonic() - started
-    rest = []
-    while not server.lines.empty():
-        rest.append(server.lines.get())
+    rest = rest_of(server)
     assert rest and rest[-1].strip() == "stopped", rest[-10:]
     assert [p for p in server.ports if not port_free(p)] == []
     deadline = time.monotonic() + 10
@@ -282,6 +294,20 @@ def test_sigterm_stops_cleanly_and_releases_the_ports(server: Live) -> None:
         time.sleep(0.2)
     assert [p for p in pids if alive(p)] == [], "tritonserver outlived rehead serve"
     print(f"\nSIGTERM to exit 0: {elapsed:.1f} s")
+
+
+def test_a_server_that_dies_exits_4(bundle_dir: Path) -> None:
+    live = start(bundle_dir)
+    try:
+        (tritonserver,) = [p for p in children(live.proc.pid) if b"tritonserver" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        os.kill(tritonserver, signal.SIGKILL)
+        assert live.proc.wait(timeout=60) == 4
+    finally:
+        if live.proc.poll() is None:
+            live.proc.kill()
+    time.sleep(0.5)  # the reader thread drains the pipe
+    errors = [line for line in rest_of(live) if line.startswith("rehead: error:")]
+    assert errors and "the Triton server stopped on its own" in errors[0], errors
 
 
 # --- the preflight -------------------------------------------------------------------------------
