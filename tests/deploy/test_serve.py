@@ -299,7 +299,9 @@ def test_sigterm_stops_cleanly_and_releases_the_ports(server: Live) -> None:
 def test_a_server_that_dies_exits_4(bundle_dir: Path) -> None:
     live = start(bundle_dir)
     try:
-        (tritonserver,) = [p for p in children(live.proc.pid) if b"tritonserver" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        (tritonserver,) = [
+            p for p in children(live.proc.pid) if b"tritonserver" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
         os.kill(tritonserver, signal.SIGKILL)
         assert live.proc.wait(timeout=60) == 4
     finally:
