@@ -228,3 +228,16 @@ def test_external_data_travels_with_the_graph(digits_model_dir: Path, tmp_path: 
 
     session = ort.InferenceSession(str(model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.get_outputs()[0].shape[-1] == 10
+
+
+def test_archive_bundle_leaves_no_extracted_copy(
+    bundle_tar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # this test's own temporary folder
+    model = triton_repository(bundle_tar, tmp_path / "repo", max_batch_size=4)
+    assert model.name == "bundle" and parse(model).max_batch_size == 4
+    assert list(scratch.iterdir()) == []

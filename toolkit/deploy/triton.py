@@ -23,7 +23,7 @@ from typing import Any
 
 from toolkit._args import positive_int, positive_ints
 from toolkit._atomic import output_dir
-from toolkit.deploy.bundle import BundleArtifact, open_bundle
+from toolkit.deploy.bundle import BundleArtifact, is_temporary, open_bundle
 from toolkit.errors import ArtifactError, InvalidArgumentError, require
 
 KINDS = ("cpu", "gpu")
@@ -236,6 +236,12 @@ def _external_files(onnx_path: Path) -> list[str]:
     for tensor in _all_tensors(model.graph):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             location = {entry.key: entry.value for entry in tensor.external_data}.get("location", "")
+            if Path(location).is_absolute() or ".." in Path(location).parts:
+                # the copy must stay inside the model folder, as ONNX Runtime's loader requires
+                raise ArtifactError(
+                    f"'{onnx_path.name}' names external data outside its folder: '{location}'",
+                    hint="re-export the model with rehead export onnx",
+                )
             if location and location not in names:
                 names.append(location)
     return names
@@ -328,45 +334,50 @@ def triton_repository(
             param="name",
         )
     root, manifest = open_bundle(bundle)
-    model_name = name or _safe_name(Path(bundle).name)
-    file, artifact_kind = _pick_artifact(manifest.artifacts, kind, artifact)
-    source = root / file
-    class_names = list(manifest.class_names)
-    if artifact_kind == "tensorrt":
-        onnx_files = [a.file for a in manifest.artifacts if a.kind == "onnx"]
-        from converters.engine_record import read_record
+    try:
+        model_name = name or _safe_name(Path(bundle).name)
+        file, artifact_kind = _pick_artifact(manifest.artifacts, kind, artifact)
+        source = root / file
+        class_names = list(manifest.class_names)
+        if artifact_kind == "tensorrt":
+            onnx_files = [a.file for a in manifest.artifacts if a.kind == "onnx"]
+            from converters.engine_record import read_record
 
-        built_from = read_record(source).onnx_name
-        match = next((root / f for f in onnx_files if Path(f).name == built_from), None)
-        signature = engine_signature(source, match, len(class_names))
-        platform, target = "tensorrt_plan", "model.plan"
-    else:
-        signature = onnx_signature(source)
-        platform, target = "onnxruntime_onnx", "model.onnx"
-    preferred = check_batching(signature, max_batch_size, preferred_batch_sizes)
-    label_outputs = [o.name for o in signature.outputs if o.dims[-1:] == (len(class_names),)]
-    config = model_config(
-        signature,
-        name=model_name,
-        platform=platform,
-        max_batch_size=max_batch_size,
-        preferred_batch_sizes=preferred,
-        max_queue_delay_us=max_queue_delay_us,
-        instances=instances,
-        kind=kind,
-        label_outputs=label_outputs,
-    )
-    extra = _external_files(source) if artifact_kind == "onnx" else []
-    with output_dir(Path(output) / model_name, overwrite=overwrite) as stage:
-        version = stage / "1"
-        version.mkdir()
-        shutil.copyfile(source, version / target)
-        for data in extra:
-            # External data is found relative to the graph file, under the name the graph records.
-            (version / data).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source.parent / data, version / data)
-        (stage / LABEL_FILE).write_text("".join(f"{c}\n" for c in class_names), encoding="utf-8")
-        (stage / "config.pbtxt").write_text(config_text(config), encoding="utf-8")
+            built_from = read_record(source).onnx_name
+            match = next((root / f for f in onnx_files if Path(f).name == built_from), None)
+            signature = engine_signature(source, match, len(class_names))
+            platform, target = "tensorrt_plan", "model.plan"
+        else:
+            signature = onnx_signature(source)
+            platform, target = "onnxruntime_onnx", "model.onnx"
+        preferred = check_batching(signature, max_batch_size, preferred_batch_sizes)
+        label_outputs = [o.name for o in signature.outputs if o.dims[-1:] == (len(class_names),)]
+        config = model_config(
+            signature,
+            name=model_name,
+            platform=platform,
+            max_batch_size=max_batch_size,
+            preferred_batch_sizes=preferred,
+            max_queue_delay_us=max_queue_delay_us,
+            instances=instances,
+            kind=kind,
+            label_outputs=label_outputs,
+        )
+        extra = _external_files(source) if artifact_kind == "onnx" else []
+        with output_dir(Path(output) / model_name, overwrite=overwrite) as stage:
+            version = stage / "1"
+            version.mkdir()
+            shutil.copyfile(source, version / target)
+            for data in extra:
+                # External data is found relative to the graph file, under the name the graph records.
+                (version / data).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source.parent / data, version / data)
+            (stage / LABEL_FILE).write_text("".join(f"{c}\n" for c in class_names), encoding="utf-8")
+            (stage / "config.pbtxt").write_text(config_text(config), encoding="utf-8")
+    finally:
+        if is_temporary(root, bundle):
+            # an archive was extracted for this call
+            shutil.rmtree(root, ignore_errors=True)
     return Path(output) / model_name
 
 
