@@ -132,7 +132,16 @@ def server(bundle_dir: Path) -> Iterator[Live]:
     try:
         yield live
     finally:
-        if live.proc.poll() is None:
+        stop(live)
+
+
+def stop(live: Live) -> None:
+    """SIGTERM (so that PyTriton removes its workspace), SIGKILL if that does not end it."""
+    if live.proc.poll() is None:
+        live.proc.terminate()
+        try:
+            live.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             live.proc.kill()
             live.proc.wait(timeout=30)
 
@@ -305,8 +314,7 @@ def test_a_server_that_dies_exits_4(bundle_dir: Path) -> None:
         os.kill(tritonserver, signal.SIGKILL)
         assert live.proc.wait(timeout=60) == 4
     finally:
-        if live.proc.poll() is None:
-            live.proc.kill()
+        stop(live)
     time.sleep(0.5)  # the reader thread drains the pipe
     errors = [line for line in rest_of(live) if line.startswith("rehead: error:")]
     assert errors and "the Triton server stopped on its own" in errors[0], errors
