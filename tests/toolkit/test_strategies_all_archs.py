@@ -56,7 +56,17 @@ def _examples(old: int, n_new: int, size: int) -> dict[int, torch.Tensor]:
     return {old + i: torch.randn(1, 3, size, size, generator=gen) for i in range(n_new)}
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+#: the builders that take 5-115 s each here (large ViTs, RegNetY-16/32/128GF, Swin V2/B, VGG):
+#: about five minutes of the default run's budget. They run in the slow job (.ci/slow), which
+#: also exports every builder to ONNX; their heads are the same kinds as their small siblings'.
+HEAVY = frozenset({
+    "vit_h_14", "vit_l_16", "vit_l_32", "vit_b_32", "regnet_y_128gf", "regnet_y_32gf", "regnet_y_16gf",
+    "regnet_x_32gf", "regnet_x_16gf", "swin_v2_s", "swin_v2_b", "swin_s", "swin_b",
+    "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+})
+
+
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a in HEAVY else a for a in ARCHS])
 def test_every_strategy_on_every_builder(arch: str) -> None:
     model = _built(arch)
     size = min_input_size(arch)
