@@ -105,7 +105,12 @@ def _resolve(stub: Path, soname: str, env: Mapping[str, str]) -> str | None:
     ldd = shutil.which("ldd")
     if ldd is None:
         return None
-    done = subprocess.run([ldd, str(stub)], env=dict(env), capture_output=True, text=True, timeout=30, check=False)
+    # ldd is a shell script on glibc systems: it needs a PATH even when the environment checked has none
+    run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    try:
+        done = subprocess.run([ldd, str(stub)], env=run_env, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     for line in done.stdout.splitlines():
         name, _, rest = line.strip().partition(" => ")
         if name == soname:
@@ -116,9 +121,12 @@ def _resolve(stub: Path, soname: str, env: Mapping[str, str]) -> str | None:
 
 def library_version(library: str) -> str | None:
     """``Py_GetVersion()`` of a libpython file (in a child process, so nothing loads here)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _VERSION_PROBE, library], capture_output=True, text=True, timeout=30, check=False
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _VERSION_PROBE, library], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     text = done.stdout.strip()
     return text if done.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+\S*", text) else None
 
