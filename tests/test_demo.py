@@ -39,11 +39,33 @@ def test_demo_writes_every_stage_and_report(demo_run: tuple[Path, int]) -> None:
     assert rows["eager"]["test_top1_old"] > 0.5, "even the reduced demo learns the old digits"
 
 
+def test_demo_ends_with_a_bundle_a_triton_repository_and_a_live_round_trip(
+    demo_run: tuple[Path, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    out, code = demo_run
+    assert code == 0
+    capsys.readouterr()
+    assert main(["verify", str(out / "bundle")]) == 0
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text())
+    assert {a["file"].split("/")[-1] for a in manifest["artifacts"]} >= {"model.onnx"}
+    assert (out / "triton" / "digits" / "config.pbtxt").is_file()
+    assert (out / "triton" / "digits" / "1" / "model.onnx").is_file()
+    state = json.loads((out / "demo-state.json").read_text())
+    assert {"package", "triton"} <= set(state)
+    if importlib.util.find_spec("pytriton") is None:
+        pytest.skip("the serve extra is not installed: the demo skips its live round trip (CI installs it)")
+    printed = main(["demo", "--quick", "-o", str(out)])  # every stage reused; the round trip runs again
+    assert printed == 0
+    assert "live rehead serve round trip: 8 digits over HTTP" in capsys.readouterr().out
+
+
 def test_second_run_reuses_and_tampering_redoes(demo_run: tuple[Path, int],
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = demo_run
     state = json.loads((out / "demo-state.json").read_text())
-    assert set(state) == {"pretrain", "extend", "finetune", "export", "validate"}
+    assert set(state) == {"pretrain", "extend", "finetune", "export", "validate", "package", "triton"}
     # tamper with an exported artifact: its stage and the stages after it run again
     onnx_path = out / "artifacts" / "model.onnx"
     import hashlib

@@ -71,6 +71,11 @@ class DemoResult:
     report_dir: Path
     strategy: str
     status: str
+    #: the bundle of the artifacts that passed, the Triton model repository made from it, and the
+    #: live ``rehead serve`` round trip: ``{"status": "ok"|"skipped", "detail": ..., ...}``
+    bundle: Path | None = None
+    triton: Path | None = None
+    serve: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _sha(path: Path) -> str:
@@ -181,7 +186,13 @@ def _run_stages(root: Path, strategy: str, fresh: bool, s: DemoSettings, progres
                             "duration": s.latency_duration_s, "input": d_art}, report_dir,
                lambda t: _validate(tuned, artifacts, t, summary_path, s, progress))
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    return DemoResult(root, summary["rows"], stages.reused, report_dir, strategy, summary["status"])
+    bundle, repository = root / "bundle", root / "triton"
+    d_bundle = stages.run("package", {"input": stages.outputs_hash("validate"), "artifacts": d_art}, bundle,
+                          lambda t: _package(tuned, artifacts, report_dir, t))
+    stages.run("triton", {"input": d_bundle}, repository, lambda t: _triton(bundle, t))
+    served = _serve_round_trip(bundle, progress=stages.progress)
+    return DemoResult(root, summary["rows"], stages.reused, report_dir, strategy, summary["status"],
+                      bundle=bundle, triton=repository, serve=served)
 
 
 def _pretrain(target: Path, settings: DemoSettings, progress: bool) -> None:
@@ -264,6 +275,77 @@ def _validate(model_dir: Path, artifacts: Path, target: Path, summary_path: Path
     write_reports(report, report_dir=target, overwrite=True)
     rows = _summary_rows(model_dir, files, report, settings)
     _atomic.write_text(summary_path, json.dumps({"status": report.status, "rows": rows}, indent=2) + "\n")
+
+
+def _package(model_dir: Path, artifacts: Path, report_dir: Path, target: Path) -> None:
+    """A bundle of the artifacts that passed validation, certified by the report just written."""
+    from toolkit.deploy.bundle import package
+
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    passed = [a["path"] for a in report["artifacts"] if a.get("path") and a.get("parity_status") == "pass"]
+    package(model_dir, passed, target, report=report_dir / "report.json", overwrite=True)
+
+
+def _triton(bundle: Path, target: Path) -> None:
+    from toolkit.deploy.triton import triton_repository
+
+    triton_repository(bundle, target, name="digits", overwrite=True)
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _serve_round_trip(bundle: Path, *, progress: Progress) -> dict[str, Any]:
+    """Start ``rehead serve``'s Triton server on loopback, send a batch of digits over HTTP and
+    compare the answer with the bundle's Predictor. Skipped, saying why and how to get it, when the
+    serve extra or a usable libpython is missing (exit-3 conditions of ``rehead serve``)."""
+    import numpy as np
+
+    from toolkit.data import load_samples
+    from toolkit.errors import MissingDependencyError, ReheadError
+
+    try:
+        import tritonclient.http as http
+
+        from toolkit.deploy.serve import Server
+    except ImportError as exc:
+        progress.message(f"live serve skipped: {exc}; pip install '.[serve]'")
+        return {"status": "skipped", "detail": f"{exc}; pip install '.[serve]'"}
+    http_port, grpc_port, metrics_port = _free_ports(3)
+    try:
+        with Server(bundle, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+                    max_batch_size=8) as server:
+            images = load_samples("digits", server.predictor.preprocessing, split="test", n=8)[0].numpy()
+            client = http.InferenceServerClient(server.endpoints.http)
+            request = http.InferInput("images", list(images.shape), "FP32")
+            request.set_data_from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+            answer = client.infer(server.model_name, [request]).as_numpy("logits")
+            expected = server.predictor.logits(images)
+            client.close()
+    except (MissingDependencyError, ReheadError) as exc:
+        if getattr(exc, "exit_code", 0) != 3:
+            raise
+        progress.message(f"live serve skipped: {exc.one_line()}")
+        return {"status": "skipped", "detail": exc.one_line()}
+    diff = float(np.max(np.abs(np.asarray(answer, dtype=np.float64) - expected)))
+    top1 = float(np.mean(np.asarray(answer).argmax(1) == expected.argmax(1)))
+    if not diff <= 1e-5:
+        from toolkit.errors import InternalError
+
+        raise InternalError(f"the live server answered differently from the bundle's Predictor (max |diff| {diff:.3g})")
+    progress.message(f"live serve round trip: 8 digits over HTTP, max |diff| vs the Predictor {diff:.2g}")
+    return {"status": "ok", "endpoint": server.endpoints.http, "images": 8, "max_abs_diff": diff,
+            "top1_agreement": top1}
 
 
 def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: DemoSettings) -> list[dict[str, Any]]:

@@ -40,6 +40,14 @@ def demo(
     console = Console(width=None if __import__("sys").stdout.isatty() else 140)
     console.print(table)
     console.print(f"report: {result.report_dir / 'report.html'}")
+    console.print(f"bundle: {result.bundle} (rehead verify / predict)   Triton model repository: {result.triton}")
+    if result.serve.get("status") == "ok":
+        console.print(
+            f"live rehead serve round trip: {result.serve['images']} digits over HTTP at {result.serve['endpoint']}, "
+            f"max |diff| vs the Predictor {result.serve['max_abs_diff']:.2g}"
+        )
+    else:
+        console.print(f"live rehead serve round trip skipped: {result.serve.get('detail', '')}")
     if result.reused:
         console.print(f"reused: {', '.join(result.reused)} (use --fresh to redo)")
     if result.status == "fail":
