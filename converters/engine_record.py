@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ArtifactError, InvalidArgumentError
+from toolkit.model_dir import sha256_file
 
 SCHEMA_VERSION = 1
 #: the sidecar is small; a larger file is not one of ours (read no further)
@@ -49,12 +50,8 @@ def trtexec_path(engine: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".trtexec.sh")
 
 
-def sha256_of(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+#: sha256 of a file, read in chunks (the model directory's own hasher)
+sha256_of = sha256_file
 
 
 # --- build options and the optimisation profile ---------------------------------------------
