@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
@@ -348,27 +348,21 @@ def _trt_opset(model: onnx.ModelProto) -> list[Finding]:
     return []
 
 
-def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    """Every node of ``graph`` and of its subgraphs (If, Loop, Scan bodies), recursively."""
-    for node in graph.node:
+def _walk(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.NodeProto]:
+    """``nodes`` and the nodes of their subgraphs (If, Loop, Scan bodies), recursively."""
+    for node in nodes:
         yield node
         for attr in node.attribute:
             if attr.HasField("g"):
-                yield from _nodes(attr.g)
+                yield from _walk(attr.g.node)
             for sub in attr.graphs:
-                yield from _nodes(sub)
+                yield from _walk(sub.node)
 
 
 def _all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
-    yield from _nodes(model.graph)
+    yield from _walk(model.graph.node)
     for function in model.functions:  # the parser imports model-local functions node by node
-        for node in function.node:
-            yield node
-            for attr in node.attribute:
-                if attr.HasField("g"):
-                    yield from _nodes(attr.g)
-                for sub in attr.graphs:
-                    yield from _nodes(sub)
+        yield from _walk(function.node)
 
 
 def _trt_ops(model: onnx.ModelProto) -> list[Finding]:
