@@ -91,3 +91,13 @@ def make_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pa
 def digits_model_dir(make_model_dir: Callable[..., Path]) -> Path:
     """resnet18 at 32x32, a 7-digit head padded (random rows) to all 10 digits."""
     return make_model_dir()
+
+
+@pytest.fixture(scope="session")
+def onnx_fp32(digits_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``digits_model_dir`` exported to fp32 ONNX (shared by the validation and deploy tests)."""
+    from converters import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(digits_model_dir, out, progress=False)
+    return out

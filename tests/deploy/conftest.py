@@ -19,15 +19,6 @@ QUICK = {"samples": 8, "batch_sizes": (1, 4)}
 
 
 @pytest.fixture(scope="session")
-def onnx_fp32(digits_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from converters import export_onnx
-
-    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_onnx(digits_model_dir, out, progress=False)
-    return out
-
-
-@pytest.fixture(scope="session")
 def onnx_bad_new_row(onnx_fp32: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The export with one new-class row (class 8) of the head weight perturbed: parity fails."""
     from tests.validation.conftest import edit_initializer, head_initializer

@@ -17,15 +17,6 @@ FAST = LatencySettings(warmup_s=0.05, min_runs=5, min_duration_s=0.2, max_cv=10.
 
 
 @pytest.fixture(scope="session")
-def onnx_fp32(digits_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from converters import export_onnx
-
-    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_onnx(digits_model_dir, out, progress=False)
-    return out
-
-
-@pytest.fixture(scope="session")
 def onnx_fp16(digits_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from converters import export_onnx
 
