@@ -36,6 +36,7 @@ from converters.engine_record import (
     GpuInfo,
     Profile,
     check_compatible,
+    graph_signature,
     resolve_profile,
     sha256_of,
     sidecar_path,
@@ -574,7 +575,7 @@ def export_tensorrt(
         engine_bytes=len(plan),
         onnx_name=facts.path.name,
         onnx_sha256=sha256_of(facts.path),
-        graph_signature=_signature(facts.path),
+        graph_signature=graph_signature(facts.path),
         tensorrt_version=version,
         gpu=gpu,
         profile=profile,
@@ -607,12 +608,6 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _signature(path: Path) -> str:
-    from converters.engine_record import graph_signature
-
-    return graph_signature(path)
-
-
 def check_refit_source(record: EngineRecord, onnx: str | os.PathLike[str]) -> str:
     """Refuse (``ArtifactError``) refitting ``record``'s engine from ``onnx`` unless the engine is
     refittable and the ONNX graph has the structure of the one it was built from (needs no
@@ -628,7 +623,7 @@ def check_refit_source(record: EngineRecord, onnx: str | os.PathLike[str]) -> st
             f"'{record.onnx_name}'; TensorRT leaves refitting it with other weights undefined",
             hint="build a refittable engine (refittable=True) for new weights",
         )
-    signature = _signature(Path(onnx))
+    signature = graph_signature(Path(onnx))
     if signature != record.graph_signature:
         raise ArtifactError(
             f"'{Path(onnx).name}' is not the graph the engine was built from (graph signatures "
