@@ -49,6 +49,8 @@ class ExportResult:
     warnings: tuple[str, ...] = ()
     external_data: tuple[str, ...] = ()
     checks: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: the accuracy-aware INT8 search's ``Int8Decision`` (None for any other export)
+    int8_search: Any = None
 
     def summary(self) -> str:
         """One line: path, size, opset, nodes and the input/output signature."""
@@ -70,4 +72,5 @@ class ExportResult:
         data["warnings"] = list(self.warnings)
         data["external_data"] = list(self.external_data)
         data["checks"] = dict(self.checks)
+        data["int8_search"] = self.int8_search.to_json() if self.int8_search is not None else None
         return data

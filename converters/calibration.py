@@ -101,3 +101,35 @@ def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: i
     else:
         split = "train"
     return load_samples(root, config.preprocessing, split=split, n=n)[0]
+
+
+def heldout_samples(
+    source: str | os.PathLike[str], config: ModelConfig, n: int
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Up to ``n`` preprocessed held-out images with labels (indices of ``config.class_names``)
+    for the accuracy-aware INT8 search, and where they came from.
+
+    Never the calibration images: the bundled digits' val split; for a folder its ``val/`` split,
+    else its ``test/`` split. A flat folder has no held-out split: ``DataError`` (``param="heldout"``).
+    """
+    from toolkit.data import load_samples
+
+    if str(source) == "digits":
+        x, y = load_samples("digits", config.preprocessing, split="val", n=n, class_names=config.class_names)
+        return x, y, "digits val split"
+    root = Path(source)
+    for split in ("val", "test"):
+        if (root / split).is_dir():
+            # data for some classes only (the new ones, say): the classes that have a folder
+            present = [c for c in config.class_names if (root / split / c).is_dir()]
+            if not present:
+                break
+            x, y = load_samples(root, config.preprocessing, split=split, n=n, class_names=present)
+            index = torch.tensor([config.class_names.index(c) for c in present])
+            return x, index[y], f"{root / split}"
+    raise DataError(
+        f"'{root}' has no held-out split (val/ or test/ with folders of the model's classes) "
+        "to measure INT8 agreement on",
+        hint="pass heldout= a folder of class folders the calibration did not use (--heldout DIR)",
+        param="heldout",
+    )

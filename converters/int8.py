@@ -11,7 +11,9 @@ optimisation), as ONNX Runtime recommends.
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,32 +42,17 @@ def _method(name: str, quant: Any) -> Any:
     return table[name]
 
 
-def quantize_int8(
-    src: Path,
-    dst: Path,
-    samples: np.ndarray,
-    *,
-    method: str = "minmax",
-    input_name: str = "images",
-    external: str | None = None,
-    work: Path,
-    target: str = "cpu",
-) -> None:
-    """Quantize the fp32 model at ``src`` into ``dst`` calibrating on ``samples`` (model inputs).
+def prepare_int8(src: Path, work: Path, *, external: str | None = None) -> Path:
+    """``quant_pre_process`` the fp32 model at ``src`` into ``work/int8-pre.onnx``, every node named.
 
-    ``method``: ``minmax``, ``entropy`` or ``percentile`` (99.999th). ``target``: ``cpu`` (U8S8) or
-    ``tensorrt`` (S8S8, symmetric). ``work`` is a scratch folder.
+    ONNX Runtime's graph optimisation leaves some nodes unnamed (a decomposed HardSwish): they get
+    ``<op>_<index>`` names, so that ``quantize_prepared(exclude=...)`` can name any node.
     """
-    if target not in INT8_TARGETS:
-        raise InvalidArgumentError(
-            f"unknown INT8 target '{target}'",
-            hint=f"int8_target is one of {', '.join(INT8_TARGETS)}",
-            param="int8_target",
-        )
-    quant: Any = require("onnxruntime.quantization", purpose="INT8 quantization")
+    import onnx
+
+    require("onnxruntime.quantization", purpose="INT8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    calibrate = _method(method, quant)
     prepared = work / "int8-pre.onnx"
     big = external is not None
     try:
@@ -83,6 +70,74 @@ def quantize_int8(
             f"ONNX Runtime's quantization pre-processing failed on a checked graph: {str(exc)[:200]}",
             hint="export fp32 or fp16 meanwhile, and report this with the full traceback",
         ) from exc
+    model = onnx.load(os.fspath(prepared), load_external_data=False)
+    seen: set[str] = set()
+    renamed = False
+    for index, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{index}"
+            renamed = True
+        seen.add(node.name)
+    if renamed:  # external data stays where it is: only the graph's protobuf is rewritten
+        onnx.save_model(model, os.fspath(prepared))
+    return prepared
+
+
+def quantize_int8(
+    src: Path,
+    dst: Path,
+    samples: np.ndarray,
+    *,
+    method: str = "minmax",
+    input_name: str = "images",
+    external: str | None = None,
+    work: Path,
+    target: str = "cpu",
+) -> None:
+    """Quantize the fp32 model at ``src`` into ``dst`` calibrating on ``samples`` (model inputs).
+
+    ``method``: ``minmax``, ``entropy`` or ``percentile`` (99.999th). ``target``: ``cpu`` (U8S8) or
+    ``tensorrt`` (S8S8, symmetric). ``work`` is a scratch folder. Every node is quantized.
+    """
+    check_target(target)
+    prepared = prepare_int8(src, work, external=external)
+    quantize_prepared(
+        prepared, dst, samples, method=method, input_name=input_name, external=external, target=target
+    )
+
+
+def check_target(target: str) -> None:
+    """``InvalidArgumentError`` (``param="int8_target"``) unless ``target`` is one of ``INT8_TARGETS``."""
+    if target not in INT8_TARGETS:
+        raise InvalidArgumentError(
+            f"unknown INT8 target '{target}'",
+            hint=f"int8_target is one of {', '.join(INT8_TARGETS)}",
+            param="int8_target",
+        )
+
+
+def quantize_prepared(
+    prepared: Path,
+    dst: Path,
+    samples: np.ndarray,
+    *,
+    method: str = "minmax",
+    input_name: str = "images",
+    external: str | None = None,
+    target: str = "cpu",
+    exclude: Sequence[str] = (),
+    cache: Path | None = None,
+) -> None:
+    """Quantize the model ``prepare_int8`` wrote into ``dst``, leaving the nodes named in
+    ``exclude`` in fp32.
+
+    ``cache``: a calibration cache file (ONNX Runtime's ``calibration_cache_path``): written by
+    the first call, read by the next ones, so a search over ``exclude`` calibrates once (ONNX
+    Runtime releases without that parameter calibrate on ``samples`` again each call).
+    """
+    quant: Any = require("onnxruntime.quantization", purpose="INT8 quantization")
+    calibrate = _method(method, quant)
+    big = external is not None
 
     class Reader(quant.CalibrationDataReader):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
@@ -99,6 +154,9 @@ def quantize_int8(
     extra = {"ActivationSymmetric": trt, "WeightSymmetric": True, "QuantizeBias": not trt}
     if method == "percentile":
         extra["CalibPercentile"] = 99.999  # type: ignore[assignment]
+    cached: dict[str, Any] = {}
+    if cache is not None and "calibration_cache_path" in inspect.signature(quant.quantize_static).parameters:
+        cached["calibration_cache_path"] = os.fspath(cache)
     try:
         quant.quantize_static(
             os.fspath(prepared),
@@ -109,8 +167,10 @@ def quantize_int8(
             activation_type=quant.QuantType.QInt8 if trt else quant.QuantType.QUInt8,
             weight_type=quant.QuantType.QInt8,
             calibrate_method=calibrate,
+            nodes_to_exclude=list(exclude),
             use_external_data_format=big,
             extra_options=extra,
+            **cached,
         )
     except (ValueError, RuntimeError) as exc:
         why = f"INT8 quantization failed ({method} calibration): {str(exc)[:200]}"

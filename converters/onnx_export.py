@@ -8,6 +8,7 @@ the previous artifact untouched and no partial file behind.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -25,10 +26,12 @@ from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import INPUT_NAME, count_nodes, to_onnx
 from converters._torch_onnx import optimize as run_optimizer
 from converters.bake import BakedPreprocess, to_uint8_nhwc
-from converters.calibration import calibration_samples, choose_calibration
+from converters.calibration import calibration_samples, choose_calibration, heldout_samples
 from converters.compare import DEFAULT_BATCH_SIZES, random_images
 from converters.external import EXTERNAL_THRESHOLD, check_external_data, new_location
 from converters.int8 import CALIB_METHODS, INT8_TARGETS
+from converters.int8_record import Int8Decision, Int8Targets, decision_path
+from converters.int8_search import Heldout
 from converters.metadata import build_metadata
 from converters.preflight import Finding, check_graph, preflight
 from toolkit import _atomic
@@ -116,6 +119,12 @@ def export_onnx(
     overwrite: bool = False,
     progress: bool = False,
     external_data: bool | None = None,
+    min_agreement: float | None = None,
+    new_class_min_agreement: float | None = None,
+    max_fp32_nodes: int | None = None,
+    heldout: str | os.PathLike[str] | None = None,
+    heldout_samples: int = 256,
+    speed_rule: bool = True,
 ) -> ExportResult:
     """Export a model directory (or ``LoadedModel``) to ONNX at ``path``; return what was written.
 
@@ -136,6 +145,7 @@ def export_onnx(
     """
     start = time.perf_counter()
     _check_args(fp16, int8, calib_samples, calib_method, int8_target)
+    targets = _targets(int8, min_agreement, new_class_min_agreement, max_fp32_nodes, heldout, heldout_samples)
     out = _atomic.check_output(path, overwrite=overwrite)
     loaded = resolve_source(source)
     module, config = loaded.module, loaded.config
@@ -154,6 +164,10 @@ def export_onnx(
 
         calibration = choose_calibration(calib, config) if int8 else None
         calib_x = calibration_samples(calibration.source, config, calib_samples) if calibration else None
+        held = None
+        if targets is not None and calibration is not None:
+            source_held = heldout if heldout is not None else calibration.source
+            held = _heldout(source_held, config, heldout_samples, net, bake=bake_preprocess, prep=prep)
         with steps.step("export"):
             model, exporter, export_notes = to_onnx(
                 net, example, opset=opset, dynamic_batch=dynamic_batch
@@ -201,8 +215,9 @@ def export_onnx(
                     net=net,
                 )
                 _checks.require_parity(parity, what="the exported fp32 graph")
+            decision: Int8Decision | None = None
             if fp16 or int8:
-                final, variant_checks, variant_notes = _variant(
+                final, variant_checks, variant_notes, decision = _variant(
                     final,
                     stage,
                     location,
@@ -218,9 +233,13 @@ def export_onnx(
                     int8_target=int8_target,
                     bake=bake_preprocess,
                     prep=prep,
+                    search=(targets, held) if targets is not None and held is not None else None,
+                    speed_rule=speed_rule,
                 )
                 checks = {f"fp32_{k}": v for k, v in checks.items()} | variant_checks
                 notes += variant_notes + _agreement_notes(variant_checks, precision)
+            if decision is not None and decision.chosen == "fp32":
+                precision = "fp32"  # the search found no INT8 variant faster than the fp32 graph
             quantization = None
             if calibration is not None and calib_x is not None:  # both set exactly when int8
                 quantization = {
@@ -234,6 +253,8 @@ def export_onnx(
                     "activations": "int8 symmetric" if int8_target == "tensorrt" else "uint8 asymmetric",
                     "weights": "int8 symmetric",
                 }
+                if decision is not None:
+                    quantization["search"] = decision.to_json()
             meta = build_metadata(config, precision=precision, input_spec=input_spec, quantization=quantization)
             stamp_metadata(final, meta)
             check_external_data(final)
@@ -241,7 +262,14 @@ def export_onnx(
             inputs, outputs = _tensor_infos(sess.get_inputs()), _tensor_infos(sess.get_outputs())
             final_opset = _opset(final)
             del sess
+            sidecar = decision_path(out)
+            if decision is not None:  # staged first, moved in right after the model
+                _atomic.write_text(stage / sidecar.name, json.dumps(decision.to_json(), indent=2) + "\n")
             written = place(final, out, location, overwrite=overwrite)
+            if decision is not None:
+                os.replace(stage / sidecar.name, sidecar)
+            elif sidecar.exists():  # an earlier accuracy-aware export's decision: no longer this model's
+                sidecar.unlink()
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     size = out.stat().st_size + sum((out.parent / name).stat().st_size for name in written)
@@ -259,7 +287,36 @@ def export_onnx(
         warnings=tuple(notes),
         external_data=tuple(written),
         checks=checks,
+        int8_search=decision,
     )
+
+
+def _targets(
+    int8: bool,
+    min_agreement: float | None,
+    new_class_min_agreement: float | None,
+    max_fp32_nodes: int | None,
+    heldout: object,
+    heldout_samples: int,
+) -> Int8Targets | None:
+    """The accuracy-aware search's targets, or None when ``min_agreement`` is not set."""
+    if min_agreement is None:
+        stray = {"new_class_min_agreement": new_class_min_agreement, "max_fp32_nodes": max_fp32_nodes,
+                 "heldout": heldout}
+        given = [k for k, v in stray.items() if v is not None]
+        if given:
+            raise InvalidArgumentError(
+                f"{given[0]} applies to accuracy-aware INT8 only", hint="set min_agreement (and int8) too",
+                param=given[0],
+            )
+        return None
+    if not int8:
+        raise InvalidArgumentError(
+            "min_agreement asks for accuracy-aware INT8, but int8 is off", hint="add int8=True (--int8)",
+            param="min_agreement",
+        )
+    positive_int(heldout_samples, "heldout_samples", example="heldout_samples=256")
+    return Int8Targets(min_agreement, new_class_min_agreement, max_fp32_nodes)
 
 
 def _variant(
@@ -279,12 +336,16 @@ def _variant(
     int8_target: str,
     bake: bool,
     prep: Any,
-) -> tuple[Path, dict[str, float], list[str]]:
+    search: tuple[Int8Targets, Heldout] | None = None,
+    speed_rule: bool = True,
+) -> tuple[Path, dict[str, float], list[str], Int8Decision | None]:
     """Write the fp16 or INT8 variant of the checked fp32 model; judge it against eager with its
-    precision's preset. Returns the file, the numbers and the notes (a failed verdict)."""
+    precision's preset. Returns the file, the numbers, the notes (a failed verdict) and, with
+    ``search`` (targets and held-out data), the accuracy-aware search's decision."""
     folder = stage / ("fp16" if fp16 else "int8")
     folder.mkdir()
     target = folder / fp32.name
+    decision = None
     if fp16:
         from converters.fp16 import convert_fp16
 
@@ -297,17 +358,37 @@ def _variant(
             raise InternalError("INT8 variant asked for without calibration samples")
         samples = to_uint8_nhwc(calib_x, prep) if bake else calib_x
         what = f"static QDQ for {int8_target}, per-channel, {calib_method} on {len(samples)} images"
-        with steps.step("quantise", what):
-            quantize_int8(
+        if search is not None:
+            from converters.int8_search import search_int8
+
+            targets, held = search
+            decision = search_int8(
                 fp32,
                 target,
                 np.ascontiguousarray(samples.numpy()),
+                held,
+                targets,
+                head_module=config.head.module,
+                work=folder,
                 method=calib_method,
                 input_name=INPUT_NAME,
                 external=location,
-                work=folder,
                 target=int8_target,
+                speed=speed_rule,
+                steps=steps,
             )
+        else:
+            with steps.step("quantise", what):
+                quantize_int8(
+                    fp32,
+                    target,
+                    np.ascontiguousarray(samples.numpy()),
+                    method=calib_method,
+                    input_name=INPUT_NAME,
+                    external=location,
+                    work=folder,
+                    target=int8_target,
+                )
     precision = "fp16" if fp16 else "int8"
     with steps.step("check", f"ONNX Runtime vs eager, {precision} preset"):
         _checks.check_model_file(target, num_classes=_num_classes(fp32), stage=folder)
@@ -320,7 +401,26 @@ def _variant(
             checks["top1_agreement_calibration"] = _checks.agreement(run, net, np.ascontiguousarray(real.numpy()))
         checks["parity_passed"] = float(parity.passed)
         note = _checks.variant_note(parity, precision)
-    return target, checks, [note] if note else []
+    notes = [note] if note else []
+    if decision is not None:
+        notes.insert(0, decision.summary())
+    return target, checks, notes, decision
+
+
+def _heldout(
+    source: str | os.PathLike[str], config: ModelConfig, n: int, net: nn.Module, *, bake: bool, prep: Any
+) -> Heldout:
+    """Held-out images (the model's input form), their labels and eager's logits on them."""
+    x, labels, where = heldout_samples(source, config, n)
+    images = np.ascontiguousarray((to_uint8_nhwc(x, prep) if bake else x).numpy())
+    return Heldout(
+        images=images,
+        labels=labels.numpy(),
+        reference=_checks.eager_outputs(net, images),
+        new_classes=config.head.new_indices,
+        kept_classes=config.head.kept_indices,
+        source=where,
+    )
 
 
 def _opset(path: Path) -> int | None:

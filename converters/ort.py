@@ -146,6 +146,7 @@ def open_session(
     name: str | None = None,
     provider: str | None = None,
     precision: str = "fp32",
+    spinning: bool = True,
 ) -> Any:
     """An ``onnxruntime.InferenceSession`` on a file (external data read beside it) or serialised
     bytes. ``threads``: intra-op threads (``None``: ONNX Runtime's choice; inter-op is then 1
@@ -153,13 +154,17 @@ def open_session(
     (see ``providers_for``; ``precision`` only matters for ``tensorrt``). Raises ``ArtifactError``
     when ONNX Runtime cannot load the model, ``MissingDependencyError`` when onnxruntime is not
     installed, ``HardwareUnavailableError`` when the requested provider is not installed or
-    ONNX Runtime would run the model on another one."""
+    ONNX Runtime would run the model on another one. ``spinning`` False stops the intra-op threads
+    from spinning after each run (set it when several sessions are timed in turn, so that one
+    session's idle threads do not steal the cores from the next)."""
     ort: Any = require("onnxruntime", purpose="running ONNX models")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads is not None:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     available = list(ort.get_available_providers())
     # checked before the model is read, so that a missing provider fails at once
     providers = providers_for(device, available, provider, precision=precision)

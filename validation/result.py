@@ -40,6 +40,8 @@ class ArtifactResult:
     speedup: dict[int, float | None] = dataclasses.field(default_factory=dict)
     cold_start: dict[str, float] | None = None
     gate_failures: list[Failure] = dataclasses.field(default_factory=list)
+    #: an accuracy-aware INT8 export's decision (``converters.int8_record.Int8Decision.to_json``)
+    int8_search: dict[str, Any] | None = None
 
     @property
     def parity_status(self) -> str:
@@ -95,6 +97,7 @@ class ArtifactResult:
             "speedup": {str(bs): v for bs, v in self.speedup.items()},
             "cold_start": self.cold_start,
             "gate_failures": [f.to_json() for f in self.gate_failures],
+            "int8_search": self.int8_search,
         }
 
 

@@ -211,6 +211,7 @@ def run_artifact(artifact: Artifact, runner: Runner, run: Run) -> ArtifactResult
         device=settings.device,
         size_bytes=_size(path),
         preset=None,
+        int8_search=_int8_search(path),
     )
     with bar.step(f"cold start {runner.name}"):
         result.cold_start = cold_start(runner, _latency_batch(images, runner.fixed_batch or settings.batch_sizes[0]))
@@ -314,3 +315,13 @@ def _size(path: str | None) -> int:
     from validation._artifact import artifact_size
 
     return artifact_size(Path(path)) if path else 0
+
+
+def _int8_search(path: str | None) -> dict[str, Any] | None:
+    """The accuracy-aware INT8 decision an ONNX artifact records in its metadata, if any."""
+    if path is None or not path.lower().endswith(".onnx"):
+        return None
+    from validation._artifact import onnx_metadata
+
+    search = (onnx_metadata(Path(path)).get("quantization") or {}).get("search")
+    return search if isinstance(search, dict) else None

@@ -65,3 +65,31 @@ def make_eig(num_classes: int = 10) -> nn.Module:
 
 def make_fixed_batch(num_classes: int = 10) -> nn.Module:
     return FixedBatchNet(num_classes)
+
+
+class PlantedNet(TinyNet):
+    """TinyNet with a planted INT8-sensitive pair after its first block: 1x1 convs ``spread``
+    (channel 0 times 1e4) and ``squeeze`` (channel 0 times 1e-4). In fp32 the pair is the
+    identity; quantized per tensor, ``spread``'s output spans [0, 1e4] and every other channel
+    rounds to a few levels, so INT8 misses any agreement target until the pair stays fp32."""
+
+    SCALE = 1e4
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__(num_classes)
+        self.spread = nn.Conv2d(8, 8, 1, bias=False)
+        self.squeeze = nn.Conv2d(8, 8, 1, bias=False)
+        with torch.no_grad():
+            gain = torch.ones(8)
+            gain[0] = self.SCALE
+            self.spread.weight.copy_(torch.diag(gain)[:, :, None, None])
+            self.squeeze.weight.copy_(torch.diag(1 / gain)[:, :, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = self.features[:3](x)
+        out: torch.Tensor = self.fc(self.features[3:](self.squeeze(self.spread(first))))
+        return out
+
+
+def make_planted(num_classes: int = 10) -> nn.Module:
+    return PlantedNet(num_classes)

@@ -51,10 +51,30 @@ def onnx_command(
         False, "--bake-preprocess", help="Take uint8 NHWC images at the input size; normalise in the graph."
     ),
     no_optimize: bool = typer.Option(False, "--no-optimize", help="Skip onnxscript's graph optimiser."),
+    min_agreement: float | None = typer.Option(
+        None,
+        "--min-agreement",
+        help="Accuracy-aware INT8 (with --int8): the fastest graph whose top-1 agreement with eager on held-out "
+        "images is at least this (e.g. 0.99); sensitive nodes and nodes INT8 does not speed up stay fp32.",
+    ),
+    new_class_min_agreement: float | None = typer.Option(
+        None, "--new-class-min-agreement", help="The same target for the images of the new classes on their own."
+    ),
+    max_fp32_nodes: int | None = typer.Option(
+        None, "--max-fp32-nodes", help="At most this many nodes back in fp32 for accuracy (default: no limit)."
+    ),
+    heldout: str | None = typer.Option(
+        None, "--heldout", help="Held-out images for the agreement (default: the calibration data's val/test split)."
+    ),
+    heldout_samples: int = typer.Option(256, "--heldout-samples", help="Number of held-out images."),
+    no_speed_rule: bool = typer.Option(
+        False, "--no-speed-rule", help="Accuracy only: keep every node INT8 unless it is too sensitive."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output file if it exists."),
 ) -> None:
     """Export MODEL_DIR to ONNX, check it against eager as 'rehead validate' would (same default
-    inputs, batch sizes 1 and 8), and write it atomically."""
+    inputs, batch sizes 1 and 8), and write it atomically. With --int8 --min-agreement: search for
+    the fastest INT8 graph that meets the target, recorded in <output>.int8.json (exit 1 if none)."""
     from converters import export_onnx
 
     result = export_onnx(
@@ -72,6 +92,12 @@ def onnx_command(
         optimize=not no_optimize,
         overwrite=overwrite,
         progress=True,
+        min_agreement=min_agreement,
+        new_class_min_agreement=new_class_min_agreement,
+        max_fp32_nodes=max_fp32_nodes,
+        heldout=heldout,
+        heldout_samples=heldout_samples,
+        speed_rule=not no_speed_rule,
     )
     _report(result)
 

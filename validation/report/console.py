@@ -172,6 +172,10 @@ def print_summary(report: ValidationReport, console: Any = None, *, max_lines: i
                 f"{escape(loc.get('reason', ''))}",
                 soft_wrap=True,
             )
+    for artifact in report.artifacts:
+        if artifact.int8_search:
+            console.print(f"[cyan]INT8[/] {escape(artifact.name)}: {escape(int8_line(artifact.int8_search))}",
+                          soft_wrap=True)
     head = report.head_latency
     if head:
         for row in head["batches"]:
@@ -186,3 +190,21 @@ def print_summary(report: ValidationReport, console: Any = None, *, max_lines: i
                 + (f" [yellow]({escape(why)})[/]" if why else ""),
                 soft_wrap=True,
             )
+
+
+def int8_line(search: dict[str, Any]) -> str:
+    """One line of an accuracy-aware INT8 decision: what was chosen, nodes in fp32 and why,
+    agreement per slice, latency against fp32 and all-INT8."""
+    from collections import Counter
+
+    reasons = Counter(n["reason"] for n in search.get("fp32_nodes", []))
+    agree = ", ".join(f"{k} {v:.1%}" for k, v in search.get("agreement", {}).items())
+    lat = search.get("latency_ms", {})
+    why = ", ".join(f"{n} for {r}" for r, n in reasons.items()) or "none"
+    head = search.get("head", {})
+    return (
+        f"chose {search.get('chosen')} (target {search.get('targets', {}).get('min_agreement')}); "
+        f"nodes in fp32: {why}; "
+        f"head {'INT8' if head.get('quantized') else 'fp32'}; agreement {agree}; batch-1 ms: chosen "
+        f"{lat.get('chosen')}, all-INT8 {lat.get('all_int8')}, fp32 {lat.get('fp32')}"
+    )

@@ -197,6 +197,31 @@ def _parity_section(a: ArtifactResult, report: ValidationReport) -> str:
     return "".join(parts)
 
 
+def _int8_section(a: ArtifactResult) -> str:
+    """The accuracy-aware INT8 decision: one line, the groups the speed rule timed, the nodes
+    left in fp32 and the agreement-against-latency plot of every variant tried."""
+    from validation.report.console import int8_line
+
+    search = a.int8_search or {}
+    groups = _table(
+        ["group", "nodes", "INT8 ms", "fp32 ms", "kept"],
+        [[escape(g["group"]), str(g["nodes"]), num(g["int8_ms"]), num(g["fp32_ms"]),
+          "INT8" if g["kept_int8"] else "fp32"] for g in search.get("groups", [])],
+    )
+    nodes = _table(
+        ["node", "op", "group", "reason", "SQNR drop dB"],
+        [[escape(n["node"]), escape(n["op"]), escape(n["group"]), escape(n["reason"]),
+          num(n["sensitivity_db"]) if n.get("sensitivity_db") is not None else "-"]
+         for n in search.get("fp32_nodes", [])[:60]],
+    )
+    return (
+        f"<p>{escape(int8_line(search))}</p><p class=\"muted\">sensitivity: "
+        f"{escape(str(search.get('sensitivity_method')))}; held out: {escape(str(search.get('heldout')))}</p>"
+        + groups + nodes
+        + f'<div class="plots"><img alt="plot" src="{plots.int8_variants(a.name, search)}"></div>'
+    )
+
+
 def _latency_section(report: ValidationReport) -> str:
     batches = sorted({bs for a in report.artifacts for bs in a.latency} | set(report.reference_latency))
     if not batches:
@@ -350,6 +375,9 @@ def render_html(report: ValidationReport) -> str:
                 f"<h2>Parity: {escape(artifact.name)} {_cls(artifact.parity_status)}</h2>",
                 _parity_section(artifact, report),
             ]
+    for artifact in report.artifacts:
+        if artifact.int8_search:
+            body += [f"<h2>INT8 search: {escape(artifact.name)}</h2>", _int8_section(artifact)]
     body += [_latency_section(report), _environment(report)]
     title = "rehead bench" if is_bench(report) else "rehead validation"
     return (

@@ -153,3 +153,32 @@ def localisation_trace(name: str, loc: dict[str, Any]) -> str | None:
     ax.set_ylabel("relative error")
     ax.set_title(f"{name}\nintermediate activations vs eager", fontsize=10)
     return encode(fig)
+
+
+def int8_variants(name: str, search: dict[str, Any]) -> str:
+    """Top-1 agreement (all held-out images) against batch-1 latency for every INT8 variant the
+    accuracy-aware search tried, with the fp32 graph, the target and the chosen variant marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    variants = [v for v in search.get("variants", []) if v.get("latency_ms") is not None]
+    met = [v for v in variants if v.get("met")]
+    missed = [v for v in variants if not v.get("met")]
+    for group, colour, label in ((met, COLORS.get("kept", "tab:green"), "meets target"),
+                                 (missed, COLORS.get("new", "tab:red"), "misses target")):
+        if group:
+            ax.scatter([v["latency_ms"] for v in group], [100 * v["agreement"].get("all", 0) for v in group],
+                       color=colour, label=label, s=28)
+    lat = search.get("latency_ms", {})
+    if lat.get("fp32"):
+        ax.scatter([lat["fp32"]], [100.0], marker="s", color="k", label="fp32 graph", s=36)
+    if lat.get("chosen"):
+        ax.scatter([lat["chosen"]], [100 * search.get("agreement", {}).get("all", 0)], marker="*", s=160,
+                   facecolors="none", edgecolors="k", label=f"chosen ({search.get('chosen')})")
+    target = search.get("targets", {}).get("min_agreement")
+    if target:
+        ax.axhline(100 * target, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("batch-1 latency (ms, timed side by side)")
+    ax.set_ylabel("top-1 agreement with eager (%)")
+    ax.set_title(f"{name}\naccuracy-aware INT8: variants tried (dashed: target)", fontsize=10)
+    ax.legend(fontsize=7)
+    return encode(fig)
