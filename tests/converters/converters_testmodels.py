@@ -93,3 +93,25 @@ class PlantedNet(TinyNet):
 
 def make_planted(num_classes: int = 10) -> nn.Module:
     return PlantedNet(num_classes)
+
+
+class SwishNet(TinyNet):
+    """TinyNet with an elementwise tail after each block (HardSwish, a residual Add): ops whose
+    QDQ versions ONNX Runtime runs no faster than fp32 on small tensors."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__(num_classes)
+        self.features[2] = nn.Hardswish()
+        self.features[6] = nn.Hardswish()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = self.features[:3](x)
+        first = first + nn.functional.hardswish(first)
+        second = self.features[3:7](first)
+        second = second + nn.functional.hardswish(second)
+        out: torch.Tensor = self.fc(self.features[7:](second))
+        return out
+
+
+def make_swish(num_classes: int = 10) -> nn.Module:
+    return SwishNet(num_classes)

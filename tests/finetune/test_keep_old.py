@@ -100,8 +100,9 @@ def test_distill_retains_more_of_the_old_classes_than_none(pretrained_0_6: Path,
     none, distill = results["none"].retention, results["distill"].retention
     assert none is not None and distill is not None
     assert none.before == distill.before == 1.0 and none.images == distill.images == 270
-    # measured on this setup: none 0.06, distill 0.59 (one thread, CPU)
-    assert distill.after > none.after + 0.3, (none, distill)
+    # measured: none 0.06, distill 0.59 (torch 2.15, one thread); none 0.10, distill 0.36 (torch
+    # 2.14.1, two threads, CI's venv): the figures move with the torch build, the gap stays wide
+    assert distill.after > 2 * none.after and distill.after > none.after + 0.15, (none, distill)
     metrics = json.loads((tmp_path / "distill" / "metrics.json").read_text())
     assert metrics["retention"]["after"] == pytest.approx(distill.after)
     assert metrics["keep_old"] == "distill" and metrics["classes_unseen"] == 7
