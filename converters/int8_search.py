@@ -16,6 +16,7 @@ fp32 export. Every variant and the reason for each fp32 node go into an ``Int8De
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import statistics
 import time
@@ -101,13 +102,12 @@ class _Search:
 
     def time(self, paths: Mapping[str, Path]) -> dict[str, float]:
         """Batch-1 median latency (ms) of each model, timed side by side in interleaved rounds."""
-        sessions = {}
+        calls: dict[str, Callable[[], object]] = {}
         for key, path in paths.items():
             session = open_session(path, threads=self.threads, spinning=False)
-            sessions[key] = (session, session.get_inputs()[0].name)
-        return interleaved_ms(
-            {key: (lambda s=s, n=n: s.run(None, {n: self.example})) for key, (s, n) in sessions.items()}
-        )
+            feed = {session.get_inputs()[0].name: self.example}
+            calls[key] = functools.partial(session.run, None, feed)
+        return interleaved_ms(calls)
 
 
 def interleaved_ms(
