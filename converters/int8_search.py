@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import shutil
-import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from converters.int8 import prepare_int8, quantize_prepared
 from converters.int8_nodes import SENSITIVITY_IMAGES, node_groups, quantized_nodes, sensitivity, units
 from converters.int8_record import Fp32Node, GroupTiming, Int8Decision, Int8Targets, Variant, finite
 from converters.ort import open_session
+from converters.timing import interleaved_ms
 from toolkit.errors import GateFailedError
 from toolkit.progress import Progress
 
@@ -107,26 +107,7 @@ class _Search:
             session = open_session(path, threads=self.threads, spinning=False)
             feed = {session.get_inputs()[0].name: self.example}
             calls[key] = functools.partial(session.run, None, feed)
-        return interleaved_ms(calls)
-
-
-def interleaved_ms(
-    calls: Mapping[str, Callable[[], object]], rounds: int = ROUNDS, per_round: int = CALLS
-) -> dict[str, float]:
-    """Median milliseconds per call of each function, the functions alternated within every round
-    (the order rotated each round) so that a slow spell of a shared machine hits all alike."""
-    names = list(calls)
-    for fn in calls.values():
-        fn()
-        fn()
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            for _ in range(per_round):
-                start = time.perf_counter()
-                calls[name]()
-                samples[name].append((time.perf_counter() - start) * 1e3)
-    return {n: float(statistics.median(v)) for n, v in samples.items()}
+        return interleaved_ms(calls, ROUNDS, CALLS)
 
 
 def search_int8(
