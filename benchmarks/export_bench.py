@@ -81,6 +81,24 @@ def _train(module: torch.nn.Module, size: int, steps: int, batch: int, lr: float
         opt.zero_grad()
         torch.nn.functional.cross_entropy(module(x[idx]), y[idx]).backward()
         opt.step()
+    recalibrate_bn(module, x)
+
+
+def recalibrate_bn(module: torch.nn.Module, x: torch.Tensor, n: int = 256) -> None:
+    """BatchNorm statistics re-estimated as a plain average over ``n`` training images: torchvision's
+    MobileNetV3 and EfficientNet use momentum 0.01, so a few hundred steps leave their running
+    statistics near their initial values and the model in eval mode near chance."""
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    module.train()
+    with torch.no_grad():
+        for part in x[:n].split(32):
+            module(part)
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
     module.eval()
 
 
@@ -99,6 +117,10 @@ def train_until(module: torch.nn.Module, args: argparse.Namespace, size: int) ->
     val accuracy at ``size`` reaches ``--min-accuracy`` (at most ``--max-rounds`` rounds)."""
     start = time.perf_counter()
     _train(module, 64, args.train_steps, 32, 1e-3, 0)
+    from toolkit.data import load_samples
+    from toolkit.records import Preprocessing
+
+    recalibrate_bn(module, load_samples("digits", Preprocessing(input_size=(size, size)), split="train", n=256)[0])
     rounds, val = 0, accuracy(module, "val", size)
     while val < args.min_accuracy and rounds < args.max_rounds:
         rounds += 1
