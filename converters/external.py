@@ -131,3 +131,54 @@ def save_onnx(model: onnx.ModelProto, path: str | os.PathLike[str], location: st
         location=check_location_name(location),
         size_threshold=1024,
     )
+
+
+#: op domains ONNX Runtime implements itself; any other domain is code from somewhere else
+RUNTIME_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+#: the largest element count a graph input may declare (2^31: 8 GiB of float32 per sample set)
+MAX_INPUT_ELEMENTS = 2**31
+
+
+def check_before_loading(path: str | os.PathLike[str]) -> None:
+    """Refuse (``ArtifactError``) an ONNX file before any runtime sees it: unsafe external data
+    (``check_external_data``), an op of a domain ONNX Runtime does not implement itself (a
+    custom op is native code from elsewhere), or a graph input declaring absurd dimensions."""
+    import onnx
+
+    check_external_data(path)
+    model = onnx.load(os.fspath(path), load_external_data=False)
+    local = {(f.domain, f.name) for f in model.functions}
+    for node in _all_nodes(model.graph):
+        if node.domain not in RUNTIME_DOMAINS and (node.domain, node.op_type) not in local:
+            raise ArtifactError(
+                f"{path}: node '{node.name or node.op_type}' is op '{node.domain}::{node.op_type}' of a custom domain",
+                hint="rehead runs only standard ONNX (and ONNX Runtime's own) ops: export the model with rehead",
+            )
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        count = 1
+        for dim in dims:
+            if dim.HasField("dim_value"):
+                if dim.dim_value < 0:
+                    raise ArtifactError(f"{path}: input '{value.name}' declares a negative dimension {dim.dim_value}")
+                count *= max(1, dim.dim_value)
+        if count > MAX_INPUT_ELEMENTS:
+            shape = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
+            raise ArtifactError(
+                f"{path}: input '{value.name}' declares {shape}, over {MAX_INPUT_ELEMENTS} elements per call",
+                hint="this is not an image classifier's input: export the model with rehead",
+            )
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """Every node, those of subgraphs (If/Loop/Scan bodies) included."""
+    import onnx
+
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _all_nodes(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _all_nodes(sub)

@@ -8,9 +8,9 @@ adds, from ONNX Runtime's ``qdq_loss_debug``), first 1, 2, 4, ... of them, then 
 that meet the target by bisection. Then the speed rule, on this machine, in the same run: each
 group of the remaining INT8 nodes (op type, depthwise convolutions apart, and the head) is timed
 in INT8 and in fp32 side by side, and kept in INT8 only when that is at least ``MIN_GAIN``
-faster. Last, the chosen graph is timed against the fp32 graph and the all-INT8 one; if it is
-not faster than fp32, the fp32 graph is what is written: the result is never slower than the
-fp32 export. Every variant and the reason for each fp32 node go into an ``Int8Decision``.
+faster. Last, the chosen graph is timed against the fp32 graph and the all-INT8 one; unless it
+still quantizes a node and is at least ``MIN_GAIN`` faster than fp32, the fp32 graph is what is
+written: the result is never slower than the fp32 export. Every variant and the reason for each fp32 node go into an ``Int8Decision``.
 """
 
 from __future__ import annotations
@@ -158,10 +158,14 @@ def search_int8(
         timed = search.time({"fp32": fp32, **{k: search.files[e] for k, e in keys.items()}})
     by_set = {e: timed[k] for k, e in keys.items()}
     latency = {"fp32": timed["fp32"], "all_int8": by_set[frozenset()], "chosen": by_set[exclude]}
-    chosen = "int8" if latency["chosen"] < latency["fp32"] else "fp32"
+    # INT8 only where it pays: some node still quantized, and at least MIN_GAIN faster than fp32
+    still_int8 = len(ops) > len(exclude)
+    chosen = "int8" if still_int8 and latency["chosen"] < latency["fp32"] * (1 - MIN_GAIN) else "fp32"
     agreement = dict(search.results[exclude].agreement)
     if chosen == "fp32":
         shutil.copyfile(fp32, dst)
+        if external is not None:  # the weights travel with the graph
+            shutil.copyfile(fp32.parent / external, dst.parent / external)
         agreement = dict.fromkeys(agreement, 1.0)
         reasons = {n: reasons.get(n, "fp32 chosen") for n in ops}
         latency["chosen"] = latency["fp32"]

@@ -270,6 +270,9 @@ def export_onnx(
                 os.replace(stage / sidecar.name, sidecar)
             elif sidecar.exists():  # an earlier accuracy-aware export's decision: no longer this model's
                 sidecar.unlink()
+        except Exception as exc:
+            _atomic.raise_if_out_of_room(exc, out)
+            raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     size = out.stat().st_size + sum((out.parent / name).stat().st_size for name in written)

@@ -173,6 +173,10 @@ def open_session(
         cache_dir.mkdir(parents=True, exist_ok=True)
         providers = providers_for(device, available, provider, precision=precision, cache_dir=cache_dir)
     what = name or (os.fspath(source) if not isinstance(source, bytes) else "the model")
+    if not isinstance(source, bytes):  # external data, custom-domain ops, absurd dims: refused before ORT
+        from converters.external import check_before_loading
+
+        check_before_loading(source)
     # With a provider named, ONNX Runtime's own fallback (print, then retry on CPU) would time
     # another provider than the one asked for: it is switched off and a failure raises here.
     extra = {"enable_fallback": 0} if provider is not None else {}

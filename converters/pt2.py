@@ -116,6 +116,9 @@ def export_pt2(
             with steps.step("check", "package vs eager"):
                 checks = _compare(staged, module, images, config, DEFAULT_BATCH_SIZES if dynamic_batch else (1,))
             _atomic.write_with(out, lambda tmp: os.replace(staged, tmp), overwrite=overwrite)
+        except Exception as exc:
+            _atomic.raise_if_out_of_room(exc, out)
+            raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     batch: int | str = BATCH_DIM if dynamic_batch else 1

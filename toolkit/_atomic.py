@@ -2,19 +2,33 @@
 
 A reader sees either the previous artifact or the complete new one, never a half-written file,
 even after SIGKILL or a full disk.
+
+Every temp file, staging folder and set-aside previous output carries its owner in its name
+(``.<output>.<pid>-<start>.<random>.tmp|.partial|.old``: the process id and its start time, so
+a reused pid is not mistaken for the owner). The next write to the same output removes those
+of owners that are gone (a run killed with SIGKILL cannot clean up after itself) and leaves
+those of live runs alone; a ``.old`` of a dead run whose output is missing (killed between
+the two renames of an overwrite) is put back first, so the previous artifact is never lost.
+
+``REHEAD_FAULT_AT`` (tests only): the name of a point (``staged``, ``rename``, ``renamed``) at
+which the process kills itself with SIGKILL, so that the reliability tests can stop a write
+exactly there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from toolkit.errors import OutputExistsError, OutputNotWritableError
+from toolkit.errors import DiskFullError, OutputExistsError, OutputNotWritableError
 
 
 def _fsync_dir(path: Path) -> None:
@@ -26,9 +40,118 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+#: the errors of a write that ran out of room
+ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def out_of_room(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc`` (itself, its cause or its context) that says a write ran out
+    of room, or None. Library writers (torch.save, safetensors) wrap the OS error in their own."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in ROOM_ERRNOS:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _room_error(exc: BaseException, out: Path, where: Path) -> DiskFullError | None:
+    """A ``DiskFullError`` for a failed write of ``out`` when ``exc`` or the state of the file
+    system (no free blocks) says it ran out of room, else None."""
+    found = out_of_room(exc)
+    if found is None:
+        try:
+            full = os.statvfs(where).f_bavail == 0
+        except OSError:
+            full = False
+        if not full:
+            return None
+    why = found.strerror if found is not None else "no space left on device"
+    return DiskFullError(f"writing '{out}' failed: {why}; nothing was published, the previous content is intact")
+
+
+def raise_if_out_of_room(exc: Exception, out: Path) -> None:
+    """Raise ``DiskFullError`` (from ``exc``) when writing ``out`` or its staging files failed for
+    lack of room; return otherwise (the caller re-raises ``exc``)."""
+    if isinstance(exc, (DiskFullError, OutputExistsError, OutputNotWritableError)):
+        return
+    room = _room_error(exc, out, out.parent if str(out.parent) else Path("."))
+    if room is not None:
+        raise room from exc
+
+
+_STALE = re.compile(r"^(?P<pid>\d+)-(?P<start>\d+)\.[^.]+\.(?P<kind>tmp|partial|old)$")
+
+
+def _start_time(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces: split after it
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def owner_tag() -> str:
+    """``<pid>-<start>``: this process, as the names of its temp files record it."""
+    pid = os.getpid()
+    return f"{pid}-{_start_time(pid) or 0}"
+
+
+def _alive(pid: int, start: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    now = _start_time(pid)
+    return now is None or start == 0 or now == start
+
+
+def reap_stale(out: Path) -> list[Path]:
+    """Remove the temp files, staging folders and set-aside outputs that dead runs left beside
+    ``out``; put a dead run's ``.old`` back when ``out`` is missing. Returns what was removed."""
+    parent = out.parent if str(out.parent) else Path(".")
+    prefix = f".{out.name}."
+    removed: list[Path] = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in sorted(names, key=lambda n: not n.endswith(".old")):  # restore before reaping
+        match = _STALE.match(name[len(prefix) :])
+        if match is None or _alive(int(match["pid"]), int(match["start"])):
+            continue
+        path = parent / name
+        if match["kind"] == "old" and not out.exists() and not out.is_symlink():
+            with contextlib.suppress(OSError):
+                os.rename(path, out)
+                continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        removed.append(path)
+    return removed
+
+
+def fault(point: str) -> None:
+    """Kill this process with SIGKILL if ``REHEAD_FAULT_AT`` names ``point`` (tests only)."""
+    if os.environ.get("REHEAD_FAULT_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def check_output(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; check that its folder can be written."""
+    """Refuse an existing output unless ``overwrite``; check that its folder can be written.
+    Dead runs' leftovers beside it are cleaned up first (``reap_stale``)."""
     out = Path(path)
+    reap_stale(out)  # first: a dead run's set-aside previous output is put back before the check
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output '{out}' already exists", param="overwrite")
     parent = out.parent if str(out.parent) else Path(".")
@@ -50,19 +173,29 @@ def write_with(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputNotWritableError(f"cannot create '{out.parent}': {exc.strerror}") from exc
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    reap_stale(out)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.{owner_tag()}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write into '{out.parent}': {exc.strerror}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         writer(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        fault("staged")
         if not overwrite and out.exists():
             raise OutputExistsError(f"output '{out}' appeared while it was being written")
+        fault("rename")
         os.replace(tmp, out)
+        fault("renamed")
         _fsync_dir(out.parent)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        room = _room_error(exc, out, out.parent) if isinstance(exc, Exception) else None
+        if room is not None:
+            raise room from exc
         raise
     return out
 
@@ -85,7 +218,8 @@ def staging_dir(out: Path) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+        reap_stale(out)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.{owner_tag()}.", suffix=".partial", dir=parent))
     except OSError as exc:
         raise OutputNotWritableError(f"cannot write into '{parent}': {exc.strerror}") from exc
 
@@ -108,14 +242,17 @@ def output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
                 with open(item, "rb+") as handle:
                     os.fsync(handle.fileno())
         _fsync_dir(stage)
+        fault("staged")
         old: Path | None = None
         if out.exists():
             if not overwrite:
                 raise OutputExistsError(f"output '{out}' appeared while it was being written")
-            old = parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
+            old = parent / f".{out.name}.{owner_tag()}.{uuid.uuid4().hex[:8]}.old"
             os.rename(out, old)
+        fault("rename")
         try:
             os.rename(stage, out)
+            fault("renamed")
         except OSError as exc:
             if old is not None:
                 os.rename(old, out)
@@ -123,6 +260,11 @@ def output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
         _fsync_dir(parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except Exception as exc:
+        room = _room_error(exc, out, parent)
+        if room is not None:
+            raise room from exc
+        raise
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)

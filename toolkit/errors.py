@@ -123,6 +123,14 @@ class WeightsUnavailableError(ReheadError):
     default_hint = "place the file in the cache folder the message names, or run where the network is reachable"
 
 
+class DiskFullError(ReheadError):
+    """A write ran out of room (no space left, a file-size limit, a disk quota). Nothing was
+    published: the previous artifact, if any, is intact and no partial file is left."""
+
+    exit_code = 3
+    default_hint = "free space on that file system (or raise the limit) and run again, or choose another output folder"
+
+
 class HardwareUnavailableError(ReheadError):
     """The requested device (a CUDA GPU) is not available."""
 

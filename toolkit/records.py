@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,31 @@ from toolkit.errors import ModelDirError
 SCHEMA_VERSION = 1
 
 ORIGIN_KINDS: tuple[str, ...] = ("kept", "copy", "random", "mean", "imprint", "init")
+
+
+def _typed(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
+    """``data[name]`` if it is of ``kind`` (a bool is never an int here), else ``ModelDirError``
+    naming the field; ``default`` when the field is absent (no default: it is required)."""
+    if name not in data:
+        if default is ...:
+            raise ModelDirError(f"{where} lacks the field '{name}'", hint="re-create the model directory with rehead")
+        return default
+    value = data[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise ModelDirError(
+            f"{where}: field '{name}' must be {names}, got {type(value).__name__} {str(value)[:40]!r}",
+            hint="re-create the model directory with rehead (config.json is written by it)",
+        )
+    return value
+
+
+def _positive(value: int, name: str, where: str) -> int:
+    if value <= 0:
+        raise ModelDirError(f"{where}: field '{name}' must be positive, got {value}",
+                            hint="re-create the model directory with rehead")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +130,17 @@ class HeadSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HeadSpec:
+        where = "config.json head"
+        if not isinstance(data, Mapping):
+            raise ModelDirError(f"{where} must be a JSON object, got {type(data).__name__}")
+        for name in ("strategy", "module", "kind"):
+            _typed(data, name, str, where)
+        for name in ("in_features", "old_num_classes", "num_classes"):
+            _positive(_typed(data, name, int, where), name, where)
+        _typed(data, "origins", list, where)
+        _typed(data, "bias", bool, where, True)
+        _typed(data, "dropout", (int, float), where, 0.0)
+        _typed(data, "seed", (int, type(None)), where, None)
         try:
             fields = dict(data)
             fields["origins"] = tuple(ClassOrigin(**o) for o in fields["origins"])
@@ -175,6 +212,28 @@ class Preprocessing:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Preprocessing:
+        where = "config.json preprocessing"
+        if not isinstance(data, Mapping):
+            raise ModelDirError(f"{where} must be a JSON object, got {type(data).__name__}")
+        size = _typed(data, "input_size", list, where)
+        channels = _positive(_typed(data, "channels", int, where, 3), "channels", where)
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+            raise ModelDirError(f"{where}: field 'input_size' must be [height, width] in pixels, got {size!r}",
+                                hint="re-create the model directory with rehead")
+        for name in ("mean", "std"):
+            values = _typed(data, name, list, where)
+            if len(values) != channels or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+            ):
+                raise ModelDirError(f"{where}: field '{name}' must be {channels} finite numbers, got {values!r}",
+                                    hint="re-create the model directory with rehead")
+        if any(v <= 0 for v in data["std"]):
+            raise ModelDirError(f"{where}: field 'std' must be positive, got {data['std']!r}",
+                                hint="re-create the model directory with rehead")
+        _typed(data, "interpolation", str, where, "bilinear")
+        resize = _typed(data, "resize_size", (int, type(None)), where, None)
+        if resize is not None:
+            _positive(resize, "resize_size", where)
         try:
             h, w = (int(v) for v in data["input_size"])
             return cls(
@@ -246,11 +305,25 @@ class ModelConfig:
         if not isinstance(data, Mapping):
             raise ModelDirError("config.json must hold a JSON object")
         version = data.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION or isinstance(version, bool):
             raise ModelDirError(
-                f"config.json has schema_version {version}; this rehead reads {SCHEMA_VERSION}",
+                f"config.json has schema_version {str(version)[:40]!r}; this rehead reads {SCHEMA_VERSION}",
                 hint="upgrade rehead or re-create the model directory",
             )
+        where = "config.json"
+        _typed(data, "arch", str, where)
+        _typed(data, "head", dict, where)
+        names = _typed(data, "class_names", list, where)
+        if not all(isinstance(n, str) for n in names):
+            raise ModelDirError(f"{where}: field 'class_names' must be a list of strings",
+                                hint="re-create the model directory with rehead")
+        _typed(data, "preprocessing", dict, where, None)
+        _typed(data, "arch_kwargs", dict, where, {})
+        _typed(data, "weights_sha256", str, where, "")
+        lineage = _typed(data, "lineage", list, where, [])
+        if not all(isinstance(step, dict) for step in lineage):
+            raise ModelDirError(f"{where}: field 'lineage' must be a list of objects",
+                                hint="re-create the model directory with rehead")
         try:
             return cls(
                 arch=str(data["arch"]),
@@ -263,6 +336,10 @@ class ModelConfig:
             )
         except KeyError as exc:
             raise ModelDirError(f"config.json lacks the field {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ModelDirError(
+                f"config.json is malformed: {exc}", hint="re-create the model directory with rehead"
+            ) from exc
 
 
 def check_class_names(names: Sequence[str], num_classes: int) -> tuple[str, ...]:

@@ -228,3 +228,17 @@ def test_validate_shows_the_decision_and_plots_the_variants(
     assert html.count("data:image/png;base64") >= 2
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert data["artifacts"][0]["int8_search"]["chosen"] == searched.int8_search.chosen  # type: ignore[union-attr]
+
+
+def test_search_with_external_data_writes_a_loadable_model(planted_dir: Path, tmp_path: Path) -> None:
+    """Weights beside the graph (as over 2 GiB): whichever graph the search writes (INT8 or the
+    fp32 fallback), its data file travels with it and the model runs."""
+    import onnxruntime as ort
+
+    out = tmp_path / "m.onnx"
+    result = converters.export_onnx(planted_dir, out, int8=True, calib="digits", min_agreement=0.95,
+                                    external_data=True, progress=False)
+    assert result.external_data and (tmp_path / result.external_data[0]).is_file()
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"images": torch.rand(2, 3, 16, 16).numpy()})[0].shape == (2, 10)
+    assert read_decision(out) == result.int8_search

@@ -126,6 +126,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: our bug, one line unless --debug
         if debug:
             traceback.print_exc()
+        from toolkit._atomic import out_of_room
+
+        room = out_of_room(exc)
+        if room is not None:  # a write ran out of room below a library call that did not say so
+            _print_error(
+                f"a write ran out of room: {room.strerror}{f' ({room.filename})' if room.filename else ''}; "
+                "hint: free space on that file system (or raise the limit) and run again; "
+                "nothing was published, the previous content is intact"
+            )
+            return 3
         first = str(exc).splitlines()[0][:300] if str(exc) else ""
         _print_error(
             f"internal error: {type(exc).__name__}: {first}; hint: this is a bug in rehead, "

@@ -51,6 +51,9 @@ def onnx_command(
         False, "--bake-preprocess", help="Take uint8 NHWC images at the input size; normalise in the graph."
     ),
     no_optimize: bool = typer.Option(False, "--no-optimize", help="Skip onnxscript's graph optimiser."),
+    external_data: bool = typer.Option(
+        False, "--external-data", help="Weights in a data file beside the model (default: only over 2 GiB)."
+    ),
     min_agreement: float | None = typer.Option(
         None,
         "--min-agreement",
@@ -92,6 +95,7 @@ def onnx_command(
         optimize=not no_optimize,
         overwrite=overwrite,
         progress=True,
+        external_data=True if external_data else None,
         min_agreement=min_agreement,
         new_class_min_agreement=new_class_min_agreement,
         max_fp32_nodes=max_fp32_nodes,

@@ -912,6 +912,9 @@ def package(
             try:
                 manifest = _write_bundle(stage, loaded, paths, entries, results, source, failed, bar)
                 _atomic.write_with(out, lambda tmp: _write_archive(stage, tmp, archive), overwrite=overwrite)
+            except Exception as exc:
+                _atomic.raise_if_out_of_room(exc, out)
+                raise
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
     return manifest
