@@ -11,9 +11,11 @@ optimisation), as ONNX Runtime recommends.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,20 +160,21 @@ def quantize_prepared(
     if cache is not None and "calibration_cache_path" in inspect.signature(quant.quantize_static).parameters:
         cached["calibration_cache_path"] = os.fspath(cache)
     try:
-        quant.quantize_static(
-            os.fspath(prepared),
-            os.fspath(dst),
-            Reader(),
-            quant_format=quant.QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=quant.QuantType.QInt8 if trt else quant.QuantType.QUInt8,
-            weight_type=quant.QuantType.QInt8,
-            calibrate_method=calibrate,
-            nodes_to_exclude=list(exclude),
-            use_external_data_format=big,
-            extra_options=extra,
-            **cached,
-        )
+        with _quiet():  # ONNX Runtime's quantizer logs on the root logger ("Axis 1 is out-of-range ...")
+            quant.quantize_static(
+                os.fspath(prepared),
+                os.fspath(dst),
+                Reader(),
+                quant_format=quant.QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=quant.QuantType.QInt8 if trt else quant.QuantType.QUInt8,
+                weight_type=quant.QuantType.QInt8,
+                calibrate_method=calibrate,
+                nodes_to_exclude=list(exclude),
+                use_external_data_format=big,
+                extra_options=extra,
+                **cached,
+            )
     except (ValueError, RuntimeError) as exc:
         why = f"INT8 quantization failed ({method} calibration): {str(exc)[:200]}"
         if method != "minmax":  # histogram methods can fail on the statistics of these activations
@@ -180,6 +183,19 @@ def quantize_prepared(
         raise InternalError(why, hint="export fp32 or fp16 meanwhile, and report this with the full traceback") from exc
     if big:
         _relocate(dst, external)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The root logger at ERROR for the duration (ONNX Runtime's quantization tools log warnings
+    there that say nothing to rehead's users); its level is restored after."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _relocate(path: Path, location: str | None) -> None:

@@ -71,6 +71,15 @@ def node_groups(prepared: Path, nodes: Mapping[str, str], head_module: str) -> d
     return groups
 
 
+def weighted_nodes(prepared: Path, nodes: Mapping[str, str]) -> set[str]:
+    """The nodes of ``nodes`` that read an initializer with more than one element (weights)."""
+    import onnx
+
+    graph = onnx.load(os.fspath(prepared), load_external_data=False).graph
+    sizes = {t.name: math.prod(t.dims) for t in graph.initializer}
+    return {n.name for n in graph.node if n.name in nodes and any(sizes.get(i, 0) > 1 for i in n.input)}
+
+
 def units(prepared: Path, nodes: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     """What moving each quantized node to fp32 takes: the node, and every quantized node that
     feeds one of its activation inputs and has no other consumer. ONNX Runtime's QDQ graph

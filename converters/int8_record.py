@@ -88,12 +88,14 @@ class Fp32Node:
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One candidate the search built: ``fp32_nodes`` nodes left in fp32, its agreement per slice,
-    whether it met the targets, and its latency (milliseconds, batch 1; None if not timed)."""
+    whether it met the targets, and its latency (milliseconds, batch 1; None if not timed).
+    A speed-rule trial is only timed: its ``agreement`` is empty and ``met`` None (more nodes in
+    fp32 than a variant that met the target; the chosen graph's agreement is always measured)."""
 
     name: str
     fp32_nodes: int
     agreement: Mapping[str, float]
-    met: bool
+    met: bool | None
     latency_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -189,7 +191,8 @@ class Int8Decision:
                 head=dict(data["head"]),
                 groups=tuple(GroupTiming(**g) for g in data["groups"]),
                 variants=tuple(
-                    Variant(**{**v, "agreement": {str(k): float(x) for k, x in v["agreement"].items()}})
+                    Variant(**{**v, "agreement": {str(k): float(x) for k, x in v["agreement"].items()},
+                               "met": None if v["met"] is None else bool(v["met"])})
                     for v in data["variants"]
                 ),
                 heldout=dict(data["heldout"]),

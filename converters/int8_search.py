@@ -10,7 +10,8 @@ group of the remaining INT8 nodes (op type, depthwise convolutions apart, and th
 in INT8 and in fp32 side by side, and kept in INT8 only when that is at least ``MIN_GAIN``
 faster. Last, the chosen graph is timed against the fp32 graph and the all-INT8 one; unless it
 still quantizes a node and is at least ``MIN_GAIN`` faster than fp32, the fp32 graph is what is
-written: the result is never slower than the fp32 export. Every variant and the reason for each fp32 node go into an ``Int8Decision``.
+written: the result is never slower than the fp32 export. Every variant and the reason for each
+fp32 node go into an ``Int8Decision``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from converters.int8 import prepare_int8, quantize_prepared
-from converters.int8_nodes import SENSITIVITY_IMAGES, node_groups, quantized_nodes, sensitivity, units
+from converters.int8_nodes import (
+    SENSITIVITY_IMAGES,
+    node_groups,
+    quantized_nodes,
+    sensitivity,
+    units,
+    weighted_nodes,
+)
 from converters.int8_record import Fp32Node, GroupTiming, Int8Decision, Int8Targets, Variant, finite
 from converters.ort import open_session
 from converters.timing import interleaved_ms
@@ -85,20 +93,24 @@ class _Search:
         self.results: dict[frozenset[str], Variant] = {}
         self.example = np.ascontiguousarray(heldout.images[:1])
 
-    def build(self, exclude: frozenset[str], name: str, targets: Int8Targets) -> Variant:
-        """Quantize with ``exclude`` in fp32 (once per set) and measure its agreement."""
-        if exclude not in self.results:
+    def build(self, exclude: frozenset[str], name: str, targets: Int8Targets, *, measure: bool = True) -> Variant:
+        """Quantize with ``exclude`` in fp32 (once per set) and, with ``measure``, its agreement."""
+        if exclude not in self.files:
             path = self.work / f"variant-{len(self.files)}.onnx"
             quantize_prepared(self.prepared, path, self.samples, exclude=sorted(exclude), cache=self.cache,
                               **self.quantize_args)
-            session = open_session(path, threads=self.threads, spinning=False)
+            self.files[exclude] = path
+            self.results[exclude] = Variant(name, len(exclude), {}, None)
+        variant = self.results[exclude]
+        if measure and variant.met is None:
+            session = open_session(self.files[exclude], threads=self.threads, spinning=False)
             name_in = session.get_inputs()[0].name
             agreement = self.heldout.agreement(lambda x: np.asarray(session.run(None, {name_in: x})[0]))
-            self.files[exclude] = path
-            self.results[exclude] = Variant(name, len(exclude), agreement, targets.met(agreement))
-            self.steps.message(f"{name}: {len(exclude)} nodes in fp32, agreement "
+            variant = dataclasses.replace(variant, agreement=agreement, met=targets.met(agreement))
+            self.results[exclude] = variant
+            self.steps.message(f"{variant.name}: {len(exclude)} nodes in fp32, agreement "
                                + ", ".join(f"{k} {v:.1%}" for k, v in agreement.items()))
-        return self.results[exclude]
+        return variant
 
     def time(self, paths: Mapping[str, Path]) -> dict[str, float]:
         """Batch-1 median latency (ms) of each model, timed side by side in interleaved rounds."""
@@ -151,8 +163,12 @@ def search_int8(
     reasons = dict.fromkeys(exclude, "sensitivity")
     timings: list[GroupTiming] = []
     if speed:
+        accurate = exclude
         with steps.step("speed rule", "each group in INT8 vs fp32, side by side"):
             exclude = _speed_rule(search, exclude, groups, targets, timings, reasons)
+        if not search.build(exclude, "speed rule", targets).met:  # more fp32, yet worse: keep what met it
+            exclude = accurate
+            reasons = {n: r for n, r in reasons.items() if n in accurate}
     keys = {f"v{i}": exclude_set for i, exclude_set in enumerate(search.files)}
     with steps.step("final timing", "fp32 and every variant, interleaved"):
         timed = search.time({"fp32": fp32, **{k: search.files[e] for k, e in keys.items()}})
@@ -161,7 +177,7 @@ def search_int8(
     # INT8 only where it pays: some node still quantized, and at least MIN_GAIN faster than fp32
     still_int8 = len(ops) > len(exclude)
     chosen = "int8" if still_int8 and latency["chosen"] < latency["fp32"] * (1 - MIN_GAIN) else "fp32"
-    agreement = dict(search.results[exclude].agreement)
+    agreement = dict(search.build(exclude, "chosen", targets).agreement)
     if chosen == "fp32":
         shutil.copyfile(fp32, dst)
         if external is not None:  # the weights travel with the graph
@@ -253,11 +269,13 @@ def _speed_rule(search: _Search, exclude: frozenset[str], groups: Mapping[str, s
     for node, group in groups.items():
         if node not in exclude:
             members.setdefault(group, []).append(node)
+    weighted = weighted_nodes(search.prepared, groups)
     for group in sorted(members, key=lambda g: (-len(members[g]), g)):
+        if len(members[group]) == 1 and group != "head" and members[group][0] not in weighted:
+            continue  # one node without weights (a Shape, a Reshape): not worth a trial
         trial = exclude | frozenset(members[group])
-        variant = search.build(trial, f"{group} in fp32", targets)
-        if not variant.met:  # more fp32 made it worse: numerical noise; keep what met the target
-            continue
+        # only timed: its agreement is measured once, on the graph the rule ends with
+        search.build(trial, f"{group} in fp32", targets, measure=False)
         ms = search.time({"int8": search.files[exclude], "fp32": search.files[trial]})
         keep = ms["int8"] < ms["fp32"] * (1 - MIN_GAIN)
         timings.append(GroupTiming(group, len(members[group]), finite(ms["int8"]), finite(ms["fp32"]), keep))

@@ -177,10 +177,11 @@ def test_row29_tolerance_exceeded_exits_1_with_per_slice_errors(tiny_dir: Path, 
     assert proc.returncode == 1, proc.stderr
     assert "FAIL" in proc.stdout and "Traceback" not in proc.stderr
     artifact = json.loads(report.read_text())["artifacts"][0]
-    results = artifact["parity"]["batches"][0]["results"]
-    assert {r["slice"]["name"] for r in results} >= {"all"}
+    results = artifact["parity"]["batches"][0]["slices"]
+    assert {r["slice"] for r in results} >= {"all"} and not results[0]["passed"]
     metrics = results[0]["metrics"]
     assert {"cosine_min", "top1", "max_abs"} <= set(metrics)
+    assert artifact["parity"]["failures"] and "all classes" in proc.stdout + proc.stderr
     LEDGER["bad_inputs"] += 1
 
 

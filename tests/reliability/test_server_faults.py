@@ -18,9 +18,9 @@ import pytest
 pytest.importorskip("pytriton", reason="needs the serve extra: pip install 'rehead[serve]'")
 httpclient = pytest.importorskip("tritonclient.http")
 grpcclient = pytest.importorskip("tritonclient.grpc")
+from reliability_util import LEDGER  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from reliability_util import LEDGER  # noqa: E402
 from tests.deploy.test_serve import MODEL, Live, start, stop  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)

@@ -160,7 +160,8 @@ def int8_variants(name: str, search: dict[str, Any]) -> str:
     accuracy-aware search tried, with the fp32 graph, the target and the chosen variant marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
-    variants = [v for v in search.get("variants", []) if v.get("latency_ms") is not None]
+    # speed-rule trials are only timed (no agreement): they have no place on this plot
+    variants = [v for v in search.get("variants", []) if v.get("latency_ms") is not None and v.get("agreement")]
     met = [v for v in variants if v.get("met")]
     missed = [v for v in variants if not v.get("met")]
     for group, colour, label in ((met, COLORS.get("kept", "tab:green"), "meets target"),
