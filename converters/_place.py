@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from converters.external import check_location_name, external_locations
+from converters.external import check_location_name, external_locations, orphan_data_files
 from converters.metadata import PREFIX
 from toolkit import _atomic
 from toolkit.errors import ArtifactError
@@ -50,4 +50,6 @@ def place(staged: Path, out: Path, location: str | None, *, overwrite: bool) -> 
     for name in previous:
         if name != location:
             (out.parent / name).unlink(missing_ok=True)
+    for orphan in orphan_data_files(out):  # data files of runs killed before their .onnx was in place
+        orphan.unlink(missing_ok=True)
     return [location] if location is not None else []

@@ -104,12 +104,16 @@ def check_external_data(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def new_location(model_name: str) -> str:
-    """A fresh data-file name for ``model_name``: ``<name>.<token>.data``.
+    """A fresh data-file name for ``model_name``: ``<name>.<pid>-<start>.<token>.data``.
 
     A new name per export means the previous artifact's data file is never overwritten: the
-    ``.onnx`` file is swapped in one rename and the old data file removed afterwards.
+    ``.onnx`` file is swapped in one rename and the old data file removed afterwards. The name
+    records the writing process (``toolkit._atomic.owner_tag``), so that the data file of a run
+    killed between the two moves can be told from a live run's (``orphan_data_files``).
     """
-    name = f"{model_name}.{secrets.token_hex(4)}.data"
+    from toolkit._atomic import owner_tag
+
+    name = f"{model_name}.{owner_tag()}.{secrets.token_hex(4)}.data"
     if os.sep in name or (os.altsep and os.altsep in name):
         # callers pass Path.name, which never holds a separator
         raise InternalError(f"model file name '{model_name}' must not contain a path separator")
@@ -182,3 +186,26 @@ def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for sub in attr.graphs:
                     yield from _all_nodes(sub)
+
+
+def orphan_data_files(out: Path) -> list[Path]:
+    """Data files beside ``out`` named for it (``new_location``) that ``out`` does not use and
+    whose writer is gone: what a run killed after moving its data file in, before its ``.onnx``,
+    leaves behind. A live run's data file is never one of them."""
+    import re
+
+    from toolkit._atomic import alive
+
+    pattern = re.compile(re.escape(out.name) + r"\.(\d+)-(\d+)\.[0-9a-f]+\.data$")
+    used: set[str] = set()
+    if out.is_file():
+        try:
+            used = set(external_locations(out))
+        except ArtifactError:
+            return []  # an unreadable model: touch nothing beside it
+    found = []
+    for path in out.parent.iterdir() if out.parent.is_dir() else ():
+        match = pattern.fullmatch(path.name)
+        if match and path.name not in used and not alive(int(match[1]), int(match[2])):
+            found.append(path)
+    return found

@@ -57,16 +57,37 @@ def out_of_room(exc: BaseException) -> OSError | None:
     return None
 
 
-def _room_error(exc: BaseException, out: Path, where: Path) -> DiskFullError | None:
-    """A ``DiskFullError`` for a failed write of ``out`` when ``exc`` or the state of the file
-    system (no free blocks) says it ran out of room, else None."""
+def _at_size_limit(paths: list[Path]) -> bool:
+    """Whether this process has a file-size limit (RLIMIT_FSIZE) and one of ``paths`` (files, or
+    folders whose files count) reached it: some writers (safetensors) report that as their own
+    error, without the OS error behind it."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return False
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return False
+    for path in paths:
+        files = path.rglob("*") if path.is_dir() else [path]
+        for item in files:
+            with contextlib.suppress(OSError):
+                if item.is_file() and item.stat().st_size >= limit:
+                    return True
+    return False
+
+
+def _room_error(exc: BaseException, out: Path, where: Path, written: list[Path] | None = None) -> DiskFullError | None:
+    """A ``DiskFullError`` for a failed write of ``out`` when ``exc``, the state of the file
+    system (no free blocks) or a file-size limit that ``written`` reached says it ran out of
+    room, else None."""
     found = out_of_room(exc)
     if found is None:
         try:
             full = os.statvfs(where).f_bavail == 0
         except OSError:
             full = False
-        if not full:
+        if not full and not _at_size_limit(written or []):
             return None
     why = found.strerror if found is not None else "no space left on device"
     return DiskFullError(f"writing '{out}' failed: {why}; nothing was published, the previous content is intact")
@@ -77,7 +98,9 @@ def raise_if_out_of_room(exc: Exception, out: Path) -> None:
     lack of room; return otherwise (the caller re-raises ``exc``)."""
     if isinstance(exc, (DiskFullError, OutputExistsError, OutputNotWritableError)):
         return
-    room = _room_error(exc, out, out.parent if str(out.parent) else Path("."))
+    parent = out.parent if str(out.parent) else Path(".")
+    mine = [parent / n for n in os.listdir(parent) if n.startswith(f".{out.name}.{owner_tag()}.")]
+    room = _room_error(exc, out, parent, mine)
     if room is not None:
         raise room from exc
 
@@ -102,7 +125,8 @@ def owner_tag() -> str:
     return f"{pid}-{_start_time(pid) or 0}"
 
 
-def _alive(pid: int, start: int) -> bool:
+def alive(pid: int, start: int) -> bool:
+    """Whether the process ``pid`` that started at ``start`` (clock ticks; 0: unknown) still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -125,7 +149,7 @@ def reap_stale(out: Path) -> list[Path]:
         return removed
     for name in sorted(names, key=lambda n: not n.endswith(".old")):  # restore before reaping
         match = _STALE.match(name[len(prefix) :])
-        if match is None or _alive(int(match["pid"]), int(match["start"])):
+        if match is None or alive(int(match["pid"]), int(match["start"])):
             continue
         path = parent / name
         if match["kind"] == "old" and not out.exists() and not out.is_symlink():
@@ -192,8 +216,8 @@ def write_with(
         fault("renamed")
         _fsync_dir(out.parent)
     except BaseException as exc:
+        room = _room_error(exc, out, out.parent, [tmp]) if isinstance(exc, Exception) else None
         tmp.unlink(missing_ok=True)
-        room = _room_error(exc, out, out.parent) if isinstance(exc, Exception) else None
         if room is not None:
             raise room from exc
         raise
@@ -261,7 +285,7 @@ def output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except Exception as exc:
-        room = _room_error(exc, out, parent)
+        room = _room_error(exc, out, parent, [stage])
         if room is not None:
             raise room from exc
         raise

@@ -93,12 +93,31 @@ def save_model_dir(
 
     with _atomic.output_dir(path, overwrite=overwrite) as stage:
         weights = stage / WEIGHTS_FILE
-        save_file(state_dict_for_saving(model), str(weights), metadata={"format": "pt"})
+        state = state_dict_for_saving(model)
+        try:
+            save_file(state, str(weights), metadata={"format": "pt"})
+        except Exception as exc:  # safetensors reports a failed write as its own error (no OSError)
+            _reraise_os_error(exc, state, weights)
+            raise
         saved = config.replace(weights_sha256=sha256_file(weights))
         (stage / CONFIG_FILE).write_text(saved.dumps(), encoding="utf-8")
         for name, data in (extra_files or {}).items():
             (stage / name).write_bytes(data)
     return saved
+
+
+def _reraise_os_error(exc: Exception, state: Mapping[str, torch.Tensor], weights: Path) -> None:
+    """After safetensors failed to write ``weights``, write the same bytes with Python's own I/O:
+    an ``OSError`` then (a full disk, a file-size limit) is raised from ``exc``, so that the
+    atomic writer can say what happened; otherwise return and let the caller re-raise ``exc``."""
+    from safetensors.torch import save
+
+    try:
+        weights.write_bytes(save(dict(state), metadata={"format": "pt"}))
+    except OSError as os_error:
+        raise os_error from exc
+    finally:
+        weights.unlink(missing_ok=True)
 
 
 def read_config(path: str | os.PathLike[str]) -> ModelConfig:

@@ -307,7 +307,7 @@ class ModelConfig:
         version = data.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION or isinstance(version, bool):
             raise ModelDirError(
-                f"config.json has schema_version {str(version)[:40]!r}; this rehead reads {SCHEMA_VERSION}",
+                f"config.json has schema_version {str(version)[:40]}; this rehead reads {SCHEMA_VERSION}",
                 hint="upgrade rehead or re-create the model directory",
             )
         where = "config.json"

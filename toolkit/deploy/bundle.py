@@ -868,6 +868,8 @@ def package(
         raise InvalidArgumentError(f"archive must be tar or zip, not {archive!r}", param="archive")
     out = _atomic.check_output(output, overwrite=overwrite)
     paths = _check_artifacts(artifacts)
+    for path in paths:  # an engine that does not match its sidecar, unsafe external data: before anything runs
+        _companions(path)
     loaded = load_model_dir(model_dir)
     if report is not None:
         results = _read_report(Path(report), loaded, paths)
