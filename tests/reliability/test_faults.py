@@ -134,7 +134,7 @@ def _kill_matrix(
     return states
 
 
-@pytest.mark.parametrize("with_previous", [False, True])
+@pytest.mark.parametrize("with_previous", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_row24_sigkill_during_export_onnx(tiny_dir: Path, tmp_path: Path, with_previous: bool) -> None:
     out = tmp_path / "m.onnx"
     states = _kill_matrix(["export", "onnx", tiny_dir, "-o", out], out, _onnx_complete,
@@ -148,6 +148,7 @@ def test_row24_sigkill_during_export_onnx(tiny_dir: Path, tmp_path: Path, with_p
         assert states["staged"] == states["rename"] == "nothing"
 
 
+@pytest.mark.slow
 def test_row24_sigkill_during_export_onnx_int8_with_external_data(tiny_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
     _kill_matrix(["export", "onnx", tiny_dir, "-o", out, "--int8", "--calib", "digits", "--calib-samples", "16",
@@ -308,6 +309,7 @@ def test_row27_finetune_under_torchrun_killed_three_times_ends_identical(digits_
     assert _weights(killed) == _weights(reference)
 
 
+@pytest.mark.slow  # the store's own fallback is tested quickly in tests/finetune/test_checkpoints.py
 def test_row28_corrupt_latest_checkpoint_falls_back_with_a_warning(digits_model_dir: Path, tmp_path: Path) -> None:
     from toolkit.finetune import default_work_dir
 
