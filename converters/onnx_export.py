@@ -29,7 +29,7 @@ from converters.bake import BakedPreprocess, to_uint8_nhwc
 from converters.calibration import calibration_samples, choose_calibration, heldout_samples
 from converters.compare import DEFAULT_BATCH_SIZES, random_images
 from converters.external import EXTERNAL_THRESHOLD, check_external_data, new_location
-from converters.int8 import CALIB_METHODS, INT8_TARGETS
+from converters.int8 import CALIB_METHODS, check_target
 from converters.int8_record import Int8Decision, Int8Targets, decision_path
 from converters.int8_search import Heldout
 from converters.metadata import build_metadata
@@ -67,12 +67,7 @@ def _check_args(
             hint=f"calib_method is one of {', '.join(CALIB_METHODS)}",
             param="calib_method",
         )
-    if int8_target not in INT8_TARGETS:
-        raise InvalidArgumentError(
-            f"unknown INT8 target '{int8_target}'",
-            hint=f"int8_target is one of {', '.join(INT8_TARGETS)}",
-            param="int8_target",
-        )
+    check_target(int8_target)
 
 
 def _tensor_infos(items: list[Any]) -> tuple[TensorInfo, ...]:

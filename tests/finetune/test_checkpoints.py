@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 
-from toolkit.errors import CorruptCheckpointError
+from toolkit.errors import CorruptCheckpointError, DiskFullError
 from toolkit.finetune import CheckpointStore, CheckpointWarning, load_checkpoint
 from toolkit.finetune.checkpoints import FORMAT
 
@@ -86,8 +86,10 @@ def test_a_write_failing_midway_leaves_the_previous_checkpoint(tmp_path: Path) -
     before = good.read_bytes()
     bad = _state(2.0, size=1 << 16)
     bad["progress"] = {"poison": Unpicklable()}
-    with pytest.raises(OSError, match="No space left"):
+    # a full disk is reported as such (exit 3), not as the writer's own error
+    with pytest.raises(DiskFullError, match="No space left") as caught:
         store.save(bad, 2)
+    assert isinstance(caught.value.__cause__, OSError) and caught.value.exit_code == 3
     assert good.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [good.name]  # no temp file, no partial step-2
 

@@ -21,7 +21,7 @@ grpcclient = pytest.importorskip("tritonclient.grpc")
 from reliability_util import LEDGER  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from tests.deploy.test_serve import MODEL, Live, start, stop  # noqa: E402
+from tests.deploy.test_serve import MODEL, Live, http_infer, start, stop  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 #: the burst: this many clients, each sending until the count or the time is used up
@@ -60,10 +60,7 @@ def _images(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, 16, 16)).astype(np.float32)
 
 
-def _infer(client: Any, batch: np.ndarray, name: str = "images", datatype: str = "FP32") -> Any:
-    tensor = httpclient.InferInput(name, list(batch.shape), datatype)
-    tensor.set_data_from_numpy(batch)
-    return client.infer(MODEL, [tensor])
+_infer = http_infer
 
 
 def _answers_right(client: Any, predictor: Any, seed: int = 3) -> None:
