@@ -99,7 +99,10 @@ def raise_if_out_of_room(exc: Exception, out: Path) -> None:
     if isinstance(exc, (DiskFullError, OutputExistsError, OutputNotWritableError)):
         return
     parent = out.parent if str(out.parent) else Path(".")
-    mine = [parent / n for n in os.listdir(parent) if n.startswith(f".{out.name}.{owner_tag()}.")]
+    try:
+        mine = [parent / n for n in os.listdir(parent) if n.startswith(f".{out.name}.{owner_tag()}.")]
+    except OSError:  # the folder is gone or unreadable: judge by the exception alone
+        mine = []
     room = _room_error(exc, out, parent, mine)
     if room is not None:
         raise room from exc
@@ -108,14 +111,19 @@ def raise_if_out_of_room(exc: Exception, out: Path) -> None:
 _STALE = re.compile(r"^(?P<pid>\d+)-(?P<start>\d+)\.[^.]+\.(?P<kind>tmp|partial|old)$")
 
 
-def _start_time(pid: int) -> int | None:
-    """The start time of process ``pid`` in clock ticks since boot (Linux), or None."""
+def _stat_fields(pid: int) -> list[str]:
+    """``/proc/<pid>/stat`` after the command name (state first), or [] where there is none."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return None
+        return []
     # the command name (field 2) is in parentheses and may hold spaces: split after it
-    fields = stat[stat.rfind(")") + 2 :].split()
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def _start_time(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), or None."""
+    fields = _stat_fields(pid)
     return int(fields[19]) if len(fields) > 19 else None
 
 
@@ -133,7 +141,10 @@ def alive(pid: int, start: int) -> bool:
         return False
     except PermissionError:  # another user's live process
         return True
-    now = _start_time(pid)
+    fields = _stat_fields(pid)
+    if fields and fields[0] == "Z":  # killed, not yet reaped by its parent: it writes nothing more
+        return False
+    now = int(fields[19]) if len(fields) > 19 else None
     return now is None or start == 0 or now == start
 
 
