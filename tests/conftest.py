@@ -9,8 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 torch.set_num_threads(int(os.environ.get("REHEAD_TEST_THREADS", "2")))
+
+# Random inputs (hypothesis), two ways. The default run draws them deterministically, so that CI
+# on a fresh clone passes or fails on the code, never on luck; an input that once failed is kept
+# in its test as an explicit ``@example``. The slow job (``REHEAD_FUZZ=explore``, .ci/slow) draws
+# at random and ten times as many. Tests size their runs from ``settings.default.max_examples``.
+FUZZ_PROFILE = os.environ.get("REHEAD_FUZZ", "ci")
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=40, print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, max_examples=400, print_blob=True)
+if FUZZ_PROFILE not in ("ci", "explore"):
+    raise pytest.UsageError(f"REHEAD_FUZZ={FUZZ_PROFILE!r}: expected 'ci' (the default) or 'explore'")
+settings.load_profile(FUZZ_PROFILE)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,7 +41,18 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _mark_exploration_slow(items: list[pytest.Item]) -> None:
+    """In the slow job's exploration every hypothesis test is part of the slow run."""
+    if FUZZ_PROFILE != "explore":
+        return
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(tryfirst=True)  # before '-m' deselects: the slow marker added here decides where a test runs
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _mark_exploration_slow(items)
     if cuda_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine); run on a GPU host with -m gpu")

@@ -66,7 +66,7 @@ def _build_factory(spec: str, kwargs: Mapping[str, Any]) -> nn.Module:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise UnknownArchitectureError(f"cannot import '{attr}' from '{module_name}': {exc}") from exc
-    model = factory(**kwargs)
+    model = _call_builder(spec, factory, kwargs)
     if not isinstance(model, nn.Module):
         raise UnknownArchitectureError(f"'{spec}' returned {type(model).__name__}, not an nn.Module")
     return model
@@ -100,7 +100,7 @@ def _build(arch: str, kwargs: Mapping[str, Any]) -> nn.Module:
                 f"unknown timm architecture '{name}'",
                 hint=f"did you mean {', '.join(close)}?" if close else "see timm.list_models()",
             )
-        return timm.create_model(name, pretrained=False, **kwargs)
+        return _call_builder(arch, functools.partial(timm.create_model, name, pretrained=False), kwargs)
     if arch not in torchvision_classifiers():
         close = suggest(arch)
         raise UnknownArchitectureError(
@@ -115,7 +115,62 @@ def _build(arch: str, kwargs: Mapping[str, Any]) -> nn.Module:
         params.setdefault("init_weights", True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return torchvision.models.get_model(arch, weights=None, **params)
+        return _call_builder(arch, functools.partial(torchvision.models.get_model, arch, weights=None), params)
+
+
+def _call_builder(arch: str, builder: Any, kwargs: Mapping[str, Any]) -> Any:
+    """``builder(**kwargs)``; a builder that rejects the user's arguments (config.json's ``arch_kwargs``,
+    an unknown keyword or a value of the wrong type or range) is bad input, named with the arguments
+    the builder accepts, not an internal error."""
+    try:
+        return builder(**kwargs)
+    except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
+        if not kwargs:
+            raise
+        accepted = _accepted_arguments(builder)
+        detail = " ".join(str(exc).split())[:200]
+        raise InvalidArgumentError(
+            f"the builder of '{arch}' rejected arch_kwargs {_short_repr(kwargs)}: {type(exc).__name__}: {detail}",
+            hint=(f"it accepts: {', '.join(accepted)}" if accepted else "check the builder's documentation")
+            + "; fix or remove 'arch_kwargs' in config.json",
+            param="arch_kwargs",
+        ) from exc
+
+
+def _short_repr(kwargs: Mapping[str, Any], limit: int = 120) -> str:
+    """A short one-line rendering of user arguments for an error message."""
+    text = " ".join(repr(dict(kwargs)).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _accepted_arguments(builder: Any) -> list[str]:
+    """The keyword arguments ``builder`` takes: its own signature, and where it forwards ``**kwargs``
+    to a model class, that class's ``__init__`` (found by building once on the meta device, which
+    allocates nothing)."""
+    import inspect
+
+    def named(fn: Any) -> tuple[list[str], bool]:
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return [], True
+        names = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+        return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+    target = builder.func if isinstance(builder, functools.partial) else builder
+    names, forwards = named(target)
+    fixed = set(builder.keywords) | set(names[: len(builder.args)]) if isinstance(builder, functools.partial) else set()
+    if forwards:
+        try:
+            with torch.device("meta"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = builder()
+        except Exception:  # the default build failing too: list what the signature says
+            model = None
+        if isinstance(model, nn.Module):
+            more, _ = named(type(model).__init__)
+            names += [n for n in more if n not in names]
+    return sorted(n for n in names if n not in fixed and n not in ("weights", "progress", "pretrained"))
 
 
 def default_preprocessing(arch: str, model: nn.Module | None = None) -> Preprocessing:

@@ -170,3 +170,22 @@ def test_inspect_cli(digits_model_dir: Path, capsys: pytest.CaptureFixture[str])
     assert info["trainable_with_frozen_backbone"] == info["head_params"] == 512 * 10 + 10
     assert main(["inspect", "--arch", "squeezenet1_1"]) == 0
     assert "classifier.1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kwargs", [{"dropout": 0.5}, {"": None}, {"num_classes": "ten"}])
+def test_bad_arch_kwargs_are_bad_input(
+    digits_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kwargs: dict[str, object]
+) -> None:
+    """A builder that rejects config.json's arch_kwargs is the user's input (exit 2, naming the key and
+    what the builder accepts), not a bug in rehead (exit 4)."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(digits_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["arch_kwargs"] = kwargs
+    (model / "config.json").write_text(json.dumps(config))
+    assert main(["inspect", str(model)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "internal error" not in err, err
+    assert "arch_kwargs" in err and repr(next(iter(kwargs))) in err and "num_classes" in err.split("accepts:")[1], err
