@@ -57,18 +57,33 @@ def _one_line_warning(
     print(f"rehead: warning: {text}", file=sys.stderr)
 
 
-def _track_running(command: Any, running: list[Any]) -> None:
+class _Interrupted(Exception):
+    """Ctrl-C inside a command, with the one line that says what was kept and what to run
+    (raised before Typer turns the KeyboardInterrupt into a silent exit 130)."""
+
+    def __init__(self, note: str) -> None:
+        super().__init__(note)
+        self.note = note
+
+
+def _track_running(command: Any, running: list[Any], argv: Sequence[str], path: str = "") -> None:
     """Wrap the callback of ``command`` and of every command below it so that the error handler
-    knows which command was running when a library error reached it."""
-    for sub in getattr(command, "commands", {}).values():
-        _track_running(sub, running)
+    knows which command was running when a library error reached it, and an interrupted command
+    can say what it kept."""
+    for name, sub in getattr(command, "commands", {}).items():
+        _track_running(sub, running, argv, f"{path} {name}".strip())
     callback = command.callback
     if callback is None:
         return
 
     def run(*args: Any, **kwargs: Any) -> Any:
         running.append(command)
-        return callback(*args, **kwargs)
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            from toolkit.cli._interrupt import interrupt_note
+
+            raise _Interrupted(interrupt_note(path, kwargs, argv)) from exc
 
     command.callback = run
 
@@ -94,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     running: list[Any] = []
-    _track_running(command, running)
+    _track_running(command, running, [a for a in args if a != "--debug"])
     exit_exc, abort_exc, usage_exc, click_exc = _click_exceptions()
     try:
         result = command.main(args=args, prog_name="rehead", standalone_mode=False)
@@ -120,8 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         more = "; rerun with --debug for the traceback" if exc.exit_code == 4 and not debug else ""
         _print_error(exc.one_line() + (f"; flag: {flag}" if flag else "") + more)
         return exc.exit_code
+    except _Interrupted as exc:
+        from toolkit.cli._interrupt import INTERRUPTED_EXIT, is_main_process
+
+        if is_main_process():
+            _print_error(exc.note)
+        return INTERRUPTED_EXIT
     except KeyboardInterrupt:
-        _print_error("interrupted")
+        _print_error("interrupted; hint: nothing is published half-written: run the command again")
         return 130
     except Exception as exc:  # the last line of defence: our bug, one line unless --debug
         if debug:
