@@ -14,6 +14,7 @@ from torch import nn
 
 from toolkit._text import listing
 from toolkit.errors import InvalidArgumentError
+from toolkit.heads.strategies import PAD_STRATEGIES
 from toolkit.pretrained import RandomInitialisationWarning, WeightsInfo
 from toolkit.records import HeadSpec, ModelConfig, Preprocessing, check_class_names
 
@@ -117,7 +118,8 @@ def extend(
     the weights' source either way. ``preprocessing`` replaces the source's record;
     ``input_size`` (pixels, square) changes only its size (a resize before the crop keeps its
     ratio). ``progress`` (default False) shows downloads on stderr. ``class_names``
-    lists all classes of the new head (default: the old names that survive, then ``new_<i>``).
+    lists all classes of the new head, or for the padding strategies (``pad-*``, ``imprint``) the new
+    classes alone (default: the old names that survive, then ``new_<i>``).
     ``examples_dir`` holds ``<class name>/<image>`` folders for the new classes (``imprint``);
     ``examples`` gives them in memory instead: new class name -> preprocessed (N, C, H, W) images.
     Nothing is written unless ``output`` is given; an existing ``output`` needs ``overwrite``.
@@ -212,6 +214,8 @@ def _new_names(
     class_names: Sequence[str] | None,
 ) -> tuple[str, ...] | None:
     if class_names is not None:
+        if strategy in PAD_STRATEGIES:
+            return _padded_names(old_names, num_classes, class_names)
         if num_classes is not None:
             return check_class_names(class_names, num_classes)
         return tuple(class_names)
@@ -222,6 +226,24 @@ def _new_names(
     if strategy in ("replace", "bottleneck", "mlp"):
         return tuple(f"class_{i}" for i in range(num_classes))
     return (*old_names, *(f"new_{i}" for i in range(len(old_names), num_classes)))
+
+
+def _padded_names(
+    old_names: Sequence[str], num_classes: int | None, class_names: Sequence[str]
+) -> tuple[str, ...]:
+    """A padded head's names: the full list, or the new rows' names alone (the old rows keep theirs)."""
+    names = tuple(class_names)
+    n_old = len(old_names)
+    target = num_classes if num_classes is not None else (len(names) if len(names) > n_old else n_old + len(names))
+    if len(names) == target:
+        return check_class_names(names, target)
+    if len(names) == target - n_old:
+        return check_class_names((*old_names, *names), target)
+    raise InvalidArgumentError(
+        f"{len(names)} class names given for a head of {target} classes ({n_old} kept + {target - n_old} new)",
+        hint=f"give the {target - n_old} new classes' names alone, or all {target} names, one per line",
+        param="class_names",
+    )
 
 
 def _examples(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -48,7 +50,8 @@ def extend(
         None, "--copy-from", help="pad-copy: old class index for each new class (default: a seeded draw)."
     ),
     class_names: Path | None = typer.Option(
-        None, "--class-names", help="File with every class name of the new head, one per line (or a JSON list)."
+        None, "--class-names", help="File of class names, one per line (or a JSON list): every class of the new head, "
+        "or for pad-* and imprint the new classes alone."
     ),
     examples_dir: Path | None = typer.Option(
         None, "--examples", help="imprint: folder with one sub-folder of example images per new class name."
@@ -121,6 +124,27 @@ def extend(
         f"wrote {output}: {result.config.arch}, head '{spec.module}' {spec.old_num_classes} -> "
         f"{spec.num_classes} classes ({spec.strategy}; kept {len(spec.kept_indices)}, new {len(spec.new_indices)})"
     )
+    _say_new_classes(result.config.class_names, spec.new_indices, spec.strategy)
+
+
+def _say_new_classes(names: Sequence[str], new: Sequence[int], strategy: str) -> None:
+    """Name the new classes, and say how to rename the ones that got placeholder names."""
+    from toolkit._text import listing
+    from toolkit.heads.strategies import PAD_STRATEGIES
+
+    if not new:
+        return
+    new_names = [names[i] for i in new]
+    rows = f"row {new[0]}" if len(new) == 1 else f"rows {new[0]}-{new[-1]}"
+    typer.echo(f"new classes ({rows}): {listing(new_names, limit=8)}")
+    placeholders = [n for n in new_names if re.fullmatch(r"(new|class)_\d+", n)]
+    if placeholders:
+        which = f"the {len(new)} new names alone" if strategy in PAD_STRATEGIES else f"all {len(names)} names"
+        typer.echo(
+            f"  to name them: rerun with --class-names FILE ({which}, one per line) and --overwrite, "
+            f"or map your data's folders to them at fine-tuning: --class-map FILE with lines like "
+            f"'circle,{placeholders[0]}'"
+        )
 
 
 def _is_file(weights: str) -> bool:
