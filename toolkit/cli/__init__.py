@@ -131,9 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         # Library messages name keyword arguments; the CLI adds the flag that sets one.
-        flag = _flag(running[-1] if running else None, exc.param)
+        from toolkit.cli._words import cli_words
+
+        running_command = running[-1] if running else None
+        flag = _flag(running_command, exc.param)
         more = "; rerun with --debug for the traceback" if exc.exit_code == 4 and not debug else ""
-        _print_error(exc.one_line() + (f"; flag: {flag}" if flag else "") + more)
+        text = cli_words(exc.one_line(), running_command)
+        _print_error(text + (f"; flag: {flag}" if flag and flag not in text else "") + more)
         return exc.exit_code
     except _Interrupted as exc:
         from toolkit.cli._interrupt import INTERRUPTED_EXIT, is_main_process

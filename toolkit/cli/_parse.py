@@ -7,13 +7,20 @@ from pathlib import Path
 from toolkit.errors import InvalidArgumentError
 
 
+#: a valid value for each list flag, for hints (a batch size of 0 is refused: no '0-6' there)
+LIST_EXAMPLES = {
+    "--batch-sizes": "1,8", "--preferred-batch-sizes": "4,8", "--hidden": "512,256", "--digits-subset": "7-9",
+}  # fmt: skip
+
+
 def int_list(text: str | None, *, flag: str) -> list[int] | None:
     """'3,1,7' -> [3, 1, 7]; ranges 'a-b' expand inclusively. Names the bad item."""
     if text is None:
         return None
+    example = f"e.g. {flag} {LIST_EXAMPLES[flag]}" if flag in LIST_EXAMPLES else f"e.g. {flag} 3,1,7 or {flag} 0-6"
     items = [t.strip() for t in text.split(",")]
     if not any(items):
-        raise InvalidArgumentError(f"{flag} is empty", hint=f"e.g. {flag} 3,1,7")
+        raise InvalidArgumentError(f"{flag} is empty", hint=example)
     out: list[int] = []
     for item in items:
         lo, sep, hi = item.partition("-")
@@ -23,9 +30,7 @@ def int_list(text: str | None, *, flag: str) -> list[int] | None:
             else:
                 out.append(int(item))
         except ValueError as exc:
-            raise InvalidArgumentError(
-                f"{flag}: '{item}' is not an integer", hint=f"e.g. {flag} 3,1,7 or {flag} 0-6"
-            ) from exc
+            raise InvalidArgumentError(f"{flag}: '{item}' is not an integer", hint=example) from exc
     return out
 
 
