@@ -6,7 +6,6 @@ from pathlib import Path
 
 from toolkit.errors import InvalidArgumentError
 
-
 #: a valid value for each list flag, for hints (a batch size of 0 is refused: no '0-6' there)
 LIST_EXAMPLES = {
     "--batch-sizes": "1,8", "--preferred-batch-sizes": "4,8", "--hidden": "512,256", "--digits-subset": "7-9",
