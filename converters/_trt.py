@@ -1,8 +1,11 @@
 """The only module that calls TensorRT: parse, build, refit, deserialise, execute.
 
-Written against the TensorRT >= 10 Python API and checked by mypy against NVIDIA's published
-type stubs (``tensorrt-stubs``) with ``Any`` forbidden in this module (pyproject's mypy
-override). It is kept small and plain on purpose: everything that can be decided without
+Written against the TensorRT 10 and 11 Python APIs: checked by mypy against NVIDIA's published
+10.13 type stubs (``tensorrt-stubs``) with ``Any`` forbidden in this module (pyproject's mypy
+override), and every ``trt.`` name and method it uses is looked up in the real 10.x and 11.x
+bindings by ``tests/converters/test_trt_bindings.py``. Builder flags are asked for by name, since
+TensorRT 11 renumbers ``BuilderFlag`` and drops the weak-typing precision flags.
+It is kept small and plain on purpose: everything that can be decided without
 TensorRT (options, profiles, records, compatibility, parity) lives in ``engine_record`` and
 ``tensorrt``, where it runs and is tested on a CPU. Import it only after
 ``converters.tensorrt.require_runtime`` said TensorRT and a GPU are present. Device memory and
@@ -57,6 +60,11 @@ def version() -> str:
     return str(trt.__version__)
 
 
+def builder_flag_names() -> tuple[str, ...]:
+    """``BuilderFlag``'s member names: what this TensorRT can be asked for (11 has no FP16/BF16/INT8)."""
+    return tuple(trt.BuilderFlag.__members__)
+
+
 @dataclasses.dataclass(frozen=True)
 class BuildRequest:
     """Everything ``build`` needs, in TensorRT's terms (made by ``converters.tensorrt``)."""
@@ -104,7 +112,7 @@ def _flag(name: str) -> trt.BuilderFlag:
     if flag is None:
         raise ExportError(
             f"TensorRT {trt.__version__} has no builder flag {name}",
-            hint="TensorRT 11 drops fp16/bf16/int8 flags: export an fp16 or QDQ ONNX and build strongly typed",
+            hint="TensorRT 11 has no fp16/bf16/int8 flags: export an fp16 or QDQ ONNX (built strongly typed)",
         )
     return flag
 

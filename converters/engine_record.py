@@ -81,11 +81,13 @@ class BuildOptions:
     ``min_batch``/``opt_batch``/``max_batch``: the optimisation profile's batch range (``opt``
     defaults to ``max``, ``max`` to 32). ``min_size``/``opt_size``/``max_size``: (height, width)
     ranges, used only when the ONNX input has dynamic spatial axes (default: the model's input
-    size). ``fp16``/``bf16``: allow those kernels (weak typing); ``tf32``: allow TF32 for fp32
-    layers (TensorRT enables it by default; rehead does not, so an fp32 engine is fp32);
-    ``strongly_typed``: the ONNX's own types decide every precision (fp16 ONNX, QDQ INT8), no
-    precision flags. INT8 comes only from a QDQ ONNX (``export_onnx(int8=True,
-    int8_target="tensorrt")``): TensorRT 10 deprecates implicit calibration. ``workspace_mib``:
+    size). ``fp16``/``bf16``: allow those kernels in an fp32 ONNX (weak typing: only where the
+    installed TensorRT still has it, deprecated; TensorRT 11 removed it, see ``BuildOptions.typing``);
+    ``tf32``: allow TF32 for fp32 layers (TensorRT enables it by default; rehead does not, so an
+    fp32 engine is fp32); ``strongly_typed``: the ONNX's own types decide every precision, no
+    precision flags (always so for an fp16 or QDQ ONNX, and on TensorRT 11 for every ONNX).
+    INT8 comes only from a QDQ ONNX (``export_onnx(int8=True, int8_target="tensorrt")``): implicit
+    calibration is deprecated in TensorRT 10 and gone in 11. ``workspace_mib``:
     the workspace memory pool limit (None: TensorRT's, the GPU's memory); ``opt_level``: builder
     optimisation level 0-5 (TensorRT's default 3). ``timing_cache``: a file loaded before the build
     and saved after it. ``hardware_compat``: ``none`` (this GPU's compute capability),
@@ -141,8 +143,8 @@ class BuildOptions:
             raise InvalidArgumentError(
                 f"the size range must satisfy min ≤ opt ≤ max per axis, got {given}", param="opt_size"
             )
-        if self.strongly_typed and (self.fp16 or self.bf16 or self.tf32):
-            flag = "fp16" if self.fp16 else ("bf16" if self.bf16 else "tf32")
+        if self.strongly_typed and (self.fp16 or self.bf16):
+            flag = "fp16" if self.fp16 else "bf16"
             raise InvalidArgumentError(
                 f"strongly_typed takes every precision from the ONNX; {flag} cannot be combined with it",
                 hint="export an fp16 ONNX (export_onnx(fp16=True)) for an fp16 strongly typed engine",
@@ -172,8 +174,8 @@ class BuildOptions:
 
     @property
     def builder_flags(self) -> tuple[str, ...]:
-        """TensorRT ``BuilderFlag`` names to set (TF32 is cleared unless ``tf32``)."""
-        flags = [name for name, on in (("FP16", self.fp16), ("BF16", self.bf16), ("TF32", self.tf32)) if on]
+        """TensorRT ``BuilderFlag`` names for everything but precision (TF32 is cleared unless ``tf32``)."""
+        flags = ["TF32"] if self.tf32 else []
         if self.version_compatible:
             flags.append("VERSION_COMPATIBLE")
         if self.refittable:
@@ -182,28 +184,92 @@ class BuildOptions:
             flags += ["STRIP_PLAN", "REFIT_IDENTICAL"]
         return tuple(flags)
 
-    def flags_for(self, onnx_precision: str) -> tuple[str, ...]:
-        """``builder_flags`` plus INT8 for a QDQ graph (explicit quantization: the scales come from
-        the Q/DQ nodes, no calibrator) and FP16 for an fp16 graph, under weak typing; a strongly
-        typed network takes its types from the graph and needs neither."""
-        if self.strongly_typed:
-            return self.builder_flags
-        if onnx_precision == "int8":
-            return ("INT8", *self.builder_flags)
-        if onnx_precision == "fp16" and not self.fp16:
-            # weak typing may pick fp32 kernels for an fp16 graph unless fp16 is allowed
-            return ("FP16", *self.builder_flags)
-        return self.builder_flags
+    def typing(self, onnx_precision: str, features: TrtFeatures) -> Typing:
+        """How the network is typed and which flags the build sets, for an ONNX of ``onnx_precision``
+        (fp32, fp16 or int8 = QDQ) on a TensorRT with ``features``.
 
-    def precision(self, onnx_precision: str) -> str:
-        """The precision the engine computes in: int8 (QDQ ONNX), fp16, bf16, tf32 or fp32."""
-        if onnx_precision == "int8":
-            return "int8"
-        if self.fp16 or onnx_precision == "fp16":
-            return "fp16"
-        if self.bf16:
-            return "bf16"
-        return "tf32" if self.tf32 else "fp32"
+        Precision comes from the graph: an fp16 or QDQ ONNX is always built strongly typed with no
+        precision flags (NVIDIA's advice on TensorRT 10; the only mode on 11). ``fp16``/``bf16`` on
+        an fp32 ONNX set the weak-typing flag where TensorRT still has it (deprecated: a note) and
+        are refused (``InvalidArgumentError``, before any GPU work) where it does not.
+        """
+        asked = "fp16" if self.fp16 else ("bf16" if self.bf16 else None)
+        if asked is not None and onnx_precision != "fp32":
+            raise InvalidArgumentError(
+                f"--{asked} applies to an fp32 ONNX; this ONNX is {onnx_precision} and its types decide the "
+                "engine's precision (built strongly typed)",
+                hint=f"drop --{asked}",
+                param=asked,
+            )
+        if asked is not None and not features.weak_typing:
+            raise InvalidArgumentError(
+                f"TensorRT {features.version} builds every network strongly typed: --{asked} (weak typing) "
+                "is gone",
+                hint="export an fp16 ONNX (rehead export onnx --fp16: fp16 graph, fp32 inputs and outputs, "
+                "sensitive layers kept fp32) and build it without --fp16",
+                param=asked,
+            )
+        if asked is not None:
+            return Typing(
+                strongly_typed=False,
+                flags=(asked.upper(), *self.builder_flags),
+                precision=asked,
+                notes=(
+                    f"--{asked} uses weak typing, deprecated in TensorRT 10 and removed in 11: export an fp16 "
+                    "ONNX (rehead export onnx --fp16) instead",
+                ),
+            )
+        # an fp32 ONNX without precision flags builds the same fp32 engine typed either way: it is typed as
+        # asked where TensorRT still has weak typing, strongly where that is the only mode (11)
+        strong = self.strongly_typed or onnx_precision != "fp32" or not features.weak_typing
+        tf32 = "tf32" if self.tf32 else "fp32"
+        return Typing(
+            strongly_typed=strong,
+            flags=self.builder_flags,
+            precision=onnx_precision if onnx_precision != "fp32" else tf32,
+        )
+
+
+#: TensorRT's ``BuilderFlag`` members that weak typing needs (TensorRT <= 10 has them; 11 does not)
+WEAK_TYPING_FLAGS = ("FP16", "BF16", "INT8")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrtFeatures:
+    """What the installed TensorRT offers, detected by feature (its enum members), never by number.
+
+    ``weak_typing``: ``BuilderFlag`` still has the precision flags (FP16, BF16, INT8): TensorRT 10
+    has them, TensorRT 11 builds every network strongly typed and removed them.
+    """
+
+    version: str
+    weak_typing: bool
+
+    @classmethod
+    def detect(cls, version: str, builder_flags: Sequence[str]) -> TrtFeatures:
+        """From TensorRT's version and ``BuilderFlag`` member names."""
+        return cls(version=version, weak_typing=all(f in builder_flags for f in WEAK_TYPING_FLAGS))
+
+
+#: TensorRT 10's features (weak typing still there, deprecated)
+TENSORRT_10 = TrtFeatures("10", weak_typing=True)
+#: TensorRT 11's features (every network strongly typed)
+TENSORRT_11 = TrtFeatures("11", weak_typing=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Typing:
+    """How one engine is built: strongly typed or not, the ``BuilderFlag`` names set, the precision
+    it computes in (int8, fp16, bf16, tf32 or fp32) and notes for the user (deprecations)."""
+
+    strongly_typed: bool
+    flags: tuple[str, ...]
+    precision: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def mode(self) -> str:
+        return "strong" if self.strongly_typed else "weak"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -540,19 +606,28 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+#: the runtime majors a version-compatible engine of each builder major runs on (NVIDIA: engines
+#: built version-compatible with TensorRT 10 run on the TensorRT 11 runtime)
+VERSION_COMPATIBLE_MAJORS: dict[int, tuple[int, ...]] = {10: (10, 11)}
+
+
 def check_compatible(record: EngineRecord, *, tensorrt_version: str, gpu: GpuInfo) -> tuple[str, ...]:
     """Refuse (``ArtifactError``) an engine that this TensorRT or this GPU cannot run; returns notes.
 
-    TensorRT: the same version, or with ``version_compatible`` the same major and a version at
-    least the builder's. GPU: the same compute capability, or with ``ampere+`` any of 8.0 or
+    TensorRT: the same version, or with ``version_compatible`` a version at least the builder's of
+    a major in ``VERSION_COMPATIBLE_MAJORS`` (the same major; a TensorRT 10 engine also runs on 11).
+    GPU: the same compute capability, or with ``ampere+`` any of 8.0 or
     newer. Another GPU model of the same compute capability runs but may be slower (a note).
     """
     built, here = _version(record.tensorrt_version), _version(tensorrt_version)
     if record.version_compatible:
-        if not built or not here or here[0] != built[0] or here < built:
+        majors = VERSION_COMPATIBLE_MAJORS.get(built[0], (built[0],)) if built else ()
+        if not built or not here or here[0] not in majors or here < built:
+            later = " or ".join(str(m) for m in majors) or "the same major"
             raise ArtifactError(
                 f"engine built with TensorRT {record.tensorrt_version} (version compatible) cannot run on "
-                f"TensorRT {tensorrt_version}: it needs the same major version, {record.tensorrt_version} or later",
+                f"TensorRT {tensorrt_version}: it needs the same major version (or {later}), "
+                f"{record.tensorrt_version} or later",
                 hint="rebuild the engine with this TensorRT",
             )
     elif built[:3] != here[:3]:
@@ -585,8 +660,13 @@ def trtexec_command(
     profile: Profile,
     *,
     onnx_precision: str = "fp32",
+    features: TrtFeatures | None = None,
 ) -> str:
-    """The trtexec command line that builds the same engine by hand (TensorRT 10 flag spellings)."""
+    """The trtexec command line that builds the same engine by hand, with the flags the TensorRT of
+    ``features`` has (default ``TENSORRT_10``; TensorRT 11's trtexec has no --fp16/--int8/--bf16 and
+    types every network)."""
+    features = features or TENSORRT_10
+    typing = options.typing(onnx_precision, features)
 
     def shape(dims: tuple[int, ...]) -> str:
         return f"{profile.input}:" + "x".join(str(d) for d in dims)
@@ -599,11 +679,10 @@ def trtexec_command(
         f"--optShapes={shape(profile.opt)}",
         f"--maxShapes={shape(profile.max)}",
     ]
-    args += ["--int8"] if "INT8" in options.flags_for(onnx_precision) else []
-    args += ["--fp16"] if "FP16" in options.flags_for(onnx_precision) else []
-    args += ["--bf16"] if options.bf16 else []
+    args += [f"--{flag.lower()}" for flag in typing.flags if flag in WEAK_TYPING_FLAGS]
     args += [] if options.tf32 else ["--noTF32"]  # the build clears TF32 unless asked, typed or not
-    args += ["--stronglyTyped"] if options.strongly_typed else []
+    # where weak typing exists the default is weak: say strong; where it does not, strong is all there is
+    args += ["--stronglyTyped"] if typing.strongly_typed and features.weak_typing else []
     if options.workspace_mib is not None:
         args.append(f"--memPoolSize=workspace:{options.workspace_mib}M")
     args.append(f"--builderOptimizationLevel={options.opt_level}")

@@ -35,6 +35,7 @@ from converters.engine_record import (
     EngineRecord,
     GpuInfo,
     Profile,
+    TrtFeatures,
     check_compatible,
     graph_signature,
     resolve_profile,
@@ -89,6 +90,14 @@ def tensorrt_version() -> str | None:
     if not hasattr(module, "Builder"):
         return None
     return str(getattr(module, "__version__", "unknown"))
+
+
+def tensorrt_features() -> TrtFeatures:
+    """What the installed TensorRT offers (weak typing or not), read from its enums; call after
+    ``require_runtime``."""
+    from converters import _trt
+
+    return TrtFeatures.detect(_trt.version(), _trt.builder_flag_names())
 
 
 def gpu_info(device: str = "cuda") -> GpuInfo | None:
@@ -532,6 +541,8 @@ def export_tensorrt(
     size = prep.input_size if prep is not None else None
     profile = resolve_profile(facts.input_name, facts.input_dims, options, size)
     version, gpu = require_runtime(purpose="building a TensorRT engine", device=device)
+    features = tensorrt_features()
+    typing = options.typing(facts.precision, features)  # refuses --fp16 where weak typing is gone
     steps = Progress(f"tensorrt {out.name}", enabled=progress)
     from converters import _trt
 
@@ -542,8 +553,8 @@ def export_tensorrt(
         min_shape=profile.min,
         opt_shape=profile.opt,
         max_shape=profile.max,
-        flags=options.flags_for(facts.precision),
-        strongly_typed=strongly_typed,
+        flags=typing.flags,
+        strongly_typed=typing.strongly_typed,
         workspace_bytes=workspace_mib * 2**20 if workspace_mib is not None else None,
         opt_level=opt_level,
         hardware_compat=hardware_compat,
@@ -556,7 +567,7 @@ def export_tensorrt(
             steps.message(f"building {out.name} from {facts.path.name} ({profile.describe()})")
             built = _trt.build(request)
         build_s = steps.timings["build"]
-        precision = options.precision(facts.precision)
+        precision = typing.precision
         plan = built.plan
         # a stripped plan holds no weights: it is checked as it will run, refitted from its own ONNX
         plan_to_check = _trt.refit(plan, os.fspath(facts.path), host_code=version_compatible) if strip_weights else plan
@@ -580,8 +591,8 @@ def export_tensorrt(
         gpu=gpu,
         profile=profile,
         precision=precision,
-        builder_flags=options.flags_for(facts.precision),
-        strongly_typed=strongly_typed,
+        builder_flags=typing.flags,
+        strongly_typed=typing.strongly_typed,
         hardware_compat=hardware_compat,
         version_compatible=version_compatible,
         refittable=refittable or strip_weights,
@@ -590,12 +601,12 @@ def export_tensorrt(
         workspace_mib=workspace_mib,
         build_seconds=round(build_s, 3),
         built_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        trtexec=trtexec_command(facts.path, out, options, profile, onnx_precision=facts.precision),
+        trtexec=trtexec_command(facts.path, out, options, profile, onnx_precision=facts.precision, features=features),
         model=_model_record(facts.meta),
         parity=parity_summary(parity),
     )
     _publish(out, plan, record, overwrite=overwrite)
-    warnings = [f"TensorRT: {w}" for w in dict.fromkeys(built.warnings)][:5]
+    warnings = [*typing.notes, *[f"TensorRT: {w}" for w in dict.fromkeys(built.warnings)][:5]]
     if not parity.passed:
         warnings.append(f"engine kept despite a parity failure: {record.parity['first_failure']}")
     return _result(out, record, facts, {**checks, "parity_passed": float(parity.passed)},

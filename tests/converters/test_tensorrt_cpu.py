@@ -17,10 +17,13 @@ import pytest
 
 from converters import export_onnx
 from converters.engine_record import (
+    TENSORRT_10,
+    TENSORRT_11,
     BuildOptions,
     EngineRecord,
     GpuInfo,
     Profile,
+    TrtFeatures,
     check_compatible,
     graph_signature,
     read_record,
@@ -132,14 +135,46 @@ def test_bad_build_options_name_their_argument(kwargs: dict[str, object], param:
 
 def test_build_flags_follow_the_options() -> None:
     assert BuildOptions().builder_flags == ()  # fp32: TF32 cleared, nothing set
-    assert BuildOptions(fp16=True, refittable=True).builder_flags == ("FP16", "REFIT")
+    assert BuildOptions(fp16=True, refittable=True).builder_flags == ("REFIT",)  # precision: typing()
     assert BuildOptions(strip_weights=True).builder_flags == ("STRIP_PLAN", "REFIT_IDENTICAL")
-    assert BuildOptions().flags_for("int8") == ("INT8",)  # a QDQ graph under weak typing
-    assert BuildOptions(strongly_typed=True).flags_for("int8") == ()
-    assert BuildOptions().flags_for("fp16") == ("FP16",)  # an fp16 graph gets fp16 kernels
-    assert BuildOptions(strongly_typed=True).flags_for("fp16") == ()
-    assert BuildOptions().precision("fp32") == "fp32" and BuildOptions(tf32=True).precision("fp32") == "tf32"
-    assert BuildOptions(fp16=True).precision("int8") == "int8"
+    assert BuildOptions(tf32=True, strongly_typed=True).builder_flags == ("TF32",)  # TF32 stays in 11
+
+
+@pytest.mark.parametrize("features", [TENSORRT_10, TENSORRT_11], ids=["trt10", "trt11"])
+def test_precision_comes_from_the_graph_on_both_versions(features: TrtFeatures) -> None:
+    """A QDQ or fp16 ONNX is built strongly typed with no precision flags, whatever the version;
+    the engine's precision is the graph's."""
+    for onnx_precision in ("int8", "fp16"):
+        typing = BuildOptions(refittable=True).typing(onnx_precision, features)
+        assert typing.strongly_typed and typing.flags == ("REFIT",) and typing.precision == onnx_precision
+        assert typing.notes == ()
+        with pytest.raises(InvalidArgumentError, match=f"this ONNX is {onnx_precision}") as info:
+            BuildOptions(fp16=True).typing(onnx_precision, features)
+        assert info.value.param == "fp16"
+    fp32 = BuildOptions().typing("fp32", features)
+    assert fp32.flags == () and fp32.precision == "fp32" and fp32.strongly_typed is not features.weak_typing
+    assert BuildOptions(tf32=True).typing("fp32", features).precision == "tf32"
+    assert BuildOptions(strongly_typed=True).typing("fp32", features).mode == "strong"
+
+
+def test_fp16_flag_only_where_weak_typing_exists() -> None:
+    weak = BuildOptions(fp16=True).typing("fp32", TENSORRT_10)
+    assert (weak.strongly_typed, weak.flags, weak.precision) == (False, ("FP16",), "fp16")
+    assert "deprecated" in weak.notes[0] and "export onnx --fp16" in weak.notes[0]
+    assert BuildOptions(bf16=True).typing("fp32", TENSORRT_10).flags == ("BF16",)
+    for flag in ("fp16", "bf16"):
+        with pytest.raises(InvalidArgumentError, match="strongly typed") as info:
+            BuildOptions(**{flag: True}).typing("fp32", TENSORRT_11)  # type: ignore[arg-type]
+        assert info.value.param == flag and "rehead export onnx --fp16" in (info.value.hint or "")
+
+
+def test_weak_typing_is_detected_by_feature_not_version() -> None:
+    flags_10 = ("FP16", "BF16", "INT8", "TF32", "REFIT", "VERSION_COMPATIBLE")
+    flags_11 = ("TF32", "REFIT", "VERSION_COMPATIBLE", "STRIP_PLAN")
+    assert TrtFeatures.detect("10.16.1", flags_10).weak_typing
+    assert not TrtFeatures.detect("11.4.0", flags_11).weak_typing
+    assert TrtFeatures.detect("11.9", flags_10).weak_typing  # the enum decides, not the number
+    assert not TrtFeatures.detect("10.99", flags_11).weak_typing
 
 
 def test_profile_dynamic_batch_and_spatial() -> None:
@@ -290,8 +325,16 @@ def test_compatibility_rules(exports: dict[str, Path], tmp_path: Path) -> None:
     assert check_compatible(portable, tensorrt_version="10.15.0", gpu=GpuInfo("NVIDIA A10", (8, 6))) != ()
     with pytest.raises(ArtifactError, match="same major version"):
         check_compatible(portable, tensorrt_version="10.12.0", gpu=H100)  # older than the builder
+    # NVIDIA: a TensorRT 10 version-compatible engine runs on the TensorRT 11 runtime; not on 12
+    assert check_compatible(portable, tensorrt_version="11.4.0.106", gpu=H100) == ()
     with pytest.raises(ArtifactError, match="same major version"):
-        check_compatible(portable, tensorrt_version="11.0.0", gpu=H100)
+        check_compatible(portable, tensorrt_version="12.0.0", gpu=H100)
+    eleven = dataclasses.replace(portable, tensorrt_version="11.4.0.106")
+    assert check_compatible(eleven, tensorrt_version="11.5.0", gpu=H100) == ()
+    with pytest.raises(ArtifactError, match="same major version"):
+        check_compatible(eleven, tensorrt_version="10.16.1", gpu=H100)  # never backwards
+    with pytest.raises(ArtifactError, match=r"cannot run on TensorRT 11\.4"):
+        check_compatible(record, tensorrt_version="11.4.0.106", gpu=H100)  # not version compatible
     with pytest.raises(ArtifactError, match="Ampere or newer"):
         check_compatible(portable, tensorrt_version="10.13.3.9", gpu=GpuInfo("Tesla T4", (7, 5)))
 
@@ -306,22 +349,38 @@ def test_trtexec_line_says_the_same_build() -> None:
     assert "--minShapes=images:1x3x224x224" in plain and "--maxShapes=images:32x3x224x224" in plain
     assert "--optShapes=images:8x3x224x224" in plain and "--noTF32" in plain and "--fp16" not in plain
     options = BuildOptions(
-        fp16=True, workspace_mib=1024, opt_level=5, timing_cache="t.cache", hardware_compat="same-compute-capability",
+        workspace_mib=1024, opt_level=5, timing_cache="t.cache", hardware_compat="same-compute-capability",
         version_compatible=True, strip_weights=True,
     )
     line = shlex.split(trtexec_command("dir with space/m.onnx", "m.engine", options, profile, onnx_precision="int8"))
     for flag in (
-        "--onnx=dir with space/m.onnx", "--fp16", "--int8", "--memPoolSize=workspace:1024M",
+        "--onnx=dir with space/m.onnx", "--stronglyTyped", "--memPoolSize=workspace:1024M",
         "--builderOptimizationLevel=5", "--timingCacheFile=t.cache",
         "--hardwareCompatibilityLevel=sameComputeCapability", "--versionCompatible", "--stripWeights",
         "--skipInference",
     ):
         assert flag in line, flag
+    assert "--int8" not in line and "--fp16" not in line  # a QDQ graph carries its own precision
     assert "--noTF32" in line and "--refit" not in line  # stripWeights alone = identical-weights refit
     refit = shlex.split(trtexec_command("m.onnx", "m.engine", BuildOptions(refittable=True, tf32=True), profile))
     assert "--refit" in refit and "--noTF32" not in refit
     typed = shlex.split(trtexec_command("m.onnx", "m.engine", BuildOptions(strongly_typed=True), profile))
     assert "--stronglyTyped" in typed and "--noTF32" in typed  # the build clears TF32 typed or not
+    weak = shlex.split(trtexec_command("m.onnx", "m.engine", BuildOptions(fp16=True), profile, features=TENSORRT_10))
+    assert "--fp16" in weak and "--stronglyTyped" not in weak
+
+
+def test_trtexec_line_for_tensorrt_11_has_no_weak_typing_flags() -> None:
+    """TensorRT 11's trtexec has no --fp16/--int8/--bf16/--best: the line comes from the same
+    detected features as the build."""
+    profile = Profile("images", (1, 3, 224, 224), (8, 3, 224, 224), (32, 3, 224, 224))
+    for precision in ("fp32", "fp16", "int8"):
+        line = shlex.split(trtexec_command("m.onnx", "m.engine", BuildOptions(), profile,
+                                           onnx_precision=precision, features=TENSORRT_11))
+        assert not {"--fp16", "--int8", "--bf16", "--best", "--stronglyTyped"} & set(line), line
+        assert "--noTF32" in line
+    with pytest.raises(InvalidArgumentError, match="strongly typed"):
+        trtexec_command("m.onnx", "m.engine", BuildOptions(fp16=True), profile, features=TENSORRT_11)
 
 
 # --- the check every engine gets, run with ONNX Runtime standing in for TensorRT ----------------------

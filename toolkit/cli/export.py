@@ -133,11 +133,17 @@ def tensorrt_command(
     min_size: str | None = typer.Option(None, "--min-size", help="HxW, only for an ONNX with dynamic height/width."),
     opt_size: str | None = typer.Option(None, "--opt-size", help="HxW the profile tunes for."),
     max_size: str | None = typer.Option(None, "--max-size", help="Largest HxW of the profile."),
-    fp16: bool = typer.Option(False, "--fp16", help="Allow fp16 kernels (judged by the fp16 preset)."),
-    bf16: bool = typer.Option(False, "--bf16", help="Allow bf16 kernels (judged by the fp16 preset)."),
+    fp16: bool = typer.Option(
+        False, "--fp16", help="fp32 ONNX only, TensorRT 10 only (weak typing, deprecated): allow fp16 kernels. "
+        "Prefer 'rehead export onnx --fp16'; refused on TensorRT 11."
+    ),
+    bf16: bool = typer.Option(
+        False, "--bf16", help="fp32 ONNX only, TensorRT 10 only (weak typing, deprecated): allow bf16 kernels."
+    ),
     tf32: bool = typer.Option(False, "--tf32", help="Allow TF32 for fp32 layers (off: fp32 means fp32)."),
     strongly_typed: bool = typer.Option(
-        False, "--strongly-typed", help="Take every precision from the ONNX (fp16 ONNX, QDQ INT8); no precision flags."
+        False, "--strongly-typed", help="Type an fp32 ONNX strongly on TensorRT 10 (fp16 and QDQ ONNX, and every "
+        "ONNX on TensorRT 11, always are)."
     ),
     workspace_mib: int | None = typer.Option(None, "--workspace", help="Workspace memory limit in MiB."),
     opt_level: int = typer.Option(3, "--opt-level", help="Builder optimisation level 0-5 (TensorRT's default 3)."),
