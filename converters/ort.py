@@ -2,8 +2,9 @@
 
 The export-time check and every ONNX runner use ``open_session``, so that an artifact is
 judged by the same session settings wherever it is run. With onnxruntime-gpu installed a caller
-may name an execution provider (``provider="cuda"`` or ``"tensorrt"``); the session then runs
-on exactly that provider or the call raises, never on a silent fallback.
+may name an execution provider (``provider="cuda"`` or ``"tensorrt"``); a session on a CUDA device
+then runs on exactly that provider (the CUDA EP when none is named) or the call raises, never on a
+silent fallback to the CPU.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def providers_for(
     """Execution providers for ``InferenceSession(providers=...)``.
 
     ``provider`` None: CPU only on the CPU, CUDA then CPU on ``cuda``/``cuda:N``.
-    ``provider="cuda"``: the CUDA EP on GPU N (``cuda:N``, default 0), then CPU.
+    ``provider="cuda"``: the CUDA EP on GPU N (``cuda:N``, default 0), then CPU. The CUDA EP runs
+    an fp32 model in TF32 by default (its ``use_tf32`` option): rehead turns that off for ``precision``
+    fp32, so that the model is judged in the fp32 the eager reference computes in.
     ``provider="tensorrt"``: the TensorRT EP (engine and timing caches in ``cache_dir``, default
     ``ort_trt_cache_dir()``; FP16 kernels allowed when ``precision`` is ``fp16``), then CUDA, then CPU.
     ``available``: ``onnxruntime.get_available_providers()``. Raises ``InvalidArgumentError``
@@ -85,14 +88,17 @@ def providers_for(
     when the requested provider is not in ``available``.
     """
     provider = check_provider(provider, device)
+    cuda_options: dict[str, Any] = {"device_id": _device_id(device)}
+    if precision == "fp32":
+        cuda_options["use_tf32"] = 0  # on by default in the CUDA EP; the eager reference has TF32 off
+    cuda: tuple[str, dict[str, Any]] = ("CUDAExecutionProvider", cuda_options)
     if provider is None:
         if device == "cpu":
             return ["CPUExecutionProvider"]
         _require_available("CUDAExecutionProvider", available, param=None)
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [cuda, "CPUExecutionProvider"]
     wanted = PROVIDERS[provider]
     _require_available(wanted, available, param="ort_provider")
-    cuda: tuple[str, dict[str, Any]] = ("CUDAExecutionProvider", {"device_id": _device_id(device)})
     if provider == "cuda":
         return [cuda, "CPUExecutionProvider"]
     cache = os.fspath(cache_dir if cache_dir is not None else ort_trt_cache_dir())
@@ -177,15 +183,11 @@ def open_session(
         from converters.external import check_before_loading
 
         check_before_loading(source)
-    # With a provider named, ONNX Runtime's own fallback (print, then retry on CPU) would time
-    # another provider than the one asked for: it is switched off and a failure raises here.
-    extra = {"enable_fallback": 0} if provider is not None else {}
     try:
         session = ort.InferenceSession(
             source if isinstance(source, bytes) else os.fspath(source),
             sess_options=options,
             providers=providers,
-            **extra,
         )
     except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, EPFail, ...)
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
@@ -200,9 +202,27 @@ def open_session(
             f"ONNX Runtime cannot load '{what}': {first}",
             hint="re-export the model with 'rehead export' and check it with onnx.checker",
         ) from exc
-    if provider is not None:
-        _check_active(session, PROVIDERS[provider], what)
+    if device.startswith("cuda"):
+        # ONNX Runtime's own fallback (a log line, then the run retried on the CPU providers) would
+        # label CPU results with a GPU provider: switched off (the session method; an
+        # ``enable_fallback`` argument to InferenceSession is ignored), so a failing run raises.
+        session.disable_fallback()
+        _check_active(session, first_provider(device, provider), what)
     return session
+
+
+def first_provider(device: str, provider: str | None) -> str:
+    """The execution provider a session on ``device`` must run on: the one named, else the device's."""
+    if provider is not None:
+        return PROVIDERS[provider]
+    return "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
+
+
+def check_still_active(session: Any, device: str, provider: str | None, what: str) -> None:
+    """After a run: the session still runs on its provider (a failed first run can make ONNX Runtime
+    rebuild it on the CPU when fallback is on; rehead switches it off and checks anyway)."""
+    if device.startswith("cuda"):
+        _check_active(session, first_provider(device, provider), what)
 
 
 def _check_active(session: Any, wanted: str, what: str) -> None:

@@ -36,7 +36,10 @@ def _error_lines(err: str) -> list[str]:
 
 def test_default_providers_are_unchanged() -> None:
     assert providers_for("cpu", AVAILABLE) == ["CPUExecutionProvider"]  # this machine's real list
-    assert providers_for("cuda", GPU_EPS) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers_for("cuda:1", GPU_EPS) == [
+        ("CUDAExecutionProvider", {"device_id": 1, "use_tf32": 0}),  # fp32 means fp32; the GPU asked for
+        "CPUExecutionProvider",
+    ]
     with pytest.raises(HardwareUnavailableError) as info:
         providers_for("cuda", ["CPUExecutionProvider"])
     assert info.value.param is None  # no provider was named: the device is at fault
@@ -44,10 +47,31 @@ def test_default_providers_are_unchanged() -> None:
 
 def test_cuda_provider_takes_the_device_index() -> None:
     assert providers_for("cuda", GPU_EPS, "cuda") == [
-        ("CUDAExecutionProvider", {"device_id": 0}),
+        ("CUDAExecutionProvider", {"device_id": 0, "use_tf32": 0}),
         "CPUExecutionProvider",
     ]
-    assert providers_for("cuda:1", GPU_EPS, "cuda")[0] == ("CUDAExecutionProvider", {"device_id": 1})
+    assert providers_for("cuda:1", GPU_EPS, "cuda")[0] == ("CUDAExecutionProvider", {"device_id": 1, "use_tf32": 0})
+
+
+def test_cuda_ep_runs_fp32_without_tf32_and_other_precisions_as_asked() -> None:
+    """ONNX Runtime's CUDA EP defaults use_tf32 to on: fp32 parity against the TF32-free eager
+    reference would fail on Ampere and newer, and the Predictor's logits would differ."""
+    for provider in (None, "cuda", "tensorrt"):
+        lists = providers_for("cuda", GPU_EPS, provider)
+        cuda = next(p for p in lists if isinstance(p, tuple) and p[0] == "CUDAExecutionProvider")
+        assert cuda[1]["use_tf32"] == 0, provider
+        fp16 = providers_for("cuda", GPU_EPS, provider, precision="fp16")
+        cuda16 = next(p for p in fp16 if isinstance(p, tuple) and p[0] == "CUDAExecutionProvider")
+        assert "use_tf32" not in cuda16[1]
+
+
+def test_tensorrt_ep_fp32_is_judged_as_tf32(onnx_fp32: Path) -> None:
+    """TensorRT's builder allows TF32 by default: an fp32 model on the TensorRT EP is judged with
+    the tf32 preset, and the runner says so; on the CUDA EP it stays fp32."""
+    trt = OrtRunner(onnx_fp32, device="cuda", provider="tensorrt")
+    assert trt.precision == "tf32" and "tf32 preset" in trt.precision_note
+    assert OrtRunner(onnx_fp32, device="cuda", provider="cuda").precision == "fp32"
+    assert OrtRunner(onnx_fp32, device="cuda", provider="tensorrt", precision="fp16").precision == "fp16"
 
 
 def test_tensorrt_provider_options(tmp_path: Path) -> None:
@@ -64,7 +88,7 @@ def test_tensorrt_provider_options(tmp_path: Path) -> None:
                 "trt_fp16_enable": True,
             },
         ),
-        ("CUDAExecutionProvider", {"device_id": 2}),
+        ("CUDAExecutionProvider", {"device_id": 2}),  # fp16: the TF32 switch does not apply
         "CPUExecutionProvider",
     ]
     fp32 = providers_for("cuda", GPU_EPS, "tensorrt")
@@ -203,3 +227,14 @@ def test_validate_on_the_cuda_ep(digits_model_dir: Path, onnx_fp32: Path) -> Non
     result = report.artifacts[0]
     assert result.name == "model.onnx [cuda-ep]" and result.parity_status == "pass", result.failures
     assert report.settings["ort_provider"] == "cuda"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("CUDAExecutionProvider" not in AVAILABLE, reason="needs onnxruntime-gpu (pip install rehead[gpu])")
+def test_a_cuda_session_runs_on_cuda_without_fallback_or_tf32(onnx_fp32: Path) -> None:
+    """No provider named on a CUDA device: the CUDA EP is checked to be active, ORT's CPU fallback
+    is off (the session method; the constructor argument was ignored) and fp32 runs without TF32."""
+    session = open_session(onnx_fp32, device="cuda")
+    assert session.get_providers()[0] == "CUDAExecutionProvider"
+    assert session._enable_fallback is False
+    assert session.get_provider_options()["CUDAExecutionProvider"]["use_tf32"] == "0"

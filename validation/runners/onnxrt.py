@@ -73,6 +73,13 @@ class OrtRunner(Runner):
         self.providers: tuple[str, ...] = ()
         self._model_bytes = model_bytes
         self._session: Any = None
+        self._checked_after_run = False
+        #: TensorRT's builder allows TF32 by default and rehead passes the TensorRT EP no switch for it:
+        #: an fp32 model on it is judged as TF32 (the ``tf32`` precision, its preset), and said so
+        self.precision_note = ""
+        if provider == "tensorrt" and precision == "fp32":
+            self.precision = "tf32"
+            self.precision_note = "TensorRT EP: TF32 allowed while it builds, judged with the tf32 preset"
         self.input_name = "images"
         self.input_dtype: Any = np.float32
         self.input_shape: tuple[int | str | None, ...] = ()
@@ -121,7 +128,7 @@ class OrtRunner(Runner):
 
     def infer(self, prepared: Any) -> list[Any]:
         try:
-            return list(self._session.run(None, prepared))
+            outputs = list(self._session.run(None, prepared))
         except Exception as exc:  # ORT raises its own exception types
             shape = tuple(next(iter(prepared.values())).shape)
             raise InputShapeError(
@@ -130,6 +137,12 @@ class OrtRunner(Runner):
                 hint="check the batch size against the artifact's input shape "
                 f"{tuple(self.input_shape)} and the model's preprocessing",
             ) from exc
+        if not self._checked_after_run:  # the first run is where a provider fails and ORT falls back
+            from converters.ort import check_still_active
+
+            check_still_active(self._session, self.device, self.provider, str(self.path))
+            self._checked_after_run = True
+        return outputs
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
         return {n: np.asarray(v, dtype=np.float32) for n, v in zip(self.output_names, raw, strict=True)}
