@@ -8,10 +8,15 @@ caller asks for a deliberate cross-check.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from toolkit.errors import LineageError, MetadataMissingError
 from toolkit.records import ModelConfig
+
+
+class NoRecordWarning(UserWarning):
+    """An artifact without rehead's record: its lineage cannot be checked."""
 
 
 def recorded_weights(path: Path) -> str | None:
@@ -43,6 +48,14 @@ def check_lineage(config: ModelConfig, path: Path, *, cross_check: bool = False)
     ``cross_check``); returns the recorded hash (None when the artifact records none)."""
     recorded = recorded_weights(path)
     expected = config.weights_sha256
+    if recorded is None and expected:
+        warnings.warn(
+            f"'{path.name}' carries no rehead record (it was not exported by rehead), so rehead cannot check "
+            "that it holds this model directory's weights: a parity failure may only mean it is another model "
+            "(cross_check is for an artifact whose record names other weights, compared on purpose)",
+            NoRecordWarning,
+            stacklevel=2,
+        )
     if recorded and expected and recorded != expected and not cross_check:
         raise LineageError(
             f"'{path.name}' was exported from weights {recorded[:12]}, but the model directory holds "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from converters.compare import Failure, ParityResult
@@ -130,9 +131,10 @@ class ValidationReport:
     def failures(self) -> list[Failure]:
         return [f for a in self.artifacts for f in a.failures]
 
-    def raise_for_status(self) -> None:
+    def raise_for_status(self, reports: Mapping[str, Any] | None = None) -> None:
         """Raise ``GateFailedError`` (exit 1) if parity failed or a latency gate failed or was
-        inconclusive; the one-line message names the first failure and how many there are."""
+        inconclusive; the one-line message names the first failure and how many there are.
+        ``reports`` (kind -> path, as ``write_reports`` returns them) are named in the hint."""
         failures = self.failures
         if not failures:
             return
@@ -141,7 +143,9 @@ class ValidationReport:
         first = failures[0].line() if len(failed) > 1 else failures[0].message
         raise GateFailedError(
             f"validation failed for {listing(failed, limit=3)}: {first}{more}",
-            hint="open the report for every failure with its numbers (report_dir, json_path)",
+            hint=f"open {listing([str(p) for p in reports.values()], limit=3)} for every failure with its numbers"
+            if reports
+            else "write a report (report_dir=DIR or json_path=FILE) for every failure with its numbers",
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def validate(
     with (
         fixed_threads(threads) as n_threads,
         contextlib.ExitStack() as stack,
-        Progress("validating", total=total, enabled=progress) as bar,
+        Progress("validating" if parity else "benchmarking", total=total, enabled=progress) as bar,
     ):
         with bar.step("open"):
             runners = stages.open_all(loaded, artifacts, settings, n_threads, stack)

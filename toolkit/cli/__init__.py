@@ -53,8 +53,14 @@ def _one_line_warning(
     file: object = None,
     line: object = None,
 ) -> None:
-    text = " ".join(str(message).split())
+    from toolkit.cli._words import cli_words
+
+    text = cli_words(" ".join(str(message).split()), _RUNNING[-1] if _RUNNING else None)
     print(f"rehead: warning: {text}", file=sys.stderr)
+
+
+#: the commands running in this process, innermost last (for the warning handler's flag names)
+_RUNNING: list[Any] = []
 
 
 class _Interrupted(Exception):
@@ -108,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _one_line_warning
     debug = "--debug" in args
     command = typer.main.get_command(app)
-    running: list[Any] = []
+    running = _RUNNING
+    running.clear()
     _track_running(command, running, [a for a in args if a != "--debug"])
     exit_exc, abort_exc, usage_exc, click_exc = _click_exceptions()
     try:

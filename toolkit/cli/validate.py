@@ -127,7 +127,7 @@ def validate(
     )
     for kind, path in written.items():
         typer.echo(f"wrote {kind} report: {path}", err=True)
-    result.raise_for_status()
+    result.raise_for_status(reports=written)
 
 
 @app.command()

@@ -24,6 +24,8 @@ def load_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             converted = img.convert("L" if channels == 1 else "RGB")
+    except FileNotFoundError as exc:
+        raise DataError(f"image '{path}' does not exist", hint="check the path") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read image '{path}': {exc}", hint="remove or replace the file") from exc
     arr = np.array(converted, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on read-only
