@@ -81,15 +81,48 @@ def tensorrt_version() -> str | None:
     """The installed TensorRT's version, or None when it cannot be imported with its libraries.
 
     Type stubs alone (``tensorrt-stubs``) make ``import tensorrt`` succeed as an empty namespace
-    package; the bindings wheel without NVIDIA's libraries fails to load: both count as absent.
+    package; the bindings wheel without NVIDIA's libraries fails to load: both give None here,
+    and ``tensorrt_load_error`` tells an installed TensorRT that fails to load from an absent one.
     """
+    return _load_tensorrt()[0]
+
+
+def _load_tensorrt() -> tuple[str | None, str | None]:
+    """(version, None) when TensorRT loads, else (None, why)."""
     try:
         module = importlib.import_module("tensorrt")
-    except Exception:  # ImportError, or OSError from a missing libnvinfer
-        return None
+    except Exception as exc:  # ImportError, or OSError from a missing libnvinfer
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
     if not hasattr(module, "Builder"):
+        return None, "'import tensorrt' finds no TensorRT runtime (type stubs alone?)"
+    return str(getattr(module, "__version__", "unknown")), None
+
+
+#: distributions that carry TensorRT's Python runtime (the stubs do not count)
+_TRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt-cu12-bindings",
+                      "tensorrt-cu13-bindings", "tensorrt-bindings")
+
+
+def tensorrt_installed() -> tuple[str, ...]:
+    """The TensorRT runtime distributions installed (``name==version``), loadable or not."""
+    from importlib import metadata
+
+    found = []
+    for name in _TRT_DISTRIBUTIONS:
+        try:
+            found.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return tuple(found)
+
+
+def tensorrt_load_error() -> str | None:
+    """Why an installed TensorRT does not load (an ABI or CUDA mismatch, missing libraries), or None
+    when it loads or is not installed at all: the two must not read the same."""
+    version, why = _load_tensorrt()
+    if version is not None or not tensorrt_installed():
         return None
-    return str(getattr(module, "__version__", "unknown"))
+    return why
 
 
 def tensorrt_features() -> TrtFeatures:
@@ -117,6 +150,13 @@ def require_runtime(*, purpose: str, device: str = "cuda") -> tuple[str, GpuInfo
     if version is not None and gpu is not None:
         return version, gpu
     if version is None:
+        broken = tensorrt_load_error()
+        if broken is not None:
+            raise MissingDependencyError(
+                f"TensorRT ({', '.join(tensorrt_installed())}) is installed but does not load: {broken}",
+                hint="a CUDA or ABI mismatch, or its libraries missing: install the tensorrt-cuXX wheel of your "
+                'CUDA major (pip install "rehead[gpu-cu12]" or "rehead[gpu-cu13]")',
+            )
         missing = "TensorRT is not installed" + (" and no CUDA GPU is visible" if gpu is None else "")
         raise MissingDependencyError(f"{missing}: {purpose} needs both", hint=INSTALL_HINT)
     raise HardwareUnavailableError(

@@ -41,6 +41,22 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+#: ``REHEAD_REQUIRE_GPU=1`` (a GPU host's run): a gpu-marked test that skips, for any reason (no CUDA,
+#: TensorRT missing or failing to load, its own skip), fails instead, so that a GPU job cannot pass
+#: on skips. On a CPU host it makes every gpu test fail (tests/converters/test_trt_require_gpu.py).
+REQUIRE_GPU = os.environ.get("REHEAD_REQUIRE_GPU", "") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_GPU and report.skipped and "gpu" in item.keywords:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"REHEAD_REQUIRE_GPU=1, and this gpu test skipped: {reason}"
+
+
 def _mark_exploration_slow(items: list[pytest.Item]) -> None:
     """In the slow job's exploration every hypothesis test is part of the slow run."""
     if FUZZ_PROFILE != "explore":

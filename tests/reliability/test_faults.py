@@ -187,9 +187,18 @@ def test_row24_sigkill_during_export_pt2(tiny_dir: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.gpu
-def test_row24_sigkill_during_refit() -> None:
-    pytest.skip("rehead refit needs TensorRT and a GPU: the refit writes through the same "
-                "toolkit._atomic.write_bytes the export tests kill here")
+def test_row24_sigkill_during_refit(tiny_dir: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    """rehead refit killed at each publishing point leaves the old engine or a whole new one (runs
+    where a GPU and TensorRT are; REHEAD_REQUIRE_GPU=1 makes their absence a failure)."""
+    engine = tmp_path / "m.engine"
+    built = run(["export", "tensorrt", tiny_onnx, "-o", engine, "--refittable", "--max-batch", "8"])
+    assert built.returncode == 0, built.stderr
+    out = tmp_path / "refitted.engine"
+
+    def complete(path: Path) -> bool:
+        return run(["validate", tiny_dir, path, "--device", "cuda", "--no-latency"]).returncode == 0
+
+    _kill_matrix(["refit", engine, tiny_onnx, "-o", out], out, complete, with_previous=True, points=POINTS)
 
 
 def _fsize_limit(limit: int) -> Callable[[], None]:

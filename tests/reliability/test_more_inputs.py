@@ -93,8 +93,16 @@ def test_row17_dynamic_batch_at_1_max_and_max_plus_1(tiny_dir: Path, tiny_onnx: 
 
 
 @pytest.mark.gpu
-def test_row17_beyond_a_tensorrt_profile_is_a_clear_error() -> None:
-    pytest.skip("needs a GPU and TensorRT: tests/converters/test_tensorrt_gpu.py runs it there")
+def test_row17_beyond_a_tensorrt_profile_is_a_clear_error(tiny_dir: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    """An engine built for batches up to 8, validated at 9: exit 2 naming the profile (runs where a
+    GPU and TensorRT are; REHEAD_REQUIRE_GPU=1 makes its absence a failure)."""
+    engine = tmp_path / "m.engine"
+    built = run(["export", "tensorrt", tiny_onnx, "-o", engine, "--max-batch", "8", "--opt-batch", "8"])
+    assert built.returncode == 0, built.stderr
+    proc = run(["validate", tiny_dir, engine, "--device", "cuda", "--batch-sizes", "9", "--samples", "9",
+                "--no-latency"])
+    assert proc.returncode == 2 and "outside the engine's profile" in proc.stderr, proc.stderr
+    LEDGER["bad_inputs"] += 1
 
 
 def test_row18_model_over_two_gib_goes_to_external_data(tiny_dir: Path, tmp_path: Path) -> None:
