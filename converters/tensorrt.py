@@ -391,11 +391,14 @@ class EngineSession:
         torch = self._torch
         if shape not in self._buffers:
             self.engine.set_input_shape(self.input.name, shape)
-            x = torch.empty(shape, dtype=self._dtypes[self.input.name], device=self.device)
-            outs = {
-                n: torch.empty(self.engine.output_shape(n), dtype=self._dtypes[n], device=self.device)
-                for n in self.output_names
-            }
+            # allocated on the engine's stream: the caching allocator ties a block to the stream it was
+            # made on, so buffers made on the default stream and used on ours could be reused too early
+            with torch.cuda.stream(self.stream):
+                x = torch.empty(shape, dtype=self._dtypes[self.input.name], device=self.device)
+                outs = {
+                    n: torch.empty(self.engine.output_shape(n), dtype=self._dtypes[n], device=self.device)
+                    for n in self.output_names
+                }
             self._buffers[shape] = (x, outs)
         x, _ = self._buffers[shape]
         host = torch.from_numpy(np.ascontiguousarray(batch))
@@ -427,7 +430,9 @@ class EngineSession:
                 # capture on our stream; replayed until another shape is run
                 self.stream.synchronize()
                 captured = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(captured, stream=self.stream):
+                # thread_local, as trtexec captures: another thread's CUDA calls (a data loader, say)
+                # do not invalidate this capture, while this thread's unsafe calls still fail it
+                with torch.cuda.graph(captured, stream=self.stream, capture_error_mode="thread_local"):
                     self.engine.execute(self.stream.cuda_stream)
                 self._graph = (shape, captured)
             return outs

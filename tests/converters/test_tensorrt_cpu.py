@@ -480,3 +480,25 @@ def test_validate_engine_paths_on_cpu(
     foreign = _fake_engine(tmp_path, exports["untrained"], name="foreign.engine")
     assert main(["validate", str(trained_tiny_dir), str(foreign), "--no-latency"]) == 2
     assert "was exported from weights" in capsys.readouterr().err  # lineage from the sidecar
+
+
+def test_a_stripped_engine_is_packaged_with_its_onnx_or_refused(exports: dict[str, Path], tmp_path: Path) -> None:
+    """A bundle must be able to open what it holds: a weight-stripped engine is refitted from its ONNX
+    when opened, so that ONNX goes in beside it; when it is missing or changed, package refuses."""
+    import shutil
+
+    from toolkit.deploy.bundle import _companions
+
+    onnx_path = tmp_path / "trained.onnx"
+    shutil.copy(exports["trained"], onnx_path)
+    stripped = _fake_engine(tmp_path, onnx_path, name="stripped.engine", weights_stripped=True)
+    names = [name for _, name in _companions(stripped)]
+    assert names == ["stripped.engine.json", "trained.onnx"]
+    full = _fake_engine(tmp_path, onnx_path, name="full.engine")
+    assert [name for _, name in _companions(full)] == ["full.engine.json"]
+    onnx_path.write_bytes(onnx_path.read_bytes() + b"\0")  # changed after the build
+    with pytest.raises(ArtifactError, match="weight-stripped"):
+        _companions(stripped)
+    onnx_path.unlink()
+    with pytest.raises(ArtifactError, match="not beside"):
+        _companions(stripped)
