@@ -1,7 +1,10 @@
 """A live ``rehead serve`` (a real Triton server through PyTriton) on loopback, started once for the
-module: HTTP and gRPC answers equal the Predictor's logits, concurrent clients get batched, a
-bounded load test reports throughput and p99, malformed requests get errors while the server keeps
-serving, and SIGTERM stops it cleanly. The libpython preflight is checked against real builds."""
+module: HTTP and gRPC answers equal the Predictor's logits, for preprocessed tensors and for
+encoded image files (with top-k class names), concurrent clients get batched, a bounded load test
+reports throughput and p99, malformed requests get errors while the server keeps serving, and
+SIGTERM stops it cleanly with none of tritonserver's CPU-host noise on the console. A second
+server is polled from its first instant: ``/v2/health/ready`` says 200 only when an inference
+succeeds. The libpython preflight is checked against real builds."""
 
 from __future__ import annotations
 
@@ -75,8 +78,12 @@ def alive(pid: int) -> bool:
 
 
 class Live:
-    def __init__(self, proc: subprocess.Popen[str], ports: list[int], lines: queue.Queue[str]) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], ports: list[int], lines: queue.Queue[str], startup: list[str]
+    ) -> None:
         self.proc, self.lines = proc, lines
+        #: every line rehead serve printed so far (the startup, then what rest_of drained)
+        self.console = list(startup)
         self.http, self.grpc, self.metrics = (f"127.0.0.1:{p}" for p in ports)
         self.ports = ports
 
@@ -111,7 +118,7 @@ def start(bundle: Path) -> Live:
         proc.kill()
         pytest.fail("rehead serve did not become ready:\n" + "".join(seen[-30:]))
     assert f"http://127.0.0.1:{ports[0]}" in seen[-1] and f"127.0.0.1:{ports[1]}" in seen[-1]
-    return Live(proc, ports, lines)
+    return Live(proc, ports, lines, seen)
 
 
 def children(pid: int) -> list[int]:
@@ -123,6 +130,7 @@ def rest_of(live: Live) -> list[str]:
     out = []
     while not live.lines.empty():
         out.append(live.lines.get())
+    live.console.extend(out)
     return out
 
 
@@ -170,6 +178,35 @@ def grpc_infer(client: Any, batch: np.ndarray) -> Any:
     return client.infer(MODEL, [tensor])
 
 
+def encoded(files: list[Path]) -> np.ndarray:
+    """The files' bytes as a BYTES batch [N, 1], as a client sends them."""
+    return np.array([[path.read_bytes()] for path in files], dtype=object)
+
+
+def bytes_infer(module: Any, client: Any, files: list[Path]) -> Any:
+    data = encoded(files)
+    tensor = module.InferInput("image_bytes", list(data.shape), "BYTES")
+    tensor.set_data_from_numpy(data)
+    return client.infer(MODEL, [tensor])
+
+
+@pytest.fixture(scope="module")
+def encoded_files(image_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """PNGs of several sizes (one grey), a JPEG, and a BMP whose last bytes are zeros (a transport
+    that trimmed trailing NULs, as numpy's fixed-width bytes do, would break it)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("encoded")
+    rng = np.random.default_rng(11)
+    jpeg, bmp = root / "photo.jpg", root / "dark.bmp"
+    Image.fromarray(rng.integers(0, 256, size=(48, 40, 3), dtype=np.uint8)).save(jpeg, quality=85)
+    pixels = rng.integers(0, 256, size=(30, 27, 3), dtype=np.uint8)
+    pixels[:4] = 0  # a BMP stores rows bottom-up: the top rows come last, and its file ends in zeros
+    Image.fromarray(pixels).save(bmp)
+    assert bmp.read_bytes().endswith(b"\0" * 8)
+    return [*image_files[:4], jpeg, bmp]
+
+
 def test_http_and_grpc_answer_the_predictors_logits(server: Live, predictor: Any) -> None:
     batch = images(3, seed=1)
     expected = predictor.logits(batch)
@@ -178,7 +215,11 @@ def test_http_and_grpc_answer_the_predictors_logits(server: Live, predictor: Any
     try:
         assert http.is_server_ready() and http.is_model_ready(MODEL)
         meta = http.get_model_metadata(MODEL)
-        assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [("images", "FP32", [-1, 3, 32, 32])]
+        assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [
+            ("images", "FP32", [-1, 3, 32, 32]), ("image_bytes", "BYTES", [-1, 1])]
+        assert [(o["name"], o["datatype"], o["shape"]) for o in meta["outputs"]] == [
+            ("logits", "FP32", [-1, 10]), ("probabilities", "FP32", [-1, 10]),
+            ("top_k_labels", "BYTES", [-1, 5]), ("top_k_scores", "FP32", [-1, 5])]
         for answer in (http_infer(http, batch), grpc_infer(grpc, batch)):
             logits = answer.as_numpy("logits")
             assert logits.dtype == np.float32 and logits.shape == (3, 10)
@@ -189,6 +230,59 @@ def test_http_and_grpc_answer_the_predictors_logits(server: Live, predictor: Any
     finally:
         http.close()
         grpc.close()
+
+
+def test_encoded_images_answer_the_predictors_logits_and_top_k(
+    server: Live, predictor: Any, encoded_files: list[Path]
+) -> None:
+    """PNG, JPEG and BMP files sent as bytes: the served logits are the Predictor's for the same
+    files (decoded and preprocessed as validation and ``rehead predict`` do), the top-k names and
+    scores are ``Predictor.predict``'s."""
+    expected = predictor.logits(predictor.preprocess(encoded_files))
+    predicted = predictor.predict(encoded_files, top_k=5)
+    http = httpclient.InferenceServerClient(server.http)
+    grpc = grpcclient.InferenceServerClient(server.grpc)
+    try:
+        for answer in (bytes_infer(httpclient, http, encoded_files), bytes_infer(grpcclient, grpc, encoded_files)):
+            logits = answer.as_numpy("logits")
+            assert logits.shape == (len(encoded_files), 10)
+            np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+            labels, scores = answer.as_numpy("top_k_labels"), answer.as_numpy("top_k_scores")
+            assert labels.shape == scores.shape == (len(encoded_files), 5)
+            assert [[name.decode() for name in row] for row in labels] == [[n for n, _ in row] for row in predicted]
+            np.testing.assert_allclose(scores, [[p for _, p in row] for row in predicted], atol=1e-6)
+        # one file alone, and a preprocessed tensor batched beside it by concurrent clients
+        one = bytes_infer(httpclient, http, encoded_files[4:5]).as_numpy("logits")
+        np.testing.assert_allclose(one, expected[4:5], rtol=1e-5, atol=1e-5)
+    finally:
+        http.close()
+        grpc.close()
+
+
+def test_mixed_tensor_and_encoded_requests_batch_together(
+    server: Live, predictor: Any, encoded_files: list[Path]
+) -> None:
+    tensors = [images(1, seed=200 + i) for i in range(8)]
+    before = _counts(server)
+
+    def one(i: int) -> np.ndarray:
+        client = httpclient.InferenceServerClient(server.http)
+        try:
+            if i % 2:
+                return bytes_infer(httpclient, client, encoded_files[i % len(encoded_files):][:1]).as_numpy("logits")
+            return http_infer(client, tensors[i]).as_numpy("logits")
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, range(8)))
+    for i, logits in enumerate(answers):
+        want = (predictor.logits(predictor.preprocess(encoded_files[i % len(encoded_files):][:1])) if i % 2
+                else predictor.logits(tensors[i]))
+        np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
+    after = _counts(server)
+    print(f"\n8 mixed requests: {after[1] - before[1]} model executions")
+    assert after[0] - before[0] == 8
 
 
 def _counts(server: Live) -> tuple[int, int]:
@@ -266,7 +360,15 @@ def test_bounded_load_reports_throughput_and_p99(server: Live, record_property: 
     assert 0 < p50 <= p99
 
 
-def test_malformed_requests_get_errors_and_the_server_keeps_serving(server: Live, predictor: Any) -> None:
+def _input(name: str, data: np.ndarray, datatype: str) -> Any:
+    tensor = httpclient.InferInput(name, list(data.shape), datatype)
+    tensor.set_data_from_numpy(data)
+    return tensor
+
+
+def test_malformed_requests_get_errors_and_the_server_keeps_serving(
+    server: Live, predictor: Any, image_files: list[Path]
+) -> None:
     client = httpclient.InferenceServerClient(server.http)
     try:
         cases = {
@@ -275,11 +377,26 @@ def test_malformed_requests_get_errors_and_the_server_keeps_serving(server: Live
             "wrong input name": lambda: http_infer(client, images(1, 0), name="pixels"),
             "missing input": lambda: client.infer(MODEL, []),
             "too large a batch": lambda: http_infer(client, images(9, 0)),
+            "bytes that are no image": lambda: http_infer(client, np.array([[b"GIF89a not really"]], dtype=object),
+                                                          name="image_bytes", datatype="BYTES"),
+            "empty bytes": lambda: http_infer(client, np.array([[b""]], dtype=object), name="image_bytes",
+                                              datatype="BYTES"),
+            "both inputs": lambda: client.infer(MODEL, [_input("images", images(1, 0), "FP32"),
+                                                       _input("image_bytes", encoded(image_files[:1]), "BYTES")]),
         }
+        messages = {}
         for what, call in cases.items():
             with pytest.raises(InferenceServerException) as info:
                 call()
-            print(f"\n{what}: {info.value.message()}")
+            messages[what] = str(info.value.message())
+            print(f"\n{what}: {messages[what]}")
+        for what in ("bytes that are no image", "empty bytes"):
+            assert "request 0, image 0: " in messages[what] and "are not an image PIL can decode" in messages[what]
+        assert "expected exactly one of 'images' (float32" in messages["both inputs"]
+        time.sleep(0.5)  # the reader thread drains the pipe
+        meanwhile = rest_of(server)
+        assert not [line for line in meanwhile if "Traceback" in line or "RequestError" in line], (
+            "a client's bad request is not the server's failure: nothing on its console\n" + "".join(meanwhile))
         batch = images(2, seed=3)
         np.testing.assert_allclose(http_infer(client, batch).as_numpy("logits"), predictor.logits(batch),
                                    rtol=1e-5, atol=1e-5)
@@ -297,6 +414,9 @@ def test_sigterm_stops_cleanly_and_releases_the_ports(server: Live) -> None:
     elapsed = time.monotonic() - started
     rest = rest_of(server)
     assert rest and rest[-1].strip() == "stopped", rest[-10:]
+    # tritonserver's console noise on a CPU host stays out of rehead serve's output (item 7)
+    noise = [line for line in server.console if "initialize NVML" in line or re.match(r"Signal \(\d+\)", line)]
+    assert noise == [], noise
     assert [p for p in server.ports if not port_free(p)] == []
     deadline = time.monotonic() + 10
     while [p for p in pids if alive(p)] and time.monotonic() < deadline:
@@ -318,6 +438,57 @@ def test_a_server_that_dies_exits_4(bundle_dir: Path) -> None:
     time.sleep(0.5)  # the reader thread drains the pipe
     errors = [line for line in rest_of(live) if line.startswith("rehead: error:")]
     assert errors and "the Triton server stopped on its own" in errors[0], errors
+
+
+def test_ready_only_when_an_inference_succeeds(bundle_dir: Path, image_files: list[Path], tmp_path: Path) -> None:
+    """``/v2/health/ready`` polled every 20 ms from the instant ``rehead serve`` starts: no 200
+    before the model answers, and the first inference after the first 200 succeeds, unretried.
+    (PyTriton's default loads the model after the server is up, and that request got
+    "Request for unknown model".)"""
+    import urllib.error
+    import urllib.request
+
+    ports = free_ports(3)
+    log = tmp_path / "serve.out"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "toolkit.cli", "serve", str(bundle_dir), "--port", str(ports[0]),
+             "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]), "--model-name", MODEL, "--device", "cpu"],
+            stdout=out, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    statuses: list[int | str] = []
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 180 and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/v2/health/ready", timeout=5) as response:
+                    status: int | str = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError as exc:
+                status = type(exc).__name__
+            if not statuses or statuses[-1] != status:
+                statuses.append(status)
+            if status == 200:
+                client = httpclient.InferenceServerClient(f"127.0.0.1:{ports[0]}")
+                try:
+                    answer = bytes_infer(httpclient, client, image_files[:2])
+                finally:
+                    client.close()
+                assert answer.as_numpy("logits").shape == (2, 10)
+                break
+            time.sleep(0.02)
+        print(f"\nready states from the start: {statuses} in {time.monotonic() - started:.1f} s")
+        assert statuses and statuses[-1] == 200, (statuses, log.read_text())
+        assert statuses[0] != 200, "the first poll came too late to see the server not ready"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 # --- the preflight -------------------------------------------------------------------------------

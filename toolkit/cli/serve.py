@@ -62,9 +62,11 @@ def serve_command(
     model_name: str = typer.Option("rehead", "--model-name", help="Model name on the server."),
     backend: str | None = typer.Option(None, "--backend", help="tensorrt | onnxruntime | pt2 (default: best)."),
     device: str | None = typer.Option(None, "--device", help="cpu | cuda (default: the backend's best)."),
+    top_k: int = typer.Option(5, "--top-k", help="Classes in the top_k_labels / top_k_scores outputs."),
 ) -> None:
-    """Serve BUNDLE with a real Triton Inference Server (PyTriton) until SIGTERM or Ctrl-C: input
-    'images' float32 [N, C, H, W] (preprocessed), outputs 'logits' and 'probabilities'."""
+    """Serve BUNDLE with a real Triton Inference Server (PyTriton) until SIGTERM or Ctrl-C: inputs
+    'image_bytes' BYTES [N, 1] (JPEG/PNG files, preprocessed as rehead predict does) or 'images'
+    float32 [N, C, H, W] (preprocessed); outputs 'logits', 'probabilities', 'top_k_labels', 'top_k_scores'."""
     from toolkit.deploy.serve import Endpoints, serve
 
     def ready(endpoints: Endpoints) -> None:
@@ -82,6 +84,7 @@ def serve_command(
         model_name=model_name,
         backend=backend,
         device=device,
+        top_k=top_k,
         on_ready=ready,
     )
     typer.echo("stopped")

@@ -2,8 +2,15 @@
 
 PyTriton runs the real ``tritonserver`` binary (shipped in the ``nvidia-pytriton`` wheel) with a
 Python-backend model whose stub process hands each dynamic batch back to this process, where the
-bundle's ``Predictor.logits`` runs it. Input ``images`` float32 [N, C, H, W] (preprocessed);
-outputs ``logits`` and ``probabilities`` float32 [N, classes].
+bundle's ``Predictor.logits`` runs it. Inputs: ``images`` float32 [N, C, H, W] (preprocessed) or
+``image_bytes`` BYTES [N, 1] (encoded image files, preprocessed here as ``rehead predict`` does);
+outputs ``logits``, ``probabilities`` and the top-k class names and scores (``_serve_io``).
+
+Readiness: the model is written into PyTriton's local model store before tritonserver starts, so
+Triton loads it while it starts and ``/v2/health/ready`` (strict readiness) answers 200 only once
+the model is loaded; with PyTriton's default (the model loaded through the API after the server
+is up) the server said ready while the model was still unknown. tritonserver's console lines pass
+through ``_console.ConsoleFilter``, which drops what is noise on a CPU host.
 
 The stub (``triton_python_backend_stub``) is linked against ``libpythonX.Y.so.1.0`` and gets
 whichever file of that name the dynamic loader finds first, then runs this interpreter's
@@ -34,6 +41,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -43,7 +51,9 @@ from typing import Any
 import numpy as np
 
 from toolkit._args import positive_int
-from toolkit.errors import InternalError, InvalidArgumentError, MissingDependencyError
+from toolkit.deploy import _serve_io
+from toolkit.deploy._console import ConsoleFilter
+from toolkit.errors import BadInputError, InternalError, InvalidArgumentError, MissingDependencyError
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001
@@ -191,6 +201,11 @@ def check_libpython(
 # --- the server -----------------------------------------------------------------------------------
 
 
+class RequestError(ValueError):
+    """A request the served model cannot run (undecodable image bytes, both inputs or neither):
+    what the client reads as the error's last line."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Endpoints:
     """Where the server listens: ``http`` and ``grpc`` as host:port, ``metrics`` as a URL; ``model``: its name."""
@@ -226,19 +241,16 @@ def _check_free(host: str, port: int, name: str) -> None:
             ) from exc
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 class Server:
     """A running Triton server for one bundle; ``with Server(bundle, ...) as server:``.
 
     Entering runs the preflight (``check_libpython``), opens the bundle's ``Predictor``, starts
     Triton and waits until the model is ready; leaving stops Triton and closes the predictor.
     ``batch_sizes`` counts the batch sizes the model was called with (dynamic batching at work).
-    Server logs go to ``log_file`` (a temporary file unless given), not to the console.
+    Server logs go to ``log_file`` (a temporary file unless given), not to the console; what
+    tritonserver prints outside its log goes to ``console`` (default: this process's stderr) less
+    the lines that are noise on a CPU host (``_console``). ``top_k``: how many classes the
+    ``top_k_labels``/``top_k_scores`` outputs hold (capped at the number of classes).
     """
 
     def __init__(
@@ -255,6 +267,8 @@ class Server:
         backend: str | None = None,
         device: str | None = None,
         log_file: str | os.PathLike[str] | None = None,
+        top_k: int = _serve_io.DEFAULT_TOP_K,
+        console: Callable[[str], None] | None = None,
     ) -> None:
         self.bundle = bundle
         self.host = host
@@ -279,6 +293,8 @@ class Server:
         self.backend = backend
         self.device = device
         self.log_file = Path(log_file) if log_file is not None else None
+        self.top_k = positive_int(top_k, "top_k", example="5")
+        self.console = console if console is not None else _to_stderr
         self.batch_sizes: Counter[int] = Counter()
         self.endpoints = Endpoints(
             model_name,
@@ -315,13 +331,13 @@ class Server:
         )
         triton_mod: Any = _require("pytriton.triton")
         config_mod: Any = _require("pytriton.model_config")
-        decorators: Any = _require("pytriton.decorators")
         if self.log_file is None:
             folder = Path(tempfile.mkdtemp(prefix="rehead-serve-"))
             self._stack.callback(shutil.rmtree, folder, True)
             self.log_file = folder / "tritonserver.log"
         self._stack.enter_context(_environment("LD_LIBRARY_PATH", check.ld_library_path))
         self._stack.enter_context(_quiet_loggers())
+        on_gpu = str(self.predictor.device).startswith("cuda")
         config = triton_mod.TritonConfig(
             http_address=self.host,
             http_port=self.ports["port"],
@@ -332,18 +348,34 @@ class Server:
             log_file=self.log_file,
             log_verbose=0,
             exit_timeout_secs=EXIT_TIMEOUT_S,
+            # without a GPU, GPU metrics only print "Failed to initialize NVML"
+            allow_gpu_metrics=on_gpu,
+            strict_readiness=True,
         )
         channels, height, width = self.predictor.input_shape
         classes = len(self.predictor.class_names)
-        triton = triton_mod.Triton(config=config)
+        k = min(self.top_k, classes)
+        # the model goes into the local store before the server starts: ready means loaded
+        policy = triton_mod.TritonLifecyclePolicy(launch_triton_on_startup=True, local_model_store=True)
+        triton = triton_mod.Triton(config=config, triton_lifecycle_policy=policy)
         self._stack.callback(triton.stop)
+        console = ConsoleFilter(self.console, cpu=not on_gpu)
+        self._stack.callback(console.close)
+        _route_console(triton, console)
         triton.bind(
             model_name=self.model_name,
-            infer_func=decorators.batch(self._infer),
-            inputs=[config_mod.Tensor(name="images", dtype=np.float32, shape=(channels, height, width))],
+            infer_func=self._infer,
+            inputs=[
+                config_mod.Tensor(
+                    name=_serve_io.TENSOR_INPUT, dtype=np.float32, shape=(channels, height, width), optional=True
+                ),
+                config_mod.Tensor(name=_serve_io.BYTES_INPUT, dtype=np.bytes_, shape=(1,), optional=True),
+            ],
             outputs=[
                 config_mod.Tensor(name="logits", dtype=np.float32, shape=(classes,)),
                 config_mod.Tensor(name="probabilities", dtype=np.float32, shape=(classes,)),
+                config_mod.Tensor(name="top_k_labels", dtype=np.bytes_, shape=(k,)),
+                config_mod.Tensor(name="top_k_scores", dtype=np.float32, shape=(k,)),
             ],
             config=config_mod.ModelConfig(
                 max_batch_size=self.max_batch_size,
@@ -354,11 +386,20 @@ class Server:
         triton.run()
         self._triton = triton
 
-    def _infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        logits = self.predictor.logits(images)
+    def _infer(self, requests: list[Any]) -> list[dict[str, np.ndarray]]:
+        try:
+            answers, size = _serve_io.run_requests(requests, self.predictor, self.top_k)
+        except BadInputError as exc:
+            # the client gets PyTriton's traceback of this: keep it to our frames and one line; the
+            # console stays quiet (a client's bad request is not the server's failure)
+            raise RequestError(exc.one_line()) from None
+        except Exception:
+            # PyTriton's own report of it is silenced with the client errors (_quiet_loggers)
+            self.console(f"rehead serve: inference failed: {traceback.format_exc()}")
+            raise
         with self._lock:
-            self.batch_sizes[int(images.shape[0])] += 1
-        return {"logits": logits, "probabilities": _softmax(logits)}
+            self.batch_sizes[size] += 1
+        return answers
 
     def is_alive(self) -> bool:
         return self._triton is not None and bool(self._triton.is_alive())
@@ -376,6 +417,34 @@ class Server:
             return ""
         text = self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
         return " | ".join(line.strip() for line in text[-lines:])
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line)
+    sys.stderr.flush()
+
+
+def _route_console(triton: Any, console: ConsoleFilter) -> bool:
+    """Send tritonserver's console output through ``console`` instead of PyTriton's ``print`` to
+    stdout. PyTriton (0.5 to 0.7) has no option for it: its ``TritonServer`` copies the output with
+    ``_record_logs`` and prints it when ``_verbose``; this builds that object as ``run`` would and
+    wraps the method. False (PyTriton's own printing left as it is) where those names are absent."""
+    initialize = getattr(triton, "_initialize_server", None)
+    if initialize is None:
+        return False
+    initialize()
+    server = getattr(triton, "_triton_server", None)
+    record = getattr(server, "_record_logs", None)
+    if server is None or record is None or not hasattr(server, "_verbose"):
+        return False
+
+    def record_and_filter(line: str | bytes) -> None:
+        record(line)
+        console(line)
+
+    server._verbose = False
+    server._record_logs = record_and_filter
+    return True
 
 
 def _require(module: str) -> object:
@@ -402,14 +471,19 @@ def _environment(name: str, value: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_loggers() -> Iterator[None]:
-    """PyTriton logs its progress at INFO; keep to warnings while serving, then restore."""
-    logger = logging.getLogger("pytriton")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+    """PyTriton logs its progress at INFO: keep to warnings while serving, then restore. Its
+    inference handler warns with a traceback for every request that fails, a client's bad image
+    included: keep that one to errors (``Server._infer`` reports failures that are not the client's)."""
+    levels = {"pytriton": logging.WARNING, "pytriton.proxy.inference": logging.ERROR}
+    loggers = {name: logging.getLogger(name) for name in levels}
+    before = {name: logger.level for name, logger in loggers.items()}
+    for name, logger in loggers.items():
+        logger.setLevel(levels[name])
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for name, logger in loggers.items():
+            logger.setLevel(before[name])
 
 
 @contextlib.contextmanager
@@ -442,6 +516,7 @@ def serve(
     model_name: str = "rehead",
     backend: str | None = None,
     device: str | None = None,
+    top_k: int = _serve_io.DEFAULT_TOP_K,
     on_ready: Callable[[Endpoints], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
@@ -455,6 +530,7 @@ def serve(
         max_queue_delay_us: how long the batcher may hold a request to fill a batch, in microseconds.
         model_name: the model's name on the server.
         backend, device: passed to ``Predictor.from_bundle``.
+        top_k: how many classes the ``top_k_labels`` and ``top_k_scores`` outputs hold (default 5).
         on_ready: called once with the ``Endpoints`` when the model is ready.
         stop: an event that stops the server when set (signals set it too, from the main thread).
 
@@ -468,7 +544,7 @@ def serve(
         Server(
             bundle, host=host, http_port=port, grpc_port=grpc_port, metrics_port=metrics_port,
             max_batch_size=max_batch_size, max_queue_delay_us=max_queue_delay_us, model_name=model_name,
-            backend=backend, device=device,
+            backend=backend, device=device, top_k=top_k,
         ) as server,
     ):
         if on_ready is not None:
@@ -485,6 +561,7 @@ def serve(
 __all__ = [
     "Endpoints",
     "LibpythonCheck",
+    "RequestError",
     "Server",
     "check_libpython",
     "library_version",
