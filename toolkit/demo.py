@@ -305,11 +305,31 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _png_digits(n: int) -> list[bytes]:
+    """The first ``n`` test digits as PNG files' bytes (what a client of ``rehead serve`` sends)."""
+    import io
+
+    from PIL import Image
+
+    from toolkit.data.digits import digits_uint8
+
+    files = []
+    for pixels in digits_uint8("test")[0][:n]:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        files.append(buffer.getvalue())
+    return files
+
+
 def _serve_round_trip(bundle: Path, *, progress: Progress) -> dict[str, Any]:
-    """Start ``rehead serve``'s Triton server on loopback, send a batch of digits over HTTP and
-    compare the answer with the bundle's Predictor. Skipped, saying why and how to get it, when the
-    serve extra or a usable libpython is missing (exit-3 conditions of ``rehead serve``)."""
+    """Start ``rehead serve``'s Triton server on loopback, send 8 digits over HTTP twice, as
+    preprocessed tensors and as PNG files, and compare both answers with the bundle's Predictor.
+    Skipped, saying why and how to get it, when the serve extra or a usable libpython is missing
+    (exit-3 conditions of ``rehead serve``)."""
+    import io
+
     import numpy as np
+    from PIL import Image
 
     from toolkit.data import load_samples
     from toolkit.errors import MissingDependencyError, ReheadError
@@ -331,6 +351,14 @@ def _serve_round_trip(bundle: Path, *, progress: Progress) -> dict[str, Any]:
             request.set_data_from_numpy(np.ascontiguousarray(images, dtype=np.float32))
             answer = client.infer(server.model_name, [request]).as_numpy("logits")
             expected = server.predictor.logits(images)
+            pngs = _png_digits(8)
+            encoded = http.InferInput("image_bytes", [len(pngs), 1], "BYTES")
+            encoded.set_data_from_numpy(np.array([[png] for png in pngs], dtype=object))
+            from_png = client.infer(server.model_name, [encoded])
+            decoded = [Image.open(io.BytesIO(png)) for png in pngs]
+            png_expected = server.predictor.logits(server.predictor.preprocess(decoded))
+            png_diff = float(np.max(np.abs(from_png.as_numpy("logits").astype(np.float64) - png_expected)))
+            top_labels = [row[0].decode() for row in from_png.as_numpy("top_k_labels")]
             client.close()
     except (MissingDependencyError, ReheadError) as exc:
         if getattr(exc, "exit_code", 0) != 3:
@@ -339,13 +367,19 @@ def _serve_round_trip(bundle: Path, *, progress: Progress) -> dict[str, Any]:
         return {"status": "skipped", "detail": exc.one_line()}
     diff = float(np.max(np.abs(np.asarray(answer, dtype=np.float64) - expected)))
     top1 = float(np.mean(np.asarray(answer).argmax(1) == expected.argmax(1)))
-    if not diff <= 1e-5:
+    if not max(diff, png_diff) <= 1e-5:
         from toolkit.errors import InternalError
 
-        raise InternalError(f"the live server answered differently from the bundle's Predictor (max |diff| {diff:.3g})")
-    progress.message(f"live serve round trip: 8 digits over HTTP, max |diff| vs the Predictor {diff:.2g}")
-    return {"status": "ok", "endpoint": server.endpoints.http, "images": 8, "max_abs_diff": diff,
-            "top1_agreement": top1}
+        raise InternalError(
+            f"the live server answered differently from the bundle's Predictor "
+            f"(max |diff| {diff:.3g} for tensors, {png_diff:.3g} for PNG files)"
+        )
+    progress.message(
+        f"live serve round trip: 8 digits over HTTP as tensors and as PNG files, max |diff| vs the Predictor "
+        f"{max(diff, png_diff):.2g}; top-1 of the PNGs: {' '.join(top_labels)}"
+    )
+    return {"status": "ok", "endpoint": server.endpoints.http, "images": 8, "max_abs_diff": max(diff, png_diff),
+            "top1_agreement": top1, "png_top1_labels": top_labels}
 
 
 def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: DemoSettings) -> list[dict[str, Any]]:
