@@ -1,4 +1,5 @@
-"""The records a validation produces: ``ArtifactResult`` per artifact and ``ValidationReport``.
+"""The records a validation produces: ``ArtifactResult`` per artifact, ``ValidationReport``, and
+the run's two ``Verdict``s (parity, latency) that every report headlines.
 
 ``ValidationReport.to_json()`` follows the versioned schema ``rehead.validation/1`` (see
 docs/validation.md); non-finite floats are written as the strings ``"nan"``, ``"inf"``, ``"-inf"``.
@@ -18,6 +19,41 @@ from validation.latency import LatencyStats
 
 SCHEMA = "rehead.validation/1"
 SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One check's verdict over the whole run: parity and latency are judged apart, so that a
+    noisy machine never headlines a run whose parity passed.
+
+    ``check``: ``parity`` | ``latency``. ``status``: ``pass`` | ``fail`` | ``inconclusive`` |
+    ``skipped``. ``blocking``: this verdict makes the run fail (exit 1): a failure, or a latency
+    gate that a noisy measurement could not decide; noise without a gate is not blocking.
+    ``reason``: a few words, empty on a clean pass.
+    """
+
+    check: str
+    status: str
+    blocking: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return not self.blocking
+
+    def text(self) -> str:
+        """``parity PASS``, ``latency FAIL (...)``, ``latency inconclusive (noisy machine: ...)``:
+        capitals for what decides the exit code, lower case for what does not."""
+        if self.status == "skipped":
+            word = "not checked" if self.check == "parity" else "not measured"
+        elif self.status == "inconclusive" and not self.blocking:
+            word = "inconclusive"
+        else:
+            word = self.status.upper()
+        return f"{self.check} {word}" + (f" ({self.reason})" if self.reason else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "status": self.status, "blocking": self.blocking, "reason": self.reason,
+                "text": self.text()}
 
 
 @dataclasses.dataclass
@@ -76,6 +112,26 @@ class ArtifactResult:
         found = list(self.parity.failures) if self.parity is not None else []
         return [f.replace(artifact=self.name) for f in [*found, *self.gate_failures]]
 
+    def agreement(self, slice_name: str = "all") -> float | None:
+        """Top-1 agreement with eager on one class slice (``all``, ``kept`` or ``new``): the
+        lowest over batch sizes, a fraction in [0, 1]; ``None`` when parity was not checked.
+
+        The same images for every slice; ``kept``/``new`` compare the arg-max within the slice's
+        classes only, so ``kept`` can be below ``all``. It is agreement with the eager model,
+        never accuracy against labels."""
+        if self.parity is None:
+            return None
+        found = [r.metrics.top1 for b in self.parity.batches for r in b.results if r.slice.name == slice_name]
+        found = [v for v in found if not math.isnan(v)]
+        return min(found) if found else None
+
+    @property
+    def agreements(self) -> dict[str, float]:
+        """``agreement`` of every slice that was checked, keyed ``all``/``kept``/``new``."""
+        batches = self.parity.batches if self.parity is not None else []  # a failed ParityResult is falsy
+        names = dict.fromkeys(r.slice.name for b in batches for r in b.results)
+        return {name: value for name in names if (value := self.agreement(name)) is not None}
+
     def latency_reason(self, batch_size: int) -> str:
         """Why the latency at ``batch_size`` is inconclusive, in words (empty when it is not)."""
         stats = self.latency.get(batch_size)
@@ -94,6 +150,8 @@ class ArtifactResult:
             "parity_status": self.parity_status,
             "latency_status": self.latency_status,
             "parity": self.parity.to_json() if self.parity is not None else None,
+            # lowest over batch sizes, per slice: the figure every report prints, with its slice
+            "top1_agreement": self.agreements,
             "latency": {str(bs): s.to_json(samples=True) for bs, s in self.latency.items()},
             "speedup": {str(bs): v for bs, v in self.speedup.items()},
             "cold_start": self.cold_start,
@@ -120,6 +178,8 @@ class ValidationReport:
 
     @property
     def status(self) -> str:
+        """Both checks in one word (``fail`` > ``inconclusive`` > ``pass``), kept for readers of
+        the JSON ``status``; what to show is ``headline`` (parity and latency apart)."""
         states = {a.status for a in self.artifacts}
         if "fail" in states:
             return "fail"
@@ -130,6 +190,53 @@ class ValidationReport:
     @property
     def failures(self) -> list[Failure]:
         return [f for a in self.artifacts for f in a.failures]
+
+    @property
+    def parity_verdict(self) -> Verdict:
+        """``fail`` when any artifact's parity failed, ``pass`` when every checked one passed,
+        ``skipped`` when none was checked (a bench)."""
+        checked = [a for a in self.artifacts if a.parity is not None]
+        failed = [a.name for a in checked if a.parity_status == "fail"]
+        if not checked:
+            return Verdict("parity", "skipped", blocking=False)
+        if failed:
+            return Verdict("parity", "fail", blocking=True, reason=f"{listing(failed, limit=3)} of {len(checked)}")
+        return Verdict("parity", "pass", blocking=False)
+
+    @property
+    def latency_verdict(self) -> Verdict:
+        """``fail`` when a latency gate failed; ``inconclusive`` when a measurement (an artifact's,
+        the eager reference's or the head-only old/new head's) was too noisy, blocking only when a
+        gate met it; ``skipped`` when nothing was timed; else ``pass``."""
+        stats = [*self.reference_latency.values(), *(s for a in self.artifacts for s in a.latency.values())]
+        conclusive = [s.conclusive for s in stats]
+        for row in (self.head_latency or {}).get("batches", []):
+            heads = [row[k] for k in ("old_head", "new_head") if isinstance(row.get(k), dict)]
+            conclusive += [head.get("status") == "ok" for head in heads]
+        gates = [f for a in self.artifacts for f in a.gate_failures]
+        if not conclusive:
+            return Verdict("latency", "skipped", blocking=False)
+        failed = [f for f in gates if f.conclusive]
+        if failed:
+            more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
+            return Verdict("latency", "fail", blocking=True, reason=failed[0].message + more)
+        noisy = conclusive.count(False)
+        if noisy or gates:
+            why = f"noisy machine: {noisy} of {len(conclusive)} measurements too noisy"
+            if gates:
+                return Verdict("latency", "inconclusive", blocking=True, reason=f"{why}; a latency gate could "
+                               "not be decided, which fails it")
+            return Verdict("latency", "inconclusive", blocking=False, reason=why)
+        return Verdict("latency", "pass", blocking=False)
+
+    @property
+    def verdicts(self) -> tuple[Verdict, Verdict]:
+        return self.parity_verdict, self.latency_verdict
+
+    @property
+    def headline(self) -> str:
+        """``parity PASS · latency inconclusive (noisy machine: 6 of 6 measurements too noisy)``."""
+        return " · ".join(v.text() for v in self.verdicts)
 
     def raise_for_status(self, reports: Mapping[str, Any] | None = None) -> None:
         """Raise ``GateFailedError`` (exit 1) if parity failed or a latency gate failed or was
@@ -155,6 +262,9 @@ class ValidationReport:
                 "schema_version": SCHEMA_VERSION,
                 "created": self.created,
                 "status": self.status,
+                "parity_verdict": self.parity_verdict.to_json(),
+                "latency_verdict": self.latency_verdict.to_json(),
+                "headline": self.headline,
                 "failures": [f.to_json() for f in self.failures],
                 "model": self.model,
                 "environment": self.environment,

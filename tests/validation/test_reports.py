@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from toolkit.errors import OutputExistsError
+from toolkit.errors import GateFailedError, OutputExistsError
 from validation.gates import gates
 from validation.latency import LatencyStats, summarize
 from validation.report import json_text, write_reports
@@ -19,7 +18,7 @@ from validation.report.junit import junit_xml
 from validation.result import SCHEMA, SCHEMA_VERSION, ArtifactResult, ValidationReport
 from validation.suite import validate
 
-from .conftest import FAST
+from .conftest import FAST, SKIP_REASON, browser, chromium
 
 MAX_CV = 0.25
 
@@ -196,7 +195,8 @@ def test_console_shows_a_few_failures_one_line_each() -> None:
     assert len(fails) == MAX_LINES and fails[0] == f"FAIL {report.failures[0].line()}"
     assert f"... {8 - MAX_LINES} more (see the report)" in lines
     assert max(len(line) for line in lines) < 200  # no line repeats every failure
-    assert lines[0].rstrip() == "rehead validate — resnet18 (FAIL)"
+    # no parity results here (records only); the latency gates failed: the title says both
+    assert lines[0].rstrip().startswith("rehead validate — resnet18: parity not checked · latency FAIL (p99 latency")
 
 
 def test_outputs_are_not_clobbered(report: ValidationReport, tmp_path: Path) -> None:
@@ -222,32 +222,13 @@ def test_console_table_has_a_row_per_artifact(report: ValidationReport) -> None:
     assert "FAIL" in text and "new classes [7:10]" in text and "LOCALISE" in text
     assert "agreement" in text and "MiB" in text
     rows = [line.split("│") for line in text.splitlines() if line.startswith("│")]
-    batches = [r[8].strip() for r in rows if r[8].strip()]
+    batches = [r[9].strip() for r in rows if r[9].strip()]
     assert batches == ["1", "4"] * 3  # eager and both artifacts at every batch size
     bad = next(f for f in report.failures if f.class_slice == "new")
     assert f"FAIL {bad.line()}" in text  # the whole record's line, once
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _browser(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
-    chromium = _chromium()
-    assert chromium is not None
-    base = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}", "--virtual-time-budget=10000",
-    ]
-    return subprocess.run(base + args, capture_output=True, text=True, timeout=120, check=False)
-
-
-@pytest.mark.skipif(
-    _chromium() is None,
-    reason="chromium is not installed (apt-get update && apt-get install -y chromium); "
-    "the HTML report cannot be checked in a browser",
-)
+@pytest.mark.skipif(chromium() is None, reason=SKIP_REASON)
 def test_html_renders_plots_and_tables_in_chromium(report: ValidationReport, tmp_path: Path) -> None:
     written = write_reports(report, report_dir=tmp_path / "report")
     html = written["html"]
@@ -256,7 +237,7 @@ def test_html_renders_plots_and_tables_in_chromium(report: ValidationReport, tmp
     assert page.count('src="data:image/png;base64,') >= 5  # self-contained: histograms, per-class, latency
     assert "http://" not in page and "https://" not in page
 
-    dom = _browser(["--dump-dom", html.as_uri()], tmp_path / "profile-dom")
+    dom = browser(["--dump-dom", html.as_uri()], tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-rendered="ok"' in dom.stdout, dom.stdout[:500]
     images = page.count("<img ")
@@ -265,7 +246,7 @@ def test_html_renders_plots_and_tables_in_chromium(report: ValidationReport, tmp
     assert "top-1 agreement" in dom.stdout and "size (MiB)" in dom.stdout
 
     shot = tmp_path / "report.png"
-    done = _browser([f"--screenshot={shot}", "--window-size=1280,2400", html.as_uri()], tmp_path / "profile-png")
+    done = browser([f"--screenshot={shot}", "--window-size=1280,2400", html.as_uri()], tmp_path / "profile-png")
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     from PIL import Image
 
@@ -274,7 +255,7 @@ def test_html_renders_plots_and_tables_in_chromium(report: ValidationReport, tmp
     assert colors is not None and len(colors) > 200  # text, tables and plots, not a blank page
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(chromium() is None, reason=SKIP_REASON)
 def test_html_bench_says_why_a_measurement_is_inconclusive(tmp_path: Path) -> None:
     reference = {1: _stats(1, 20.0), 8: _stats(8, 40.0)}
     report = _records_report(
@@ -282,7 +263,7 @@ def test_html_bench_says_why_a_measurement_is_inconclusive(tmp_path: Path) -> No
         reference, parity=False, head=True,
     )
     html = write_reports(report, report_dir=tmp_path / "bench")["html"]
-    dom = _browser(["--dump-dom", html.as_uri()], tmp_path / "profile")
+    dom = browser(["--dump-dom", html.as_uri()], tmp_path / "profile")
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = dom.stdout
     assert 'data-rendered="ok"' in page and "rendered 2/2 plots" in page  # a latency plot per batch size
@@ -308,3 +289,128 @@ def test_plot_titles_fit_their_figure() -> None:
     assert box.x0 >= fig.bbox.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
     assert "per-class max error" in ax.title.get_text().replace("\n", " ")
     plt.close(fig)
+
+
+# --- parity and latency verdicts apart; cold start; agreement named by its slice ---------------------
+
+
+@pytest.fixture(scope="module")
+def noisy(digits_model_dir: Path, onnx_fp32: Path) -> ValidationReport:
+    """Parity passes; every latency is inconclusive (a CV bound no machine meets), no gate."""
+    settings = dataclasses.replace(FAST, max_cv=1e-6)
+    return validate(digits_model_dir, [onnx_fp32], samples=4, batch_sizes=(1,), latency_settings=settings,
+                    head_latency=False, localise=False, progress=False)
+
+
+def test_latency_noise_does_not_headline_a_parity_pass(noisy: ValidationReport, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from validation.report.console import print_summary
+    from validation.report.html import render_html
+
+    parity, latency = noisy.verdicts
+    assert (parity.status, parity.blocking) == ("pass", False)
+    assert (latency.status, latency.blocking) == ("inconclusive", False) and "noisy machine" in latency.reason
+    assert noisy.headline == f"parity PASS · latency inconclusive ({latency.reason})"
+    noisy.raise_for_status()  # exit 0, as before: noise without a gate decides nothing
+    assert noisy.status == "inconclusive"  # the one-word JSON status keeps its meaning for old readers
+
+    data = json.loads(json_text(noisy))
+    assert data["parity_verdict"]["status"] == "pass" and data["latency_verdict"]["blocking"] is False
+    assert data["headline"] == noisy.headline
+    console = Console(record=True, width=160)
+    print_summary(noisy, console)
+    assert console.export_text().splitlines()[0] == f"rehead validate — resnet18: {noisy.headline}"
+    props = {e.get("name"): e.get("value") for e in ET.fromstring(junit_xml(noisy).split("\n", 1)[1]).iter("property")}
+    assert props["parity_verdict"] == "pass" and props["latency_verdict"] == "inconclusive"
+    assert props["latency_verdict_blocking"] == "false" and props["headline"] == noisy.headline
+    heading = render_html(noisy).split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert '<span class="badge pass">parity PASS</span>' in heading
+    assert '<span class="badge quiet">latency inconclusive</span>' in heading  # not the orange badge
+    assert "badge inconclusive" not in heading
+
+
+def test_verdicts_block_exactly_when_the_exit_code_is_1(noisy: ValidationReport, report: ValidationReport) -> None:
+    # a gate that meets noise cannot be decided: the latency verdict blocks, and the run fails (exit 1)
+    gated = dataclasses.replace(noisy, artifacts=[dataclasses.replace(a) for a in noisy.artifacts])
+    art = gated.artifacts[0]
+    art.gate_failures = gates(art, gated.reference_latency, max_p99_ms=1e9, min_speedup=None)
+    assert art.gate_failures and not any(f.conclusive for f in art.gate_failures)
+    assert gated.latency_verdict.status == "inconclusive" and gated.latency_verdict.blocking
+    assert gated.headline.startswith("parity PASS · latency INCONCLUSIVE (noisy machine")
+    with pytest.raises(GateFailedError):
+        gated.raise_for_status()
+    # parity failed (a perturbed new-class row): blocking, named
+    assert report.parity_verdict.status == "fail" and "bad-row.onnx" in report.parity_verdict.reason
+    reference = {1: _stats(1, 10.0)}
+    slow = _artifact("slow.onnx", {1: _stats(1, 20.0)}, reference)
+    slow.gate_failures = gates(slow, reference, max_p99_ms=5.0, min_speedup=None)
+    failed = _records_report([slow], reference, parity=True)
+    assert failed.latency_verdict.status == "fail" and failed.latency_verdict.blocking
+    for case in (noisy, gated, report, failed):
+        blocking = any(v.blocking for v in case.verdicts)
+        try:
+            case.raise_for_status()
+            code = 0
+        except GateFailedError as exc:
+            code = exc.exit_code
+        assert code == (1 if blocking else 0), case.headline
+
+
+def test_cold_start_total_is_load_plus_first_run(onnx_fp32: Path) -> None:
+    from validation.latency import cold_start
+    from validation.runners.onnxrt import OrtRunner
+
+    runner = OrtRunner(onnx_fp32, threads=1)
+    runner.load()  # an earlier step (lineage, inputs) may have loaded it: the load still counts
+    cold = cold_start(runner, np.zeros((1, 3, 32, 32), dtype=np.float32))
+    assert runner.load_s is not None and cold["load_ms"] == pytest.approx(runner.load_s * 1000.0)
+    assert cold["total_ms"] == pytest.approx(cold["load_ms"] + cold["first_run_ms"])
+    runner.close()
+
+
+def test_every_agreement_figure_names_its_slice(report: ValidationReport) -> None:
+    from rich.console import Console
+
+    from toolkit.deploy.bundle import agreement_text, certificate
+    from validation.report.console import print_summary
+    from validation.report.html import render_html
+
+    data = json.loads(json_text(report))
+    bad = report.artifacts[1]
+    # the perturbed new-class row: every image disagrees on all and new classes, none on kept ones
+    assert bad.agreements == {"all": 0.0, "kept": 1.0, "new": 0.0}
+    for art, entry in zip(report.artifacts, data["artifacts"], strict=True):
+        assert entry["top1_agreement"] == art.agreements  # the report's JSON
+        cert = certificate(entry, data)  # what ``package`` puts in the bundle manifest
+        assert cert["top1_agreement_by_slice"] == art.agreements
+        assert cert["top1_agreement"] == min(art.agreements.values())  # the old key, same meaning
+        assert art.agreements[cert["top1_agreement_slice"]] == cert["top1_agreement"]
+    cert = certificate(data["artifacts"][1], data)
+    assert cert["top1_agreement_slice"] == "all"  # a tie names "all"
+    assert agreement_text(cert) == "top-1 agreement with eager: all classes 0.0%, kept 100.0%, new 0.0%"
+    old = {k: v for k, v in cert.items() if not k.startswith("top1_agreement_")}  # a manifest from before
+    assert agreement_text(old) == "top-1 agreement with eager: 0.0% (lowest over all/kept/new classes)"
+
+    console = Console(record=True, width=200)
+    print_summary(report, console)
+    text = console.export_text()
+    assert "% all/kept/new" in text and "0.0/100/0.0" in text and "100/100/100" in text
+    page = render_html(report)
+    assert "top-1 agreement with eager, % all/kept/new classes" in page and "0.0/100/0.0" in page
+
+
+def test_package_prints_agreement_per_slice(
+    report: ValidationReport, digits_model_dir: Path, onnx_fp32: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from toolkit.cli import main
+
+    json_path = write_reports(report, json_path=tmp_path / "report.json")["json"]
+    code = main(["package", str(digits_model_dir), str(onnx_fp32), "-o", str(tmp_path / "bundle"),
+                 "--report", str(json_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    line = next(line for line in out.splitlines() if line.startswith("artifacts/model.onnx"))
+    assert "top-1 agreement with eager: all classes 100.0%, kept 100.0%, new 100.0%" in line, line
+    assert "max abs error, all classes:" in line

@@ -34,6 +34,7 @@ def package(
 ) -> None:
     """Validate ARTIFACTs of MODEL_DIR and package those that passed, with labels.txt, config.json and a
     manifest (sha256 of every file, parity certificates, latency). Exit 1 when one failed (unless --force)."""
+    from toolkit.deploy.bundle import agreement_text
     from toolkit.deploy.bundle import package as run_package
 
     manifest = run_package(
@@ -56,7 +57,7 @@ def package(
         state = "FORCED (failed validation)" if artifact.forced else "passed"
         typer.echo(
             f"{artifact.file}: {artifact.kind} {artifact.precision}, {state}, "
-            f"top-1 agreement {cert.get('top1_agreement')}, max abs error {cert.get('max_abs')}"
+            f"{agreement_text(cert)}; max abs error, all classes: {cert.get('max_abs')}"
         )
     typer.echo(f"wrote bundle {output} ({len(manifest.files) + 1} files, {len(manifest.class_names)} classes)")
 

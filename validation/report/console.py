@@ -1,16 +1,19 @@
 """The console summary: a table with one row per artifact and batch size, then the problems,
 one line each (at most ``MAX_LINES``; the report holds the rest).
 
-``rehead validate`` shows parity and latency; a bench run (``settings["parity"]`` False) shows
-latency only and never a parity verdict. A speed-up measured on a noisy machine carries its
-note (``19.58× (inconclusive: CV 0.31 > 0.25)``), as do the head-only rows.
+``rehead validate`` shows parity and latency, each with its own verdict (the title is
+``ValidationReport.headline``: ``parity PASS · latency inconclusive (noisy machine: ...)``), and
+top-1 agreement with eager per class slice (all / kept / new); a bench run
+(``settings["parity"]`` False) shows latency only and never a parity verdict. A speed-up
+measured on a noisy machine carries its note (``19.58× (inconclusive: CV 0.31 > 0.25)``), as do
+the head-only rows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from validation.report._format import mib, ms, num, pct
+from validation.report._format import mib, ms, num
 from validation.report._notes import head_note, latency_note, speedup_text
 from validation.result import ArtifactResult, ValidationReport
 
@@ -35,15 +38,22 @@ def _batches(report: ValidationReport) -> list[int]:
 
 
 def title(report: ValidationReport) -> str:
-    """``rehead validate — resnet18 (FAIL)``; for a bench, what was measured and how much of it
-    was too noisy, never a parity verdict."""
+    """``rehead validate — resnet18: parity PASS · latency inconclusive (noisy machine: ...)``;
+    for a bench, what was measured and how much of it was too noisy, never a parity verdict."""
     arch = report.model.get("arch")
     if not is_bench(report):
-        return f"rehead validate — {arch} ({report.status.upper()})"
+        return f"rehead validate — {arch}: {report.headline}"
     stats = [*report.reference_latency.values(), *(s for a in report.artifacts for s in a.latency.values())]
     noisy = sum(not s.conclusive for s in stats)
     tail = f"; {noisy} of {len(stats)} measurements inconclusive" if noisy else ""
     return f"rehead bench — {arch}: latency only, parity not checked{tail}"
+
+
+def agreement_text(artifact: ArtifactResult) -> str:
+    """``100.0/96.9/100.0``: top-1 agreement with eager in % for all / kept / new classes (the
+    lowest over batch sizes), under a header that names the slices."""
+    values = [artifact.agreement(s) for s in ("all", "kept", "new")]
+    return "/".join("—" if v is None else "100" if v == 1 else f"{100 * v:.1f}" for v in values)
 
 
 def _parity_cells(artifact: ArtifactResult) -> list[str]:
@@ -52,12 +62,13 @@ def _parity_cells(artifact: ArtifactResult) -> list[str]:
     worst_new = parity.worst("new") if parity is not None else None
     return [
         artifact.name,
-        _status(artifact.status),
+        _status(artifact.parity_status),
+        _status(artifact.latency_status),
         f"{artifact.kind}/{artifact.precision}",
         mib(artifact.size_bytes),
         num(worst.max_abs) if worst else "—",
         num(worst_new.max_abs) if worst_new else "—",
-        pct(worst.top1) if worst else "—",
+        agreement_text(artifact),
     ]
 
 
@@ -71,26 +82,27 @@ def validate_table(report: ValidationReport) -> Any:
     from rich.table import Table
 
     table = Table()
-    left = ("artifact", "status", "kind")
-    # two-line headers keep the table within 160 columns (CI logs) with a speed-up note in it;
-    # only the name may wrap (folded, never cut short), so numbers stay on one line
+    left = ("artifact", "parity", "latency", "kind")
+    # two-line headers keep the table within 160 columns (CI logs); only the name (folded, never
+    # cut short) and the speed-up's note wrap, so numbers stay on one line
     for col in (
-        *left, "size\nMiB", "max|Δ|\nall", "max|Δ|\nnew", "top-1\nagreement", "batch", "p50 ms", "p99 ms",
-        "speed-up\nvs eager",
+        *left, "size\nMiB", "max|Δ|\nall", "max|Δ|\nnew", "top-1 agree\n% all/kept/new", "batch", "p50 ms",
+        "p99 ms", "speed-up\nvs eager",
     ):
-        table.add_column(col, justify="left" if col in left else "right", no_wrap=col != left[0],
-                         overflow="fold")
+        wraps = col in (left[0], "speed-up\nvs eager")
+        table.add_column(col, justify="left" if col in left else "right", no_wrap=not wraps, overflow="fold",
+                         min_width=12 if col == left[0] else None)
     batches = _batches(report)
     for i, bs in enumerate(batches):
         ref = report.reference_latency.get(bs)
         if ref is not None:
-            first = ["eager-fp32 (reference)", "[dim]REF[/]", "eager/fp32", "—", "0", "0", "100.0%"]
-            table.add_row(*(first if i == 0 else [""] * 7), str(bs), ms(ref.p50_ms), ms(ref.p99_ms),
+            first = ["eager-fp32 (reference)", "[dim]REF[/]", "[dim]REF[/]", "eager/fp32", "—", "0", "0", "—"]
+            table.add_row(*(first if i == 0 else [""] * 8), str(bs), ms(ref.p50_ms), ms(ref.p99_ms),
                           _reference_cell(report, bs))
     for artifact in report.artifacts:
         sizes: list[int | None] = [bs for bs in batches if bs in artifact.latency] or [None]
         for i, maybe_bs in enumerate(sizes):
-            cells = _parity_cells(artifact) if i == 0 else [""] * 7
+            cells = _parity_cells(artifact) if i == 0 else [""] * 8
             if maybe_bs is None:
                 table.add_row(*cells, "—", "—", "—", "—")
                 continue

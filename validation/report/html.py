@@ -1,5 +1,10 @@
 """A self-contained HTML page: tables, inline PNG plots, and a render marker for browser checks.
 
+The page fits a 1280 px window without scrolling sideways (``tests/validation/test_report_layout.py``
+checks it in Chromium): numbers stay on one line, while names, notes and reasons wrap; a
+measurement's reason gets a row of its own under the latency row, never a squeezed column. The
+headline gives parity and latency their own verdicts (``ValidationReport.verdicts``).
+
 Once the page has loaded, a small script counts the images that decoded (``naturalWidth > 0``)
 and sets ``<body data-rendered="ok|broken">`` plus the text of ``#render-status``, so a
 headless browser can confirm that the plots render.
@@ -14,11 +19,11 @@ from converters.compare import Failure
 from validation.report import plots
 from validation.report._format import mib, ms, num, pct, times
 from validation.report._notes import head_note, head_reasons, latency_note, speedup_note
-from validation.report.console import is_bench
-from validation.result import ArtifactResult, ValidationReport
+from validation.report.console import agreement_text, is_bench
+from validation.result import ArtifactResult, ValidationReport, Verdict
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d2330;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#1d2330;
 background:#fafbfc}
 h1{font-size:1.5rem;margin-bottom:.2rem}
 h2{margin-top:2rem;border-bottom:1px solid #d8dde6;padding-bottom:.3rem}
@@ -29,9 +34,15 @@ td.l,th.l{text-align:left} .pass,.ok{color:#1a7f37;font-weight:600} .fail{color:
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:.8rem;color:#fff;font-weight:600}
 .badge.pass{background:#1a7f37;color:#fff} .badge.fail{background:#c62828;color:#fff}
 .badge.inconclusive{background:#b26a00;color:#fff} .badge.info{background:#4c5a70;color:#fff}
-img{max-width:100%;border:1px solid #e3e7ee;background:#fff}
-.plots{display:flex;flex-wrap:wrap;gap:1rem} ul.fail li{color:#c62828} ul.fail li.inconclusive{color:#b26a00}
-code{font-size:.85em} .note{color:#b26a00;font-size:.8rem} td:not(.l),.nw{white-space:nowrap}
+img{max-width:100%;height:auto;border:1px solid #e3e7ee;background:#fff}
+.plots{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+ul.fail li{color:#c62828} ul.fail li.inconclusive{color:#b26a00}
+code{font-size:.85em} td:not(.l),.nw{white-space:nowrap}
+.note{display:block;color:#b26a00;font-size:.75rem;white-space:normal;text-align:left}
+td.name{overflow-wrap:anywhere;min-width:8rem;max-width:20rem} p,li,h1,h2,h3{overflow-wrap:anywhere}
+tr.why td{text-align:left;white-space:normal;color:#b26a00;font-size:.8rem;border-top:none}
+.badge.quiet{background:#fff;color:#8a6d3b;border:1px solid #d9b56c;font-weight:500}
+.badge.skipped{background:#e3e7ee;color:#4c5a70} h1 .reason{font-size:.85rem;font-weight:400;color:#4c5a70}
 """
 
 _SCRIPT = """
@@ -50,19 +61,30 @@ def _cls(status: str) -> str:
     return f'<span class="{escape(status)}">{escape(status.upper())}</span>'
 
 
-def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """Columns before ``left``, and a last column headed ``why``, are text: aligned left."""
-    aligned = ["l" if i < left or (h == "why" and i == len(headers) - 1) else "" for i, h in enumerate(headers)]
+def _table(
+    headers: list[str], rows: list[list[str]], left: int = 1, why: list[str] | None = None, named: bool = True
+) -> str:
+    """Columns before ``left`` are text, aligned left; when ``named``, the first is a name (of an
+    artifact, a runner) that may wrap anywhere, so a long file name never widens the page.
+
+    ``why`` (one entry per row, escaped HTML, empty for none) is a row of its own under its row,
+    as wide as the table: a reason squeezed into a last column wraps one word per line.
+    """
+    aligned = ["l" + (" name" if named and i == 0 else "") if i < left else "" for i in range(len(headers))]
     head = "".join(f'<th class="{a}">{escape(h)}</th>' for a, h in zip(aligned, headers, strict=True))
+    notes = why or [""] * len(rows)
     body = "".join(
-        "<tr>" + "".join(f'<td class="{a}">{c}</td>' for a, c in zip(aligned, r, strict=True)) + "</tr>" for r in rows
+        "<tr>" + "".join(f'<td class="{a}">{c}</td>' for a, c in zip(aligned, r, strict=True)) + "</tr>"
+        + (f'<tr class="why"><td colspan="{len(headers)}">why: {note}</td></tr>' if note else "")
+        for r, note in zip(rows, notes, strict=True)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _noted(text: str, why: str) -> str:
-    """``text`` with its inconclusive note beside it, in words."""
+    """``text`` with its inconclusive note under it, in words (the number never wraps, the note may)."""
     return escape(text) + (f' <span class="note">({escape(why)})</span>' if why else "")
+
 
 
 def _per_batch(report: ValidationReport, a: ArtifactResult) -> tuple[str, str]:
@@ -71,7 +93,7 @@ def _per_batch(report: ValidationReport, a: ArtifactResult) -> tuple[str, str]:
     for bs, s in sorted(a.latency.items()):
         lat.append(_noted(f"b{bs}: {ms(s.p50_ms)} / {ms(s.p99_ms)}", latency_note(report, s)))
         speed.append(_noted(f"b{bs}: {times(a.speedup.get(bs))}", speedup_note(report, a, bs)))
-    return "<br>".join(lat) or "—", "<br>".join(speed) or "—"  # a line per batch size, never wrapped
+    return "<br>".join(lat) or "—", "<br>".join(speed) or "—"  # a line per batch size
 
 
 def _summary(report: ValidationReport) -> str:
@@ -79,12 +101,13 @@ def _summary(report: ValidationReport) -> str:
     rows = []
     for a in report.artifacts:
         lat, speed = _per_batch(report, a)
-        # a bench has no verdict to pass: its latency is either trustworthy ("ok") or not
-        shown = ("ok" if a.latency_status == "pass" else a.latency_status) if bench else a.status
-        head = [escape(a.name), _cls(shown), escape(f"{a.kind}/{a.precision}")]
         if bench:
-            rows.append([*head, mib(a.size_bytes), lat, speed])
+            # a bench has no verdict to pass: its latency is either trustworthy ("ok") or not
+            shown = "ok" if a.latency_status == "pass" else a.latency_status
+            rows.append([escape(a.name), _cls(shown), escape(f"{a.kind}/{a.precision}"), mib(a.size_bytes), lat, speed])
             continue
+        kind = f"{escape(a.kind)}/<wbr>{escape(a.precision)}"  # may break after the slash
+        head = [escape(a.name), _cls(a.parity_status), _cls(a.latency_status), kind]
         worst = a.parity.worst("all") if a.parity is not None else None
         worst_new = a.parity.worst("new") if a.parity is not None else None
         rows.append(
@@ -94,7 +117,7 @@ def _summary(report: ValidationReport) -> str:
                 mib(a.size_bytes),
                 num(worst.max_abs) if worst else "—",
                 num(worst_new.max_abs) if worst_new else "—",
-                pct(worst.top1) if worst else "—",
+                agreement_text(a),
                 lat,
                 speed,
             ]
@@ -104,18 +127,19 @@ def _summary(report: ValidationReport) -> str:
     return _table(
         [
             "artifact",
-            "status",
+            "parity",
+            "latency",
             "kind",
             "preset",
             "size (MiB)",
             "max|Δ| all",
             "max|Δ| new",
-            "top-1 agreement",
+            "top-1 agreement with eager, % all/kept/new classes",
             "p50 / p99 ms",
             "speed-up vs eager",
         ],
         rows,
-        left=4,
+        left=5,
     )
 
 
@@ -167,8 +191,8 @@ def _parity_section(a: ArtifactResult, report: ValidationReport) -> str:
             "max rel",
             "cosine min",
             "SQNR dB",
-            "top-1 agreement",
-            "top-5 agreement",
+            "top-1 agreement in slice",
+            "top-5 agreement in slice",
             "max KL",
             "NaN/Inf",
             "over tol",
@@ -176,25 +200,35 @@ def _parity_section(a: ArtifactResult, report: ValidationReport) -> str:
         ],
         rows,
         left=3,
+        named=False,
     )
     parts = [f"<p>tolerance: <code>{escape(parity.tolerance.source)}</code></p>", table]
     if parity.failures:
         parts.append(_failure_list(parity.failures, with_artifact=False))
     names = report.model.get("class_names", [])
     new = set(report.model.get("new_indices", []))
-    images = [plots.error_histogram(a.name, parity)]
+    images = [_img(plots.error_histogram(a.name, parity), "error histogram by class slice")]
     if names and any(b.per_class for b in parity.batches):
-        images.append(plots.per_class_error(a.name, parity, names, new))
+        values = plots.per_class_values(parity, len(names))
+        shown = plots.per_class_selection(values, new)
+        images.append(
+            _img(plots.per_class_error(a.name, values, shown, names, new), "per-class max error",
+                 plot="per-class", classes=",".join(map(str, shown)))
+        )
     loc = parity.localisation
     if loc:
         parts.append(f"<p><b>localisation</b>: {escape(loc['status'])} — {escape(loc.get('reason', ''))}</p>")
         trace_plot = plots.localisation_trace(a.name, loc)
         if trace_plot:
-            images.append(trace_plot)
-    parts.append(
-        '<div class="plots">' + "".join(f'<img alt="plot" src="{src}">' for src in images) + "</div>"
-    )
+            images.append(_img(trace_plot, "localisation trace"))
+    parts.append('<div class="plots">' + "".join(images) + "</div>")
     return "".join(parts)
+
+
+def _img(src: str, alt: str, **data: str) -> str:
+    """An inline plot; ``data`` become ``data-*`` attributes (which classes a chart shows)."""
+    attrs = "".join(f' data-{k}="{escape(v)}"' for k, v in data.items())
+    return f'<img alt="{escape(alt)}" src="{src}"{attrs}>'
 
 
 def _int8_section(a: ArtifactResult) -> str:
@@ -226,7 +260,7 @@ def _latency_section(report: ValidationReport) -> str:
     batches = sorted({bs for a in report.artifacts for bs in a.latency} | set(report.reference_latency))
     if not batches:
         return ""
-    rows = []
+    rows, why = [], []
     entries: list[tuple[str, ArtifactResult | None, dict[int, Any]]] = [("eager-fp32", None, report.reference_latency)]
     entries += [(a.name, a, a.latency) for a in report.artifacts]
     for name, artifact, lat in entries:
@@ -253,9 +287,9 @@ def _latency_section(report: ValidationReport) -> str:
                     f"{s.throughput:.1f}",
                     speed,
                     _cls("ok" if s.conclusive else "inconclusive"),
-                    escape(s.reason) if not s.conclusive else "",
                 ]
             )
+            why.append(escape(s.reason) if not s.conclusive else "")
     bound = report.settings.get("latency") or {}
     parts = [
         "<h2>Latency</h2>",
@@ -277,23 +311,23 @@ def _latency_section(report: ValidationReport) -> str:
                 "samples/s",
                 "speed-up vs eager",
                 "status",
-                "why",
             ],
             rows,
+            why=why,
         ),
     ]
     cold = [
-        [
-            escape(a.name),
-            ms(a.cold_start["load_ms"]),
-            ms(a.cold_start["first_run_ms"]),
-            ms(a.cold_start["total_ms"]),
-        ]
+        [escape(a.name), *(f"{ms(a.cold_start[key])} ms" for key in ("load_ms", "first_run_ms", "total_ms"))]
         for a in report.artifacts
         if a.cold_start
     ]
     if cold:
-        parts += ["<h3>Cold start</h3>", _table(["artifact", "load ms", "first run ms", "total ms"], cold)]
+        parts += [
+            "<h3>Cold start</h3>",
+            '<p class="muted">load: opening the artifact (session or module); first run: the first batch '
+            "after it; total: load + first run.</p>",
+            _table(["artifact", "load", "first run", "total (load + first run)"], cold),
+        ]
     head = report.head_latency
     if head:
         hrows = [
@@ -305,15 +339,17 @@ def _latency_section(report: ValidationReport) -> str:
                 ms(r["new_head"]["p99_ms"]),
                 _noted(times(r.get("new_over_old")), head_note(report, r)),
                 _cls("inconclusive" if head_reasons(r) else "ok"),
-                "<br>".join(escape(reason) for reason in head_reasons(r)),
             ]
             for r in head["batches"]
         ]
+        hwhy = ["; ".join(escape(reason) for reason in head_reasons(r)) for r in head["batches"]]
         parts += [
             f"<h3>Head on its own (eager): old {escape(head['shapes']['old_head'])} vs new "
             f"{escape(head['shapes']['new_head'])}</h3>",
             _table(
-                ["batch", "old p50 ms", "old p99 ms", "new p50 ms", "new p99 ms", "new / old", "status", "why"], hrows
+                ["batch", "old p50 ms", "old p99 ms", "new p50 ms", "new p99 ms", "new / old", "status"], hrows,
+                why=hwhy,
+                named=False,
             ),
         ]
     parts.append(
@@ -336,18 +372,23 @@ def _environment(report: ValidationReport) -> str:
     return "<h2>Environment and settings</h2>" + _table(["key", "value"], rows, left=2)
 
 
+def _verdict(v: Verdict) -> str:
+    """A verdict's badge and reason: ``parity PASS``, ``latency inconclusive (noisy machine: ...)``.
+    Noise that decides nothing gets a quiet badge, never the orange of a blocking verdict."""
+    style = "quiet" if v.status == "inconclusive" and not v.blocking else v.status
+    word = v.text().removesuffix(f" ({v.reason})") if v.reason else v.text()
+    reason = f'<span class="reason"> ({escape(v.reason)})</span>' if v.reason else ""
+    return f'<span class="badge {escape(style)}">{escape(word)}</span>{reason}'
+
+
 def _heading(report: ValidationReport) -> str:
-    """Validate: the verdict. Bench: latency only, so no parity verdict; a badge says whether the
-    numbers are trustworthy."""
+    """Validate: parity and latency, each with its own verdict (``ValidationReport.verdicts``).
+    Bench: latency only, so no parity verdict; a badge says whether the numbers are trustworthy."""
     arch = escape(str(report.model.get("arch")))
     if not is_bench(report):
-        return (
-            f"<h1>rehead validation: {arch} "
-            f'<span class="badge {escape(report.status)}">{escape(report.status.upper())}</span></h1>'
-        )
-    noisy = any(a.latency_status == "inconclusive" for a in report.artifacts) or any(
-        not s.conclusive for s in report.reference_latency.values()
-    )
+        verdicts = '<span class="sep"> · </span>'.join(_verdict(v) for v in report.verdicts)
+        return f"<h1>rehead validation: {arch} {verdicts}</h1>"
+    noisy = report.latency_verdict.status == "inconclusive"
     badge = '<span class="badge inconclusive">INCONCLUSIVE LATENCY</span>' if noisy else ""
     return (
         f'<h1>rehead bench: {arch} <span class="badge info">LATENCY ONLY</span> {badge}</h1>'
@@ -379,7 +420,7 @@ def render_html(report: ValidationReport) -> str:
         if artifact.int8_search:
             body += [f"<h2>INT8 search: {escape(artifact.name)}</h2>", _int8_section(artifact)]
     body += [_latency_section(report), _environment(report)]
-    title = "rehead bench" if is_bench(report) else "rehead validation"
+    title = "rehead bench" if is_bench(report) else f"rehead validation ({report.headline})"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{title} — {escape(str(model.get('arch')))}</title><style>{_CSS}</style></head>"

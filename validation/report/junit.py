@@ -2,7 +2,9 @@
 
 Each case takes its failures by their fields: parity from the batch's own ``failures``, the
 parity inputs' failures (``kind == "inputs"``) in a case of their own, latency gates by
-``Failure.batch_size``. An inconclusive measurement without a gate is a skipped case.
+``Failure.batch_size``. An inconclusive measurement without a gate is a skipped case. The suite's
+``<properties>`` carry the run's two verdicts (``parity_verdict``, ``latency_verdict``: status,
+whether it fails the run, and why) and the ``headline`` that says both.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ def junit_xml(report: ValidationReport) -> str:
     suites = ET.Element("testsuites", name="rehead validate")
     suite = ET.SubElement(suites, "testsuite", name=f"rehead.validate.{report.model.get('arch', 'model')}")
     counts = {"tests": 0, "failures": 0, "skipped": 0}
+    properties = ET.SubElement(suite, "properties")
+    for verdict in report.verdicts:
+        key = f"{verdict.check}_verdict"
+        ET.SubElement(properties, "property", name=key, value=verdict.status)
+        ET.SubElement(properties, "property", name=f"{key}_blocking", value=str(verdict.blocking).lower())
+        ET.SubElement(properties, "property", name=f"{key}_reason", value=verdict.reason)
+    ET.SubElement(properties, "property", name="headline", value=report.headline)
 
     def case(
         classname: str, name: str, seconds: float, failures: list[Failure], skipped: str | None = None

@@ -2,7 +2,9 @@
 
 Titles name the artifact, and artifact names can be long: ``encode`` wraps every title that is
 wider than its figure before laying the figure out, and saves with a tight bounding box, so no
-text is clipped at the edge of the image.
+text is clipped at the edge of the image. Every figure is at most 6 inches (540 px) wide and grows
+in height only with what it shows: the per-class chart of a large head shows its worst classes and
+every new one (``per_class_selection``), never a bar per class of a thousand.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from converters.compare import ParityResult
 from toolkit.errors import require
+from validation.report._format import num
 from validation.result import ValidationReport
 
 COLORS = {"all": "#4c72b0", "kept": "#55a868", "new": "#c44e52"}
@@ -72,32 +75,82 @@ def error_histogram(name: str, parity: ParityResult) -> str:
         atol = parity.tolerance.atol_for(slice_name)
         if atol:
             ax.axvline(np.log10(atol), color=COLORS.get(slice_name, "k"), linestyle="--", linewidth=1)
-    ax.set_xlabel("log10 |artifact − eager| (dashed: atol)")
+    ax.set_xlabel("log10 |artifact − eager| (dashed: atol; an exact 0 is drawn at −12)")
     ax.set_ylabel("values")
     ax.set_title(f"{name}\nabsolute error by class slice (batch {batch.batch_size})", fontsize=10)
     ax.legend(fontsize=8)
     return encode(fig)
 
 
-def per_class_error(name: str, parity: ParityResult, class_names: Sequence[str], new: set[int]) -> str:
-    """Largest |Δ| per class over batch sizes, new classes in red."""
-    plt = _pyplot()
+#: a head with at most this many classes shows every class, in index order
+PER_CLASS_ALL = 40
+#: a larger head shows its worst kept classes, this many, beside every new class
+PER_CLASS_WORST = 25
+#: ...every new class up to this many (a head that adds hundreds shows its worst new ones)
+PER_CLASS_NEW = 40
+
+
+def per_class_values(parity: ParityResult, num_classes: int) -> np.ndarray:
+    """Largest |Δ| per class over batch sizes (first output); a NaN/Inf mismatch counts as ``inf``."""
     output = next((k for b in parity.batches for k in b.per_class), None)
-    values = np.zeros(len(class_names))
+    values = np.zeros(num_classes)
     for batch in parity.batches:
         if output in batch.per_class:
-            row = np.asarray(batch.per_class[output], dtype=np.float64)
-            values = np.fmax(values, np.where(np.isnan(row), np.inf, row))
-    finite_max = float(values[np.isfinite(values)].max()) if np.isfinite(values).any() else 1.0
-    shown = np.where(np.isfinite(values), values, finite_max * 10 or 1.0)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.28 * len(class_names) + 2), 3.0))
-    colors = [COLORS["new"] if i in new else COLORS["kept"] for i in range(len(class_names))]
-    ax.bar(range(len(class_names)), np.maximum(shown, 1e-12), color=colors)
-    ax.set_yscale("log")
-    if len(class_names) <= 40:
-        ax.set_xticks(range(len(class_names)), [str(c)[:12] for c in class_names], rotation=90, fontsize=7)
-    ax.set_ylabel("max |Δ|")
-    ax.set_title(f"{name}\nper-class max error (green kept, red new)", fontsize=10)
+            row = np.asarray(batch.per_class[output], dtype=np.float64)[:num_classes]
+            values[: row.size] = np.fmax(values[: row.size], np.where(np.isnan(row), np.inf, row))
+    return values
+
+
+def per_class_selection(values: np.ndarray, new: set[int]) -> list[int]:
+    """The classes the per-class chart shows: all of a small head (index order); else the worst
+    ``PER_CLASS_WORST`` kept and every new class (at most ``PER_CLASS_NEW``), worst first."""
+    count = len(values)
+    if count <= PER_CLASS_ALL:
+        return list(range(count))
+
+    def worst(indices: list[int], limit: int) -> list[int]:
+        return sorted(indices, key=lambda i: (-values[i], i))[:limit]
+
+    fresh = worst([i for i in range(count) if i in new], PER_CLASS_NEW)
+    kept = worst([i for i in range(count) if i not in new], PER_CLASS_WORST)
+    return sorted(fresh + kept, key=lambda i: (-values[i], i))
+
+
+def per_class_error(
+    name: str, values: np.ndarray, shown: Sequence[int], class_names: Sequence[str], new: set[int]
+) -> str:
+    """Largest |Δ| per class for the ``shown`` classes (``per_class_selection``), one horizontal
+    bar each on a linear axis from 0 with its value written beside it; new classes in red, a
+    NaN/Inf mismatch drawn full length, hatched."""
+    plt = _pyplot()
+    picked = np.asarray([values[i] for i in shown], dtype=np.float64)
+    finite = picked[np.isfinite(picked)]
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    lengths = np.where(np.isfinite(picked), picked, top)
+    fig, ax = plt.subplots(figsize=(6.0, 0.2 * len(shown) + 1.3))
+    rows = np.arange(len(shown))
+    colors = [COLORS["new"] if i in new else COLORS["kept"] for i in shown]
+    bars = ax.barh(rows, lengths, color=colors, height=0.7)
+    for bar, value in zip(bars, picked, strict=True):
+        if not np.isfinite(value):
+            bar.set_hatch("//")
+        ax.annotate("NaN/Inf" if not np.isfinite(value) else num(float(value)), (bar.get_width(), bar.get_y()
+                    + bar.get_height() / 2), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+
+    def label(i: int) -> str:
+        text = str(class_names[i]) if i < len(class_names) else ""
+        return _label(text if str(i) in text else f"{i} {text}".strip(), 22)  # the index once
+
+    ax.set_yticks(rows, [label(i) for i in shown], fontsize=7)
+    ax.invert_yaxis()  # first class (or worst) at the top
+    ax.set_xlim(0, top * 1.25)  # room for the value labels
+    ax.set_xlabel("max |artifact − eager| over batch sizes (linear)")
+    total, fresh = len(class_names), sum(1 for i in shown if i in new)
+    if len(shown) == total:
+        what = f"all {total} classes"
+    else:
+        what = f"worst {len(shown) - fresh} of {total - len(new)} kept, {fresh} of {len(new)} new"
+    ax.set_title(f"{name}\nper-class max error: {what} (green kept, red new)", fontsize=10)
     return encode(fig)
 
 
@@ -179,7 +232,7 @@ def int8_variants(name: str, search: dict[str, Any]) -> str:
     if target:
         ax.axhline(100 * target, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("batch-1 latency (ms, timed side by side)")
-    ax.set_ylabel("top-1 agreement with eager (%)")
+    ax.set_ylabel("top-1 agreement with eager,\nall classes (%)")
     ax.set_title(f"{name}\naccuracy-aware INT8: variants tried (dashed: target)", fontsize=10)
     ax.legend(fontsize=7)
     return encode(fig)
