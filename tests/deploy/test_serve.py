@@ -530,3 +530,13 @@ def test_a_port_in_use_is_refused_before_anything_starts(bundle_dir: Path) -> No
     assert done.returncode == 2, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "flag: --port" in done.stderr
     assert time.monotonic() - started < 60
+
+
+def test_a_top_k_below_one_is_refused_before_anything_starts(bundle_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "serve", str(bundle_dir), "--top-k", "0"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "rehead: error: --top-k must be a positive integer, got 0; hint: e.g. 5"]
