@@ -106,3 +106,75 @@ def test_pt2_refuses_existing_output_and_wrong_suffix(custom_model_dir, tmp_path
     assert out.read_bytes() == b"previous"
     with pytest.raises(InvalidArgumentError, match=r"\.pt2"):
         converters.export_pt2(custom_model_dir("make_tiny"), tmp_path / "m.zip", progress=False)
+
+
+# --- the device a package was compiled for: recorded, and the only kind it runs on ------------------
+
+
+def _with_device_record(package: Path, out: Path, device: str | None) -> Path:
+    """A copy of ``package`` whose stored metadata records ``device`` (None: no record, as a package
+    written before rehead recorded it). Only the JSON beside the compiled model changes; nothing of
+    it is loaded by the tests below."""
+    import zipfile
+
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith("_metadata.json"):
+                meta = json.loads(data)
+                meta.pop("rehead.device", None)
+                if device is not None:
+                    meta["rehead.device"] = device
+                data = json.dumps(meta).encode()
+            dst.writestr(item, data)
+    return out
+
+
+def test_pt2_records_the_device_it_was_compiled_for(tiny_pt2: converters.ExportResult, tmp_path: Path) -> None:
+    from converters.pt2 import package_device
+
+    assert converters.read_pt2_metadata(tiny_pt2.path)["device"] == "cpu"
+    assert package_device(tiny_pt2.path) == "cpu"
+    old = _with_device_record(tiny_pt2.path, tmp_path / "old.pt2", None)
+    assert package_device(old) == "cpu" and converters.read_pt2_metadata(old)["device"] == "cpu"
+    assert package_device(_with_device_record(tiny_pt2.path, tmp_path / "gpu.pt2", "cuda")) == "cuda"
+
+
+def test_a_cpu_package_is_refused_on_cuda_before_anything_runs(
+    tiny_pt2: converters.ExportResult, tmp_path: Path
+) -> None:
+    from validation.runners.registry import open_runner
+
+    old = _with_device_record(tiny_pt2.path, tmp_path / "old.pt2", None)
+    for package in (tiny_pt2.path, old):
+        for device in ("cuda", "cuda:1"):
+            with pytest.raises(InvalidArgumentError, match=r"compiled for cpu, not for device 'cuda") as info:
+                open_runner(package, device=device)
+            assert info.value.exit_code == 2 and "device='cpu'" in (info.value.hint or "")
+            with pytest.raises(InvalidArgumentError, match="compiled for cpu"):
+                converters.load_pt2(package, device=device)
+    # the refusal came from the record alone: CUDA was never touched
+    assert not torch.cuda.is_initialized()
+
+
+def test_a_cuda_package_is_refused_on_the_cpu(tiny_pt2: converters.ExportResult, tmp_path: Path) -> None:
+    from validation.runners.pt2 import Pt2Runner
+
+    gpu = _with_device_record(tiny_pt2.path, tmp_path / "gpu.pt2", "cuda")
+    with pytest.raises(InvalidArgumentError, match="compiled for cuda, not for device 'cpu'"):
+        Pt2Runner(gpu, device="cpu")
+    with pytest.raises(InvalidArgumentError, match="compiled for cuda"):
+        converters.load_pt2(gpu, device="cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: the no-GPU refusal cannot be exercised")
+def test_export_pt2_for_cuda_without_a_gpu_is_exit_3(
+    custom_model_dir, tmp_path: Path, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    from toolkit.cli import main
+
+    out = tmp_path / "m.pt2"
+    assert main(["export", "pt2", str(custom_model_dir("make_tiny")), "-o", str(out), "--device", "cuda"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CUDA GPU" in err[0], err
+    assert list(tmp_path.iterdir()) == []

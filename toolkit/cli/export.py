@@ -113,13 +113,17 @@ def pt2_command(
     ),
     path: Path = typer.Option(..., "-o", "--output", help=".pt2 package to write."),
     no_dynamic_batch: bool = typer.Option(False, "--no-dynamic-batch", help="Fix the batch size at 1."),
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu | cuda | cuda:N: what the package is compiled for (it runs only there)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output file if it exists."),
 ) -> None:
-    """Compile MODEL_DIR with AOTInductor into a .pt2 package (about a minute for resnet18 on CPU)."""
+    """Compile MODEL_DIR with AOTInductor into a .pt2 package for --device (about a minute for
+    resnet18 on CPU); the device is recorded in the package, which runs only on that kind of device."""
     from converters import export_pt2
 
     dynamic = not no_dynamic_batch
-    result = export_pt2(model_dir, path, dynamic_batch=dynamic, overwrite=overwrite, progress=True)
+    result = export_pt2(model_dir, path, dynamic_batch=dynamic, device=device, overwrite=overwrite, progress=True)
     _report(result)
 
 

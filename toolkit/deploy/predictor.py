@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from toolkit._args import check_device, positive_int
+from toolkit._device import device_kind, on_device
 from toolkit.deploy.bundle import BundleArtifact, Manifest, is_temporary, open_bundle
 from toolkit.errors import ArtifactError, HardwareUnavailableError, InputShapeError, InvalidArgumentError
 from toolkit.records import Preprocessing
@@ -121,9 +122,16 @@ def choose_artifact(
             on_gpu = device.startswith("cuda") if device is not None else _ort_cuda_available()
             best = min(onnx, key=lambda a: _precision_rank(a, on_gpu))
             return best, "onnxruntime", device or ("cuda" if on_gpu else "cpu"), tuple(skipped)
-        pt2 = [a for a in group if a.kind == "pt2"]
-        if pt2:
-            return pt2[0], "pt2", device or "cpu", tuple(skipped)
+        for package in (a for a in group if a.kind == "pt2"):
+            from converters.pt2 import package_device
+
+            # a package runs only on the kind of device it was compiled for (AOTInductor does not check)
+            compiled = package_device(root / package.file)
+            if device is None and (compiled == "cpu" or _cuda_available()):
+                return package, "pt2", compiled, tuple(skipped)
+            if device is not None and device_kind(device) == compiled:
+                return package, "pt2", device, tuple(skipped)
+            skipped.append(f"{package.file}: compiled for {compiled}, not for {device or 'this machine (no CUDA GPU)'}")
     if backend == "tensorrt" and device is not None and not device.startswith("cuda"):
         raise InvalidArgumentError(
             f"TensorRT engines run on a CUDA GPU, not on '{device}'", hint="use device='cuda'", param="device"
@@ -177,8 +185,9 @@ class Predictor:
         self._cleanup = weakref.finalize(self, _remove, str(root)) if temporary else None
         self._runner: Any = None
         try:
-            self._runner = open_runner(self.artifact, device=device, threads=threads, prep=self.preprocessing)
-            self._runner.load()
+            with on_device(device):
+                self._runner = open_runner(self.artifact, device=device, threads=threads, prep=self.preprocessing)
+                self._runner.load()
         except BaseException:
             self.close()
             raise
@@ -251,7 +260,9 @@ class Predictor:
             if n < low:
                 # a fixed-batch (or min-batch) artifact: pad with copies of the last image, drop their rows
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], low - n, axis=0)])
-            result = self._runner.run(np.ascontiguousarray(chunk))
+            # cuda:N is made current while it runs: streams, events and graphs belong to it
+            with on_device(self.device):
+                result = self._runner.run(np.ascontiguousarray(chunk))
             outputs.append(np.asarray(result[self.output_name], dtype=np.float32)[:n])
         if not outputs:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)

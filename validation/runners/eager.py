@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from toolkit._device import strict_fp32
 from toolkit.errors import InternalError, InvalidArgumentError
 from validation.runners.base import Runner
 
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 EAGER_PRECISIONS = ("fp32", "fp64", "fp16", "bf16")
-
-
-@contextlib.contextmanager
-def strict_fp32() -> Iterator[None]:
-    """TF32 off and full-precision float32 matmuls for the duration (restored afterwards)."""
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    cudnn = torch.backends.cudnn.allow_tf32
-    precision = torch.get_float32_matmul_precision()
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
-        torch.backends.cudnn.allow_tf32 = cudnn
-        torch.set_float32_matmul_precision(precision)
 
 
 class EagerRunner(Runner):
