@@ -34,6 +34,7 @@ from converters.compare import (
 )
 from converters.ort import check_provider
 from toolkit._args import check_device, positive_int, positive_ints
+from toolkit._device import on_device
 from toolkit.errors import InvalidArgumentError
 from toolkit.model_dir import LoadedModel, load_model_dir
 from toolkit.progress import Progress
@@ -158,7 +159,10 @@ def validate(
     sizes = settings.batch_sizes
     per_artifact = len(sizes) * (int(parity) + int(latency))
     total = len(artifacts) * per_artifact + (1 if parity else 0) + (len(sizes) if latency else 0)
+    # cuda:N is made torch's current device for the whole run: CUDA events, streams, graphs and a
+    # refit at load belong to the current device, not to the tensors' (toolkit._device)
     with (
+        on_device(settings.device),
         fixed_threads(threads) as n_threads,
         contextlib.ExitStack() as stack,
         Progress("validating" if parity else "benchmarking", total=total, enabled=progress) as bar,
