@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = _flag(running_command, exc.param)
         more = "; rerun with --debug for the traceback" if exc.exit_code == 4 and not debug else ""
         text = cli_words(exc.one_line(), running_command)
-        _print_error(text + (f"; flag: {flag}" if flag and flag not in text else "") + more)
+        _print_error(text + (f"; flag: {flag}" if flag else "") + more)
         return exc.exit_code
     except _Interrupted as exc:
         from toolkit.cli._interrupt import INTERRUPTED_EXIT, is_main_process
