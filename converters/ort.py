@@ -62,7 +62,8 @@ def check_provider(provider: str | None, device: str) -> str | None:
     return provider
 
 
-def _device_id(device: str) -> int:
+def cuda_device_id(device: str) -> int:
+    """The CUDA index ONNX Runtime is given for ``device`` (``cuda`` is 0, ``cuda:N`` is N)."""
     _, _, index = device.partition(":")
     return int(index) if index.isdigit() else 0
 
@@ -88,7 +89,7 @@ def providers_for(
     when the requested provider is not in ``available``.
     """
     provider = check_provider(provider, device)
-    cuda_options: dict[str, Any] = {"device_id": _device_id(device)}
+    cuda_options: dict[str, Any] = {"device_id": cuda_device_id(device)}
     if precision == "fp32":
         cuda_options["use_tf32"] = 0  # on by default in the CUDA EP; the eager reference has TF32 off
     cuda: tuple[str, dict[str, Any]] = ("CUDAExecutionProvider", cuda_options)
@@ -103,7 +104,7 @@ def providers_for(
         return [cuda, "CPUExecutionProvider"]
     cache = os.fspath(cache_dir if cache_dir is not None else ort_trt_cache_dir())
     trt_options: dict[str, Any] = {
-        "device_id": _device_id(device),
+        "device_id": cuda_device_id(device),
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": cache,
         "trt_timing_cache_enable": True,

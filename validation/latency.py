@@ -2,7 +2,9 @@
 
 Each timed run covers ``Runner.infer`` only (inputs already staged). CPU and synchronous
 backends are timed with ``time.perf_counter``; asynchronous CUDA runners with CUDA events
-and a synchronisation after every run. A run whose coefficient of variation (std / mean)
+and a synchronisation after every run; ONNX Runtime on CUDA with ``time.perf_counter`` around a
+synchronous run on device buffers (IO binding). Each measurement records which (``timer``,
+described by ``TIMERS``), and the reports say it. A run whose coefficient of variation (std / mean)
 exceeds ``max_cv`` is ``inconclusive``: it never counts as a pass.
 """
 
@@ -16,6 +18,13 @@ import numpy as np
 
 from toolkit.errors import InvalidArgumentError
 from validation.runners.base import Runner
+
+#: ``LatencyStats.timer`` -> what it means, as the reports say it
+TIMERS = {
+    "perf_counter": "host clock around a synchronous call, inputs and outputs on the host",
+    "perf_counter+iobinding": "host clock around a synchronous run on device buffers (IO binding)",
+    "cuda-events": "CUDA events on the runner's stream, device buffers",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +55,9 @@ class LatencySettings:
 class LatencyStats:
     """Milliseconds per batch of ``batch_size``; ``throughput`` in samples per second.
 
-    ``status``: ``ok`` or ``inconclusive`` (then ``reason`` says why); ``samples_ms`` holds every
-    timed run for the report's distribution plots.
+    ``status``: ``ok`` or ``inconclusive`` (then ``reason`` says why); ``timer``: how the runs
+    were timed (a key of ``TIMERS``); ``samples_ms`` holds every timed run for the report's
+    distribution plots.
     """
 
     batch_size: int
@@ -161,7 +171,7 @@ def measure(runner: Runner, batch: np.ndarray, settings: LatencySettings = Laten
         batch_size=int(batch.shape[0]),
         duration_s=elapsed,
         max_cv=settings.max_cv,
-        timer="cuda-events" if use_events else "perf_counter",
+        timer="cuda-events" if use_events else runner.host_timer,
     )
 
 

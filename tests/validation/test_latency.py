@@ -122,3 +122,42 @@ def test_latency_gates(digits_model_dir: Path, onnx_fp32: Path) -> None:
     assert head["shapes"]["old_head"] == "linear 512x7"
     assert head["batches"][0]["new_head"]["runs"] >= 5
     assert report.timing["model_s"] > 0 and report.timing["wall_s"] >= report.timing["model_s"]
+
+
+# --- which clock timed each runner: recorded per measurement and said in every report ----------------
+
+
+def test_cpu_runs_record_host_timing_and_every_report_says_so(
+    digits_model_dir: Path, onnx_fp32: Path, tmp_path: Path
+) -> None:
+    from validation.latency import TIMERS
+    from validation.report import write_reports
+    from validation.report.console import print_summary
+
+    fast = LatencySettings(warmup_s=0.0, min_runs=3, min_duration_s=0.0, max_cv=100)
+    report = validate(
+        digits_model_dir, [onnx_fp32], parity=False, batch_sizes=(1,), samples=2, latency_settings=fast,
+        head_latency=False, progress=False,
+    )
+    timers = {s.timer for s in report.reference_latency.values()} | {
+        s.timer for a in report.artifacts for s in a.latency.values()
+    }
+    assert timers == {"perf_counter"}
+    host = TIMERS["perf_counter"]
+    assert "host clock" in host
+    assert report.to_json()["artifacts"][0]["latency"]["1"]["timer"] == "perf_counter"
+    write_reports(report, report_dir=tmp_path / "r")
+    assert host in (tmp_path / "r" / "report.html").read_text()
+    assert host in (tmp_path / "r" / "junit.xml").read_text()
+    from rich.console import Console
+
+    console = Console(record=True, width=300)
+    print_summary(report, console)
+    assert f"latency timed by: {host} (eager-fp32, {onnx_fp32.name})" in console.export_text()
+
+
+def test_ort_on_cuda_is_timed_on_device_buffers() -> None:
+    # constructing a runner touches no GPU: the clock it will be timed with is known up front
+    assert OrtRunner("model.onnx", device="cuda").host_timer == "perf_counter+iobinding"
+    assert OrtRunner("model.onnx", device="cuda:1").host_timer == "perf_counter+iobinding"
+    assert OrtRunner("model.onnx", device="cpu").host_timer == "perf_counter"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from validation.latency import LatencyStats
+from validation.latency import TIMERS, LatencyStats
 from validation.report._format import times
 from validation.result import ArtifactResult, ValidationReport
 
@@ -72,3 +72,15 @@ def head_reasons(row: Mapping[str, Any]) -> list[str]:
         for key, label in (("old_head", "old head"), ("new_head", "new head"))
         if isinstance(row.get(key), Mapping) and row[key]["status"] != "ok"
     ]
+
+
+def timing_line(report: ValidationReport) -> str:
+    """``latency timed by: host clock around ... (eager-fp32, model.onnx); CUDA events ... (model.engine)``:
+    how each runner's latency was measured (``LatencyStats.timer``); empty when none was."""
+    by_timer: dict[str, list[str]] = {}
+    runners = [("eager-fp32", report.reference_latency), *((a.name, a.latency) for a in report.artifacts)]
+    for name, latency in runners:
+        for timer in dict.fromkeys(s.timer for s in latency.values()):
+            by_timer.setdefault(timer, []).append(name)
+    parts = [f"{TIMERS.get(timer, timer)} ({', '.join(names)})" for timer, names in by_timer.items()]
+    return "latency timed by: " + "; ".join(parts) if parts else ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from validation.report._format import mib, ms, num
-from validation.report._notes import head_note, latency_note, speedup_text
+from validation.report._notes import head_note, latency_note, speedup_text, timing_line
 from validation.result import ArtifactResult, ValidationReport
 
 #: problem lines (failures, inconclusive measurements) printed before "... N more"
@@ -176,6 +176,8 @@ def print_summary(report: ValidationReport, console: Any = None, *, max_lines: i
         console.print(f"[{colour[label]}]{label}[/] {escape(text)}", soft_wrap=True)
     if len(problems) > max_lines:
         console.print(f"... {len(problems) - max_lines} more (see the report)")
+    if timing := timing_line(report):
+        console.print(escape(timing), soft_wrap=True)
     for artifact in report.artifacts:
         loc = artifact.parity.localisation if artifact.parity is not None else None
         if loc:

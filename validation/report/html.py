@@ -18,7 +18,7 @@ from typing import Any
 from converters.compare import Failure
 from validation.report import plots
 from validation.report._format import mib, ms, num, pct, times
-from validation.report._notes import head_note, head_reasons, latency_note, speedup_note
+from validation.report._notes import head_note, head_reasons, latency_note, speedup_note, timing_line
 from validation.report.console import agreement_text, is_bench
 from validation.result import ArtifactResult, ValidationReport, Verdict
 
@@ -296,6 +296,7 @@ def _latency_section(report: ValidationReport) -> str:
         f'<p class="muted">A measurement whose coefficient of variation (CV) exceeds '
         f"{escape(str(bound.get('max_cv', '—')))} is inconclusive: its numbers, and every speed-up "
         "computed from them, cannot be trusted.</p>",
+        f'<p class="muted">{escape(timing_line(report))}.</p>',
         _table(
             [
                 "runner",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from converters.compare import Failure
+from validation.report._notes import timing_line
 from validation.result import ValidationReport
 
 
@@ -27,6 +28,7 @@ def junit_xml(report: ValidationReport) -> str:
         ET.SubElement(properties, "property", name=f"{key}_blocking", value=str(verdict.blocking).lower())
         ET.SubElement(properties, "property", name=f"{key}_reason", value=verdict.reason)
     ET.SubElement(properties, "property", name="headline", value=report.headline)
+    ET.SubElement(properties, "property", name="latency_timers", value=timing_line(report))
 
     def case(
         classname: str, name: str, seconds: float, failures: list[Failure], skipped: str | None = None

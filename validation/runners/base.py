@@ -44,6 +44,10 @@ class Runner(abc.ABC):
     #: the torch CUDA stream ``infer`` enqueues on (None: the current stream); latency events are
     #: recorded on it
     cuda_stream: Any = None
+    #: how latency is timed when the runner is not ``asynchronous`` (``LatencyStats.timer``):
+    #: ``perf_counter``, the host clock around a synchronous call (inputs and outputs on the host),
+    #: or ``perf_counter+iobinding``, the host clock around a synchronous run on device buffers
+    host_timer: str = "perf_counter"
     input_shape: tuple[int | str | None, ...] = ()
     input_name: str = "images"
     input_note: str = ""
