@@ -1,24 +1,33 @@
-"""The keep-old study: fine-tuning with images of the new classes only, how much of the old survives?
+"""The keep-old study (issue 22): fine-tuning with images of the new classes only, what survives
+in the ten-way decision, and what a few old images or unlabelled ones buy.
 
-From one resnet18 pretrained on digits 0-6 (32x32, random init), extend the head to all ten
-digits with random new rows (``pad-random``: the old rows, and so the old digits' accuracy, stay
-as they were; imprinting would already take the old digits' test images, see the head-strategy
-study) and fine-tune with images of 7-9 ONLY, once per ``keep_old`` mode: ``none`` (plain
-fine-tuning), ``freeze-rows`` (the old rows stay bit-identical), ``distill`` (Learning without
-Forgetting: the original model's logits are soft targets for the old logits) and
-``freeze-rows+distill``. Report ten-way top-1 on the held-out test split, separately for old
-digits (0-6) and new ones (7-9), and the old-class retention rehead records (top-1 agreement
-with the original model, argmax over the old logits only, on the digits test split), over
-several seeds (mean, std, min, max).
+Two splits of the digits: a resnet18 pretrained from scratch on digits 0-6 (and, second split,
+on 0-4; 32x32, seed 0), its head padded to all ten digits with random new rows (``pad-random``)
+and fine-tuned on the NEW digits only, once per method and seed:
 
-    python benchmarks/keep_old_study.py [--seeds 1,2,3] [--quick]
+- data-free: ``none`` (plain), ``freeze-rows``, ``distill`` (LwF on the old logits), ``new-rows``
+  (backbone and old rows frozen: only the new rows train), each new-rows / distill run also with
+  its new logits scaled after training (``align``: ``weights``, weight aligning by row norms;
+  ``calibrate``, a scale fitted on the new classes' validation images);
+- unlabelled images: ``unlabelled`` (the digits' validation split, all ten digits, labels unused)
+  distilled through the original model's decision among the old classes;
+- the exemplar curve: 1, 5 and 20 labelled images per old class (``old_examples``, drawn from
+  the train split) replayed with a class-balanced loss (0 per class is the ``distill`` row).
 
-Writes benchmarks/results/keep_old.json and keep_old.png.
+Reported per method (mean, std, min, max over seeds): ten-way top-1 on the held-out test digits,
+old and new separately; the retention rehead reports (``Retention.after``, on the old digits'
+test images) beside the agreement measured here (the fine-tuned model's ten-way argmax equals
+the original model's on the old test digits); the run's seconds.
+
+    python benchmarks/keep_old_study.py [--seeds 1,2,3] [--epochs 3] [--quick]
+
+Writes benchmarks/results/keep_old.json, keep_old.md and keep_old.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -27,44 +36,104 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_description
-from head_strategies import pretrain_base, split_top1, write_result
+from head_strategies import write_result
 
-from toolkit.demo import ALL_DIGITS, OLD_DIGITS
+from toolkit.data.digits import digits_tensors
 from toolkit.extension import extend
-from toolkit.finetune import KEEP_OLD_CHOICES, FinetuneConfig, finetune
+from toolkit.finetune import PRETRAIN_CONFIG, FinetuneConfig, finetune, pretrain
 from toolkit.model_dir import load_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NEW_DIGITS = tuple(d for d in ALL_DIGITS if d not in OLD_DIGITS)
+SPLITS = {"0-6 -> +7-9": 7, "0-4 -> +5-9": 5}
+#: method name -> (FinetuneConfig changes, old examples per class, unlabelled images?)
+METHODS: dict[str, tuple[dict[str, Any], int, bool]] = {
+    "none": ({"keep_old": "none", "align": "none"}, 0, False),
+    "freeze-rows": ({"keep_old": "freeze-rows", "align": "none"}, 0, False),
+    "distill": ({"keep_old": "distill", "align": "none"}, 0, False),
+    "distill + calibrate": ({"keep_old": "distill", "align": "calibrate"}, 0, False),
+    "new-rows": ({"keep_old": "new-rows", "align": "none"}, 0, False),
+    "new-rows + weight aligning": ({"keep_old": "new-rows", "align": "weights"}, 0, False),
+    "new-rows + calibrate": ({"keep_old": "new-rows", "align": "calibrate"}, 0, False),
+    "none + unlabelled": ({"keep_old": "none", "align": "none"}, 0, True),
+    "distill + unlabelled": ({"keep_old": "distill", "align": "none"}, 0, True),
+    "1 old image per class": ({"keep_old": "distill", "align": "none"}, 1, False),
+    "5 old images per class": ({"keep_old": "distill", "align": "none"}, 5, False),
+    "20 old images per class": ({"keep_old": "distill", "align": "none"}, 20, False),
+}
 
 
-def run(seeds: list[int], epochs: int, pretrain_epochs: int, work: Path) -> dict[str, Any]:
-    base, _, images, labels, base_old, pretrain_s = pretrain_base(work, pretrain_epochs)
-    names = [str(d) for d in ALL_DIGITS]
-    runs: list[dict[str, Any]] = []
+def examples(prep: Any, old: list[int], shots: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``shots`` train-split images per old digit, a seeded draw; labels are the digits."""
+    images, labels = digits_tensors("train", prep)
+    generator = torch.Generator().manual_seed(1000 + seed)
+    picks = []
+    for d in old:
+        idx = torch.nonzero(labels == d).flatten()
+        picks.append(idx[torch.randperm(len(idx), generator=generator)[:shots]])
+    pick = torch.cat(picks)
+    return images[pick], labels[pick]
+
+
+@torch.no_grad()
+def predictions(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(images[i : i + 256]).argmax(1) for i in range(0, len(images), 256)])
+
+
+def run_split(name: str, n_old: int, seeds: list[int], epochs: int, pretrain_epochs: int, work: Path,
+              methods: list[str], log: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every run of one split; each finished run is appended to ``log`` (JSON lines) and skipped
+    when the study is started again with the same ``log`` (a long study survives an interruption)."""
+    done = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    done = [r for r in done if r["split"] == name]
+    old, new = list(range(n_old)), list(range(n_old, 10))
+    names = [str(d) for d in range(10)]
+    base = work / f"base-{n_old}"
+    t0 = time.perf_counter()
+    pretrain("resnet18", "digits", [str(d) for d in old], PRETRAIN_CONFIG.replace(epochs=pretrain_epochs, plot=False),
+             output=base, input_size=32, digits=old, progress=False)
+    pretrain_s = time.perf_counter() - t0
+    prep = load_model_dir(base).config.preprocessing
+    images, labels = digits_tensors("test", prep)
+    is_old = labels < n_old
+    unlabelled = digits_tensors("val", prep)[0]
+    print(f"[{name}] pretrained in {pretrain_s:.0f} s", flush=True)
+    runs = [r for r in done if r["seed"] in seeds and r["method"] in methods]
     for seed in seeds:
-        ext_dir = work / f"ext-{seed}"
+        ext_dir = work / f"ext-{n_old}-{seed}"
         ext = extend(strategy="pad-random", model_dir=base, num_classes=10, class_names=names, seed=seed,
                      output=ext_dir)
-        before = split_top1(ext.module, images, labels)
-        for mode in KEEP_OLD_CHOICES:
+        original = predictions(ext.module, images)
+        for method in methods:
+            if any(r["seed"] == seed and r["method"] == method for r in runs):
+                continue
+            changes, shots, unl = METHODS[method]
+            cfg = FinetuneConfig(epochs=epochs, freeze_epochs=1, seed=seed, plot=False).replace(**changes)
+            out = work / "run"
             t0 = time.perf_counter()
-            out = work / f"{mode}-{seed}"
-            cfg = FinetuneConfig(epochs=epochs, freeze_epochs=1, seed=seed, plot=False, keep_old=mode)
-            result = finetune(
-                ext_dir, "digits", cfg, output=out, digits=NEW_DIGITS, retention_data="digits", progress=False
-            )
-            after = split_top1(load_model_dir(out).module, images, labels)
-            retention = result.retention.to_json() if result.retention is not None else None
-            runs.append({"mode": mode, "seed": seed, "extended": before, "top1": after, "retention": retention,
-                         "seconds": time.perf_counter() - t0})
-            print(f"seed {seed} {mode:19s} new {after['new']:.3f} old {after['old']:.3f} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            result = finetune(ext_dir, "digits", cfg, output=out, overwrite=True, digits=new, retention_data="digits",
+                              old_examples=examples(prep, old, shots, seed) if shots else None,
+                              unlabelled=unlabelled if unl else None)
+            seconds = time.perf_counter() - t0
+            pred = predictions(result.module, images)
+            hit = pred == labels
+            measured = float((pred[is_old] == original[is_old]).float().mean())
+            assert result.retention is not None
+            row = {"split": name, "method": method, "seed": seed, "old": float(hit[is_old].float().mean()),
+                   "new": float(hit[~is_old].float().mean()), "retention_reported": result.retention.after,
+                   "retention_measured": measured, "retention_among_old_logits": result.retention.among_old_logits,
+                   "align_gamma": result.align_gamma, "seconds": seconds}
+            runs.append(row)
+            with log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"[{name}] seed {seed} {method:28s} old {row['old']:.3f} new {row['new']:.3f} reported "
+                  f"{row['retention_reported']:.3f} measured {measured:.3f} ({seconds:.1f} s)", flush=True)
             shutil.rmtree(out, ignore_errors=True)
-            shutil.rmtree(out.with_name(out.name + ".ckpt"), ignore_errors=True)
-    return {"pretrain_seconds": pretrain_s, "pretrained_old_top1": base_old, "runs": runs}
+    return runs, {"pretrain_seconds": pretrain_s}
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -72,16 +141,37 @@ def _stats(values: list[float]) -> dict[str, float]:
             "min": min(values), "max": max(values), "n": len(values)}
 
 
+KEYS = ("old", "new", "retention_reported", "retention_measured", "retention_among_old_logits", "seconds")
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     table: dict[str, Any] = {}
-    for mode in KEEP_OLD_CHOICES:
-        mine = [r for r in runs if r["mode"] == mode]
-        table[mode] = {part: _stats([r["top1"][part] for r in mine]) for part in ("new", "old", "all")}
-        table[mode]["retention"] = _stats([r["retention"]["after"] for r in mine if r["retention"]])
-    parts = ("new", "old", "all")
-    table["extended (no fine-tuning)"] = {part: _stats([r["extended"][part] for r in runs]) for part in parts}
-    table["extended (no fine-tuning)"]["retention"] = _stats([1.0])  # the original model agrees with itself
+    for split in dict.fromkeys(r["split"] for r in runs):
+        plain = statistics.fmean(r["seconds"] for r in runs if r["split"] == split and r["method"] == "none")
+        table[split] = {}
+        for method in dict.fromkeys(r["method"] for r in runs):
+            mine = [r for r in runs if r["split"] == split and r["method"] == method]
+            table[split][method] = {key: _stats([r[key] for r in mine]) for key in KEYS}
+            table[split][method]["cost_vs_plain"] = table[split][method]["seconds"]["mean"] / plain
     return table
+
+
+def markdown(summary: dict[str, Any], settings: dict[str, Any]) -> str:
+    lines = []
+    for split, methods in summary.items():
+        lines += [f"**{split}** (seeds {settings['seeds_per_split'][split]}, {settings['epochs']} epochs; ten-way "
+                  "test top-1, "
+                  "mean ± std; retention on the old digits' test images)", "",
+                  "| method | old digits | new digits | retention reported | agreement measured | "
+                  "among old logits | seconds (x plain) |", "|---|---|---|---|---|---|---|"]
+        for method, s in methods.items():
+            def pct(key: str, s: dict[str, Any] = s) -> str:
+                return f"{100 * s[key]['mean']:.1f} ± {100 * s[key]['std']:.1f}"
+            lines.append(f"| {method} | {pct('old')} | {pct('new')} | {pct('retention_reported')} | "
+                         f"{pct('retention_measured')} | {pct('retention_among_old_logits')} | "
+                         f"{s['seconds']['mean']:.1f} ({s['cost_vs_plain']:.2f}x) |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
@@ -90,64 +180,73 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = list(summary)
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    width = 0.27
-    bars = (
-        ("new", "new digits 7-9, ten-way top-1"),
-        ("old", "old digits 0-6, ten-way top-1"),
-        ("retention", "old-class retention (agreement with the original over the old logits)"),
-    )
-    for k, (part, label) in enumerate(bars):
-        means = [100 * summary[m][part]["mean"] for m in modes]
-        stds = [100 * summary[m][part]["std"] for m in modes]
-        xs = [i + (k - 1) * width for i in range(len(modes))]
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=label)
-    ax.set_xticks(range(len(modes)))
-    ax.set_xticklabels(modes, fontsize=8)
-    ax.set_ylabel("% of the digits test split")
-    ax.set_ylim(0, 100)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
-    ax.set_title("Fine-tuning on images of 7-9 only: resnet18 pretrained on 0-6, padded to 0-9\n"
-                 "(mean ± std over seeds)", fontsize=10)
+    splits = list(summary)
+    fig, axes = plt.subplots(len(splits), 1, figsize=(11, 4.2 * len(splits)), squeeze=False)
+    for ax, split in zip(axes[:, 0], splits, strict=True):
+        methods = list(summary[split])
+        width = 0.27
+        for k, (part, label) in enumerate((("old", "old digits, ten-way top-1"), ("new", "new digits, ten-way top-1"),
+                                           ("retention_reported", "retention reported (full decision)"))):
+            means = [100 * summary[split][m][part]["mean"] for m in methods]
+            stds = [100 * summary[split][m][part]["std"] for m in methods]
+            ax.bar([i + (k - 1) * width for i in range(len(methods))], means, width, yerr=stds, capsize=3, label=label)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, fontsize=7, rotation=25, ha="right")
+        ax.set_ylabel("% of the test digits")
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_title(f"{split}: fine-tuned on the new digits only (mean ± std over seeds)", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (the base is pretrained with seed 0)")
-    parser.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (the first head only)")
+    parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (the bases are pretrained with seed 0)")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (the first head only)")
     parser.add_argument("--pretrain-epochs", type=int, default=6)
-    parser.add_argument("--quick", action="store_true", help="one seed, short pretraining and fine-tuning")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of the methods")
+    parser.add_argument("--quick", action="store_true", help="one seed, one split, short pretraining")
     parser.add_argument("--out", type=Path, default=RESULTS / "keep_old.json")
+    parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "keep_old_runs.jsonl",
+                        help="finished runs, one JSON line each; a restarted study skips them")
+    parser.add_argument("--from-log", action="store_true",
+                        help="run nothing: summarise the runs in --log (the seeds and splits they cover)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",")
+    splits = dict(SPLITS)
     if args.quick:
-        seeds, args.epochs, args.pretrain_epochs = seeds[:1], 2, 2
+        seeds, args.pretrain_epochs, splits = seeds[:1], 2, dict(list(SPLITS.items())[:1])
+    torch.set_num_threads(2)
     started = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    pretraining = {}
+    if args.from_log:
+        runs = [json.loads(line) for line in args.log.read_text().splitlines()]
+        seeds = sorted({r["seed"] for r in runs})
+        splits = {name: SPLITS[name] for name in dict.fromkeys(r["split"] for r in runs)}
     with tempfile.TemporaryDirectory(prefix="rehead-keep-old-") as tmp:
-        raw = run(seeds, args.epochs, args.pretrain_epochs, Path(tmp))
-    summary = summarise(raw["runs"])
-    result = {
-        "benchmark": "keep_old",
-        "machine": machine_description(),
-        "settings": {"arch": "resnet18", "input_size": 32, "old_digits": list(OLD_DIGITS),
-                     "new_digits": list(NEW_DIGITS), "training_data": "digits 7-9 only", "seeds": seeds,
-                     "epochs": args.epochs, "freeze_epochs": 1, "pretrain_epochs": args.pretrain_epochs,
-                     "extension": "pad-random",
-                     "metric": "top-1 over all ten classes on the digits test split"},
-        "pretrained_old_top1": raw["pretrained_old_top1"],
-        "summary": summary,
-        "runs": raw["runs"],
-        "wall_seconds": time.perf_counter() - started,
-    }
+        for name, n_old in splits.items() if not args.from_log else ():
+            mine, info = run_split(name, n_old, seeds, args.epochs, args.pretrain_epochs, Path(tmp), methods,
+                                   args.log)
+            runs += mine
+            pretraining[name] = info
+    summary = summarise(runs)
+    settings = {"arch": "resnet18", "input_size": 32, "splits": splits, "training_data": "the new digits only",
+                "seeds": seeds,
+                "seeds_per_split": {name: sorted({r["seed"] for r in runs if r["split"] == name}) for name in splits},
+                "epochs": args.epochs, "freeze_epochs": 1, "pretrain_epochs": args.pretrain_epochs,
+                "extension": "pad-random", "unlabelled": "digits val split, all ten digits, labels unused",
+                "old_examples": "drawn from the digits train split",
+                "metric": "top-1 over all ten classes on the digits test split"}
+    result = {"benchmark": "keep_old", "issue": 22, "machine": machine_description(), "settings": settings,
+              "pretraining": pretraining, "summary": summary, "runs": runs,
+              "wall_seconds": time.perf_counter() - started}
     write_result(result, args.out, lambda png: plot(summary, png))
-    for mode, stats in summary.items():
-        kept = f" retention {100 * stats['retention']['mean']:5.1f}" if "retention" in stats else ""
-        print(f"{mode:26s} new {100 * stats['new']['mean']:5.1f}±{100 * stats['new']['std']:4.1f} "
-              f"old {100 * stats['old']['mean']:5.1f}±{100 * stats['old']['std']:4.1f}{kept}")
+    args.out.with_suffix(".md").write_text(markdown(summary, settings))
+    print(markdown(summary, settings))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,9 @@ def test_freeze_rows_keeps_unseen_rows_bit_identical(
     assert torch.equal(w1[:7], w0[:7]) and torch.equal(b1[:7], b0[:7])  # bit for bit, despite weight decay
     assert not torch.equal(w1[7:], w0[7:]) and not torch.equal(b1[7:], b0[7:])  # the seen rows trained
     assert result.trained_classes == (7, 8, 9) and result.keep_old == "freeze-rows"
-    assert result.retention is not None and result.retention.images == 6 and result.retention.classes == 7
+    assert result.retention is not None and result.retention.classes == 7
+    # the folder's sub-folders are no class names: every image, those the original calls old counted
+    assert result.retention.images_of == "other images" and 0 < result.retention.images <= 6
     config = load_model_dir(result.path).config
     entry = config.lineage[-1]
     assert entry["trained_classes"] == [7, 8, 9] and entry["keep_old"] == "freeze-rows"
@@ -99,12 +101,17 @@ def test_distill_retains_more_of_the_old_classes_than_none(pretrained_0_6: Path,
         )
     none, distill = results["none"].retention, results["distill"].retention
     assert none is not None and distill is not None
-    assert none.before == distill.before == 1.0 and none.images == distill.images == 270
-    # measured: none 0.06, distill 0.59 (torch 2.15, one thread); none 0.10, distill 0.36 (torch
-    # 2.14.1, two threads, CI's venv): the figures move with the torch build, the gap stays wide
-    assert distill.after > 2 * none.after and distill.after > none.after + 0.15, (none, distill)
+    # "digits" with digit class names: the old digits' test images only (190), those the original
+    # model decides an old class on counted
+    assert none.before == distill.before == 1.0 and none.images == distill.images and 150 < none.images <= 190
+    assert none.on_old_class_images and none.source == "digits"
+    # among the old logits, LwF keeps far more of the ranking (issue 10's figure); measured: none
+    # 0.06, distill 0.59 (torch 2.15, one thread): the figures move with the torch build
+    a, b = none.among_old_logits, distill.among_old_logits
+    assert b > 2 * a and b > a + 0.15, (none, distill)
     metrics = json.loads((tmp_path / "distill" / "metrics.json").read_text())
     assert metrics["retention"]["after"] == pytest.approx(distill.after)
+    assert metrics["retention"]["among_old_logits"] == pytest.approx(distill.among_old_logits)
     assert metrics["keep_old"] == "distill" and metrics["classes_unseen"] == 7
     assert metrics["trained_classes"] == [7, 8, 9] and metrics["data"]["classes_unseen"] == 7
 
@@ -174,10 +181,12 @@ def test_cli_subset_folder_with_class_map(
                  "--keep-old", "freeze-rows"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "7 of 10 classes unseen in the data (0, 1, 2, 3, 4, ... (7 in all)); keeping them with freeze-rows" in (
+    assert "7 of 10 classes unseen in the data (0, 1, 2, 3, 4, ... (7 in all)); keeping them with freeze-rows + " in (
         captured.err
     )
-    assert "kept 7 unseen classes with freeze-rows: top-1 agreement with the original model" in captured.out
+    assert "kept 7 unseen classes with freeze-rows: retention " in captured.out
+    assert "images of new classes (training images)" in captured.out  # said plainly
+    assert "hint: a few images of the old classes (old_examples; --old-examples DIR)" in captured.err
     entry = load_model_dir(out).config.lineage[-1]
     assert entry["trained_classes"] == [7, 8, 9] and entry["keep_old"] == "freeze-rows"
 
@@ -198,3 +207,87 @@ def test_cli_refuses_folders_that_are_not_classes(
     code = main(["finetune", str(make_model_dir()), "--data", str(data), "-o", str(out), "--class-map", str(mapping)])
     text = capsys.readouterr().err
     assert code == 2 and "lion" in text and "--class-map" in text
+
+
+def _old_digits(prep: object, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from toolkit.data.digits import digits_tensors
+
+    images, labels = digits_tensors("test", prep)  # type: ignore[arg-type]
+    keep = labels < 7
+    return images[keep], labels[keep]
+
+
+@torch.no_grad()
+def _argmax(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    return model.eval()(images).argmax(1)
+
+
+def test_one_old_image_per_class_keeps_the_old_digits_in_the_decision(pretrained_0_6: Path, tmp_path: Path) -> None:
+    """Issue 22: without old images the new logits take over the ten-way decision; one replayed
+    image per old class (class-balanced) keeps the old digits. The reported full-decision
+    retention is recomputed here from the two models' outputs."""
+    examples = _digit_folder(tmp_path / "old", {str(d): d for d in range(7)}, per_class=1)
+    cfg = SHORT.replace(keep_old="distill", align="none")
+    plain = finetune(pretrained_0_6, "digits", cfg, output=tmp_path / "plain", digits=NEW, retention_data="digits")
+    kept = finetune(pretrained_0_6, "digits", cfg, output=tmp_path / "kept", digits=NEW, retention_data="digits",
+                    old_examples=examples)
+    loaded = load_model_dir(pretrained_0_6)
+    images, labels = _old_digits(loaded.config.preprocessing, 1)
+    original = _argmax(loaded.module, images)
+    top1 = {name: float((_argmax(r.module, images) == labels).float().mean()) for name, r in
+            (("plain", plain), ("kept", kept))}
+    # measured: plain 0.00-0.01, kept 0.6-0.9 (the figure moves with the torch build, the gap stays)
+    assert top1["kept"] > top1["plain"] + 0.3, top1
+    for result in (plain, kept):
+        r = result.retention
+        assert r is not None and r.on_old_class_images
+        decided_old = original < 7
+        same = (_argmax(result.module, images) == original)[decided_old]
+        assert r.images == int(decided_old.sum())
+        assert r.after == pytest.approx(float(same.float().mean()), abs=1e-6)
+    assert plain.warning is not None and "--old-examples" in plain.warning
+    metrics = json.loads((tmp_path / "kept" / "metrics.json").read_text())
+    assert metrics["old_examples"] == 7 and metrics["retention"]["after"] == pytest.approx(kept.retention.after)
+    entry = load_model_dir(kept.path).config.lineage[-1]
+    assert entry["retention"] == pytest.approx(kept.retention.after) and entry["old_examples"] == 7
+
+
+def test_align_scales_only_the_trained_rows(make_model_dir: Callable[..., Path], tmp_path: Path) -> None:
+    source = make_model_dir()
+    result = finetune(source, "digits", SHORT.replace(keep_old="new-rows", align="calibrate"),
+                      output=tmp_path / "out", digits=NEW)
+    (w0, b0), (w1, b1) = _fc(source), _fc(result.path)
+    assert torch.equal(w1[:7], w0[:7]) and torch.equal(b1[:7], b0[:7])  # new-rows: old rows untouched
+    assert result.align_gamma is not None and 0.0 < result.align_gamma <= 1.0
+    for name, value in load_model_dir(source).module.state_dict().items():
+        if not name.startswith("fc."):  # new-rows: the backbone and its BatchNorm statistics never move
+            assert torch.equal(value, result.module.state_dict()[name]), name
+
+
+@pytest.mark.parametrize(
+    ("flag", "layout", "expected"),
+    [
+        ("--old-examples", {"3": 3, "lion": 1}, "lion are not classes of the model"),
+        ("--old-examples", None, "does not exist"),
+        ("--unlabelled", {}, "no image files under"),
+    ],
+)
+def test_cli_refuses_bad_old_examples_and_unlabelled_folders(
+    make_model_dir: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    layout: dict[str, int] | None,
+    expected: str,
+) -> None:
+    folder = tmp_path / "given"
+    if layout is not None:
+        _digit_folder(folder, layout, per_class=1)
+        folder.mkdir(exist_ok=True)
+    out = tmp_path / "out"
+    code = main(["finetune", str(make_model_dir()), "--data", "digits", "--digits-subset", "7-9", "-o", str(out),
+                 flag, str(folder)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert expected in err[0] and flag in err[0], err[0]
+    assert not out.exists() and not default_work_dir(out).exists()

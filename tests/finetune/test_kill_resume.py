@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from toolkit.finetune import default_work_dir
 from toolkit.model_dir import WEIGHTS_FILE
 
@@ -75,3 +77,63 @@ def test_resume_without_checkpoints_starts_fresh(digits_model_dir: Path, tmp_pat
     )
     assert run.returncode == 0, run.stderr
     assert "no checkpoint" in run.stderr and (out / WEIGHTS_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_with_old_examples_and_unlabelled_images(digits_model_dir: Path, tmp_path: Path) -> None:
+    """Issue 22: the replayed old examples and the distilled unlabelled images are drawn per step
+    from (seed, epoch, batch), and the original model's logits on the unlabelled images are cached:
+    a killed and resumed subset run still ends byte-identical."""
+    old = _digit_folder(tmp_path / "old", {str(d): d for d in range(7)}, per_class=1)
+    unlabelled = _digit_folder(tmp_path / "unlabelled", {"a": 0, "b": 3, "c": 8}, per_class=4)
+    extra = ("--digits-subset", "7-9", "--old-examples", str(old), "--unlabelled", str(unlabelled),
+             "--keep-old", "distill", "--align", "calibrate")  # fmt: skip
+    reference = tmp_path / "reference"
+    done = subprocess.run(_command(digits_model_dir, reference, *extra), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    killed = tmp_path / "killed"
+    steps = _kill_at(_command(digits_model_dir, killed, *extra, "--checkpoint-every-steps", "3"), killed)
+    resumed = subprocess.run(
+        _command(digits_model_dir, killed, *extra, "--checkpoint-every-steps", "3", "--resume"),
+        env=ENV, capture_output=True, text=True,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"step {max(steps)}" in resumed.stderr
+    assert (killed / WEIGHTS_FILE).read_bytes() == (reference / WEIGHTS_FILE).read_bytes()
+
+
+def _kill_at(command: list[str], out: Path) -> list[int]:
+    """Run ``command`` until the checkpoint of ``KILL_AT_STEP`` exists, SIGKILL it; the steps left."""
+    work = default_work_dir(out)
+    target = work / f"step-{KILL_AT_STEP:08d}.pt"
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not target.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert target.exists(), f"no checkpoint for step {KILL_AT_STEP} (exit code {proc.poll()})"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not out.exists(), "the run finished before the kill: nothing was interrupted"
+    steps = sorted(int(p.stem.split("-")[1]) for p in work.glob("step-*.pt"))
+    assert KILL_AT_STEP in steps and max(steps) < 24
+    return steps
+
+
+def _digit_folder(root: Path, digits: dict[str, int], *, per_class: int) -> Path:
+    """``{folder name: digit}``: DIR/<folder>/*.png holding real digit images (upscaled 4x)."""
+    import numpy as np
+    from PIL import Image
+
+    from toolkit.data.digits import digits_uint8
+
+    images, labels = digits_uint8("train")
+    for name, digit in digits.items():
+        (root / name).mkdir(parents=True)
+        for i, img in enumerate(images[labels == digit][:per_class]):
+            Image.fromarray(np.kron(img, np.ones((4, 4), dtype=np.uint8))).save(root / name / f"{i}.png")
+    return root

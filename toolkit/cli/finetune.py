@@ -55,12 +55,34 @@ def finetune(
         '{"folder": "class"} or one "folder,class" pair per line.',
     ),
     keep_old: str = typer.Option(
-        "distill",
+        "auto",
         "--keep-old",
         help="Classes with no images in --data: none (plain fine-tuning; they are forgotten) | "
         "freeze-rows (their head rows and bias stay bit-identical) | distill (the original model's "
-        "outputs on the training images are soft targets for them) | freeze-rows+distill. No effect "
-        "when the data covers every class.",
+        "outputs on the training images are soft targets for them) | freeze-rows+distill | new-rows "
+        "(only the new rows train: backbone and old rows frozen every epoch) | auto (new-rows, or distill "
+        "with --old-examples). No effect when the data covers every class.",
+    ),
+    align: str = typer.Option(
+        "auto",
+        "--align",
+        help="After training with some classes unseen, scale the trained classes' logits down: none | "
+        "weights (weight aligning: to the old rows' mean norm) | calibrate (the smallest scale that keeps "
+        "95% of the validation images deciding a new class) | auto (calibrate without --old-examples, "
+        "none with them).",
+    ),
+    old_examples: str | None = typer.Option(
+        None,
+        "--old-examples",
+        help="A few labelled images of the classes missing from --data, any number per class from one: "
+        "DIR/<class>/* (class folders named like the model's classes) or a CSV manifest. Replayed every "
+        "step with a class-balanced loss; by far the best way to keep the old classes in the decision.",
+    ),
+    unlabelled: str | None = typer.Option(
+        None,
+        "--unlabelled",
+        help="Folder of any images, no labels (any sub-folders): where the original model is sure of an old "
+        "class, its decision is distilled into the fine-tuned model.",
     ),
     distill_weight: float = typer.Option(
         1.0, "--distill-weight", help="distill: weight of the distillation loss next to cross-entropy."
@@ -71,8 +93,11 @@ def finetune(
     retention_data: str | None = typer.Option(
         None,
         "--retention-data",
-        help="Folder of images (labels unused, any sub-folders) on which retention of the unseen "
-        "classes is measured: top-1 agreement with the original model. Default: the training images.",
+        help="Images on which retention of the unseen classes is measured: how often the fine-tuned "
+        "model's decision over all classes is the original model's, where that is an unseen class. Class "
+        "folders named like the model's classes (or a manifest, or 'digits'): only the unseen classes' "
+        "images; any other folder: every image. Default: --old-examples, else --unlabelled, else the "
+        "training images (said plainly: they are of the new classes).",
     ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="Model directory to write (checkpoints: OUTPUT.ckpt/)."
@@ -200,6 +225,7 @@ def finetune(
             keep_old=keep_old,
             distill_weight=distill_weight,
             distill_temperature=distill_temperature,
+            align=align,
             sync_bn=sync_bn,
         )
         result = run_finetune(
@@ -214,6 +240,8 @@ def finetune(
             val_ratio=val_ratio,
             class_map=class_map,
             retention_data=retention_data,
+            old_examples=old_examples,
+            unlabelled=unlabelled,
             workers=workers,
             progress=True,
         )
@@ -238,9 +266,10 @@ def finetune(
     if result.retention is not None:
         r = result.retention
         typer.echo(
-            f"kept {r.classes} unseen classes with {result.keep_old}: top-1 agreement with the original "
-            f"model {r.after:.4f} (before {r.before:.4f}) on {r.images} images ({r.source})"
-        )
+            f"kept {r.classes} unseen classes with {result.keep_old}: retention {r.after:.4f} (the original "
+            f"model's decision over all classes kept, on {r.images} images of {r.images_of}: {r.source}); "
+            f"among the old logits only {r.among_old_logits:.4f}"
+        )  # a warning, if any, was shown with the progress lines (and is in metrics.json)
 
 
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:

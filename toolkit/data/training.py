@@ -177,8 +177,18 @@ def _digits(prep: Preprocessing, names: tuple[str, ...], digits: Sequence[int] |
 
 
 # --- image folders -------------------------------------------------------------------------------
+_NEW_NAME = re.compile(r"new_\d+$")
+
+
+def uncovered_classes(class_names: Sequence[str], covered: set[str]) -> list[str]:
+    """The model's classes no folder covers, the new ones first: those still named ``new_<i>`` (the
+    rows a padded head added without names), then the rest in the model's order."""
+    left = [n for n in class_names if n not in covered]
+    return [n for n in left if _NEW_NAME.match(n)] + [n for n in left if not _NEW_NAME.match(n)]
+
+
 def check_folder_classes(
-    folder: Path, class_names: Sequence[str], class_map: Mapping[str, str] | None = None
+    folder: Path, class_names: Sequence[str], class_map: Mapping[str, str] | None = None, *, param: str = "data"
 ) -> dict[str, str]:
     """``{model class: folder name}`` for the class sub-folders of ``folder``.
 
@@ -194,17 +204,21 @@ def check_folder_classes(
     found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not found:
         raise DataError(
-            f"'{folder}' has no class folders", hint="put the images of each class in DIR/<class>/", param="data"
+            f"'{folder}' has no class folders", hint="put the images of each class in DIR/<class>/", param=param
         )
     known = set(class_names)
     extra = [f for f in found if renames.get(f, f) not in known]
     if extra:
+        open_classes = uncovered_classes(class_names, {renames.get(f, f) for f in found})
+        example = ", ".join(f"{f},{c}" for f, c in zip(extra[:2], open_classes[:2], strict=False))
         raise DataError(
             f"folder(s) {listing(extra)} are not classes of the model "
             f"({len(extra)} of the {len(found)} class folders of '{folder}')",
-            hint=f"the model's classes are {listing(class_names)}; rename the folders, give a class map "
-            "(folder,class lines), or extend the head first",
-            param="class_map" if renames else "data",
+            hint=f"the model's classes that this data does not cover, new ones first: {listing(open_classes)}; "
+            f"rename the folders, give a class map of 'folder,class' lines"
+            + (f" (e.g. {example})" if example else "")
+            + ", or name the new classes when extending the head",
+            param="class_map" if renames else param,
         )
     by_class: dict[str, str] = {}
     for f in found:
@@ -342,3 +356,47 @@ def _split(
         augment="shift-flip",
         seen=_seen(train_part, names),
     )
+
+
+# --- a few labelled images (old examples) --------------------------------------------------------
+def load_examples(
+    source: str | os.PathLike[str],
+    prep: Preprocessing,
+    class_names: Sequence[str],
+    *,
+    class_map: str | os.PathLike[str] | Mapping[str, str] | None = None,
+    workers: int = 0,
+    param: str = "old_examples",
+) -> Split:
+    """A few labelled images, any number per class from one: a folder ``DIR/<class>/*`` (class
+    folders named like the model's classes, renamed by ``class_map``) or a ``.csv`` manifest
+    (every row, whatever its split). Labels are the model's class indices. Folders or labels
+    that are no class of the model are refused (``DataError`` carrying ``param``), as for
+    ``load_training_data``."""
+    from toolkit.data.decode import check_workers
+    from toolkit.data.manifest import is_manifest, read_manifest
+
+    check_workers(workers)
+    names = tuple(class_names)
+    renames = read_class_map(class_map, names) if class_map is not None else {}
+    root = Path(source)
+    if is_manifest(root):
+        per_class: dict[str, list[Path]] = {}
+        for row in read_manifest(root, names, renames, param=param).rows:
+            per_class.setdefault(row.label, []).append(row.path)
+        decoded = _decode({cls: per_class[cls] for cls in names if cls in per_class}, prep, workers)
+    elif root.is_dir():
+        from toolkit.data.images import list_class_images
+
+        by_class = check_folder_classes(root, names, renames, param=param)
+        files = list_class_images(root, list(by_class.values()))
+        decoded = _decode({cls: files[by_class[cls]] for cls in names if cls in by_class}, prep, workers)
+    else:
+        raise DataError(
+            f"'{root}' does not exist",
+            hint="give a folder of class folders (DIR/<class>/*) or a .csv manifest",
+            param=param,
+        )
+    if not any(decoded.values()):
+        raise DataError(f"no images in '{root}'", hint="give at least one image of a class", param=param)
+    return _stack(decoded, names)

@@ -34,6 +34,7 @@ from toolkit.finetune.evaluate import Evaluation, evaluate_sums
 from toolkit.finetune.keep_old import FrozenRows, distill_loss
 from toolkit.finetune.optim import Phase, apply_policy, group_lrs, make_optimizer, make_scheduler, plan_phases
 from toolkit.finetune.progress import TrainingProgress
+from toolkit.finetune.replay import Extras, StepExtras, balanced_cross_entropy, old_decision_loss
 from toolkit.model_dir import state_dict_for_saving
 from toolkit.records import HeadSpec
 
@@ -88,7 +89,9 @@ class Loop:
 
     ``unseen``: the model's classes without training images, kept as ``config.keep_old`` says;
     ``teacher``: the original model's logits (N, classes) on the training images, by image index
-    (needed when ``config.keep_old`` distills).
+    (needed when ``config.keep_old`` distills). ``extras``: images every step adds (replayed old
+    examples, unlabelled images to distill on; ``toolkit.finetune.replay``).
+    With ``keep_old="new-rows"`` and unseen classes, every epoch is a head-only epoch.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class Loop:
         teacher: torch.Tensor | None = None,
         dist: Distributed | None = None,
         device: torch.device | None = None,
+        extras: StepExtras | None = None,
     ) -> None:
         self.model = model
         #: what a training step calls: ``model`` itself, or wrapped in DDP for the current phase
@@ -134,6 +138,11 @@ class Loop:
                 raise InternalError("keep_old distills but the loop got no teacher logits")
             self.unseen_index = torch.tensor(list(unseen), dtype=torch.long, device=self.device)
             self.teacher = teacher.to(self.device).index_select(1, self.unseen_index)
+        self.extras = extras if extras is not None and extras.active else None
+        self.old_index = torch.tensor(list(unseen), dtype=torch.long, device=self.device)
+        # new-rows: no feature drift at all, the backbone (and its BatchNorm statistics) never trains
+        new_rows = bool(unseen) and config.trains_new_rows_only
+        self.phases = plan_phases(config.replace(freeze_epochs=config.epochs) if new_rows else config)
 
     # --- checkpoints ------------------------------------------------------------------------
     def _save(
@@ -192,10 +201,24 @@ class Loop:
         optimizer: torch.optim.Optimizer,
         scaler: torch.amp.GradScaler,
         n_global: int,
+        extras: Extras | None = None,
     ) -> tuple[float, int]:
+        added = extras.images() if extras is not None else []
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            logits = self.net(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
+            # one forward pass over the batch and the added images: BatchNorm sees them together
+            out = self.net(torch.cat([x, *added])) if added else self.net(x)
+        logits = out[: len(x)]
+        if extras is not None and extras.ry is not None:
+            labelled = out[: len(x) + len(extras.ry)]
+            loss = balanced_cross_entropy(
+                labelled, torch.cat([y, extras.ry]), label_smoothing=self.config.label_smoothing
+            )
+        else:
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
+        if extras is not None and extras.ux is not None and extras.ut is not None:
+            loss = loss + self.config.distill_weight * old_decision_loss(
+                out[len(out) - len(extras.ux) :], extras.ut, self.old_index, self.config.distill_temperature
+            )
         if self.teacher is not None and self.unseen_index is not None:
             student = logits.float().index_select(1, self.unseen_index)
             target = self.teacher.index_select(0, idx)
@@ -234,7 +257,10 @@ class Loop:
         for b in range(state.batch, self.steps_per_epoch):
             started = time.perf_counter()
             x, y, idx, n_global = self._batch(order, epoch, b)
-            loss, correct = self._step(x, y, idx, optimizer, scaler, n_global)
+            extras = None
+            if self.extras is not None:
+                extras = self.extras.draw(epoch, b, (self.dist.rank, self.dist.world))
+            loss, correct = self._step(x, y, idx, optimizer, scaler, n_global, extras)
             scheduler.step()
             loss, total_correct, seen = self.dist.sum([loss, correct, len(y)])
             state.seconds += time.perf_counter() - started
@@ -279,7 +305,7 @@ class Loop:
             state.best_top1, state.best_epoch, state.bad_epochs = val.top1, state.epoch, 0
             if cfg.restore_best:
                 self.best_model = state_dict_for_saving(self.model)
-        elif phase.index == len(plan_phases(cfg)) - 1:  # patience counts in the last phase only
+        elif phase.index == len(self.phases) - 1:  # patience counts in the last phase only
             state.bad_epochs += 1
         state.stopped = cfg.patience is not None and state.bad_epochs >= cfg.patience
         state.epoch += 1
@@ -306,7 +332,7 @@ class Loop:
         if checkpoint is not None:
             best = checkpoint["model"] if checkpoint.get("best_is_model") else checkpoint.get("best_model")
             self.best_model = dict(best) if best is not None else None
-        for phase in plan_phases(self.config):
+        for phase in self.phases:
             if state.stopped or state.epoch >= phase.stop:
                 continue
             apply_policy(self.model, self.spec, phase.policy)

@@ -14,11 +14,20 @@ from toolkit.errors import InvalidArgumentError
 OPTIMIZERS = ("adamw", "sgd")
 AUGMENT_CHOICES = ("auto", "none", "shift", "shift-flip")
 #: How the classes without training images ("unseen") are kept; see ``FinetuneConfig``.
-KEEP_OLD_CHOICES = ("none", "freeze-rows", "distill", "freeze-rows+distill")
+KEEP_OLD_CHOICES = ("auto", "none", "freeze-rows", "distill", "freeze-rows+distill", "new-rows")
 #: The default ``keep_old``. It matters only when the data covers a subset of the model's
-#: classes (with every class present all modes train alike). Provisional: the issue-10 study in
-#: the README decides it; change it here only with that study's numbers.
-DEFAULT_KEEP_OLD = "distill"
+#: classes (with every class present all modes train alike). From the issue-22 keep-old study in
+#: the README; change it here only with that study's numbers. ``auto`` is ``new-rows`` without old
+#: examples (with ``DEFAULT_ALIGN``, the only data-free combination that kept old classes in the
+#: ten-way decision) and ``distill`` with them (replay then keeps the old classes, and training the
+#: backbone keeps the new ones better than ``new-rows``).
+DEFAULT_KEEP_OLD = "auto"
+KEEP_OLD_AUTO = {False: "new-rows", True: "distill"}
+#: How the trained rows are scaled after training when some classes were unseen (``align``).
+ALIGN_CHOICES = ("auto", "none", "weights", "calibrate")
+#: What ``align="auto"`` means without old examples (with them it means ``none``). From the
+#: issue-22 keep-old study in the README; change it only with that study's numbers.
+DEFAULT_ALIGN = "calibrate"
 
 #: Settings that do not change the trajectory of a run: a resume may change them.
 RESUME_FREE = frozenset({"device", "threads", "keep_checkpoints", "checkpoint_every_steps", "plot"})
@@ -92,6 +101,7 @@ class FinetuneConfig:
     keep_old: str = DEFAULT_KEEP_OLD
     distill_weight: float = 1.0
     distill_temperature: float = 2.0
+    align: str = "auto"
     sync_bn: bool = False
 
     def __post_init__(self) -> None:
@@ -121,6 +131,7 @@ class FinetuneConfig:
         _choice(self.keep_old, "keep_old", KEEP_OLD_CHOICES)
         _float(self.distill_weight, "distill_weight", low=0.0)
         _float(self.distill_temperature, "distill_temperature", low=0.0, low_open=True)
+        _choice(self.align, "align", ALIGN_CHOICES)
         if not isinstance(self.sync_bn, bool):
             raise InvalidArgumentError(f"sync_bn must be True or False, got {self.sync_bn!r}", param="sync_bn")
 
@@ -137,13 +148,31 @@ class FinetuneConfig:
 
     @property
     def freezes_rows(self) -> bool:
-        """Whether unseen classes' head rows are frozen (``freeze-rows`` or ``freeze-rows+distill``)."""
-        return self.keep_old.startswith("freeze-rows")
+        """Whether unseen classes' head rows are frozen (``freeze-rows``, ``freeze-rows+distill``, ``new-rows``)."""
+        return self.keep_old.startswith("freeze-rows") or self.keep_old == "new-rows"
 
     @property
     def distills(self) -> bool:
         """Whether unseen classes' logits are distilled from the original model."""
         return self.keep_old.endswith("distill")
+
+    @property
+    def trains_new_rows_only(self) -> bool:
+        """``new-rows``: the backbone stays frozen every epoch and the unseen rows too."""
+        return self.keep_old == "new-rows"
+
+    def resolved(self, *, old_examples: bool) -> FinetuneConfig:
+        """This config with ``keep_old="auto"`` replaced by what it means (``KEEP_OLD_AUTO``)."""
+        if self.keep_old != "auto":
+            return self
+        return self.replace(keep_old=KEEP_OLD_AUTO[old_examples])
+
+    def alignment(self, *, old_examples: bool) -> str:
+        """How the trained rows are scaled after training: ``align``, with ``auto`` resolved
+        (``DEFAULT_ALIGN`` without old examples, ``none`` with them)."""
+        if self.align != "auto":
+            return self.align
+        return "none" if old_examples else DEFAULT_ALIGN
 
     def uses_amp(self) -> bool:
         """Whether this run autocasts: the ``amp`` setting, or its per-device default."""

@@ -8,7 +8,13 @@
   images, computed once per run in eval mode and saved beside the checkpoints, keyed by the
   teacher's weights hash and the images, so a resumed run reads them instead of recomputing.
 - ``distill_loss``: Learning without Forgetting (Li and Hoiem, 2016) on the unseen logits.
-- ``Retention``: top-1 agreement with the original model, restricted to the unseen classes.
+- ``align_rows``: after training, the trained rows' logits are scaled down so that they do not
+  outscore the old ones by habit (the task-recency bias): weight aligning (Zhao et al., CVPR
+  2020: to the unseen rows' mean norm) or a scale calibrated on the new classes' validation
+  images (``calibrated_scale``).
+- ``Retention``: how often the fine-tuned model makes the original model's decision, over ALL
+  classes (the decision a deployed model makes), where that decision is an unseen class; and,
+  secondary, the agreement among the unseen classes' logits only.
 - ``Keeping``: what one run needs of all this, prepared before training (from the original
   model) and measured after it.
 """
@@ -28,7 +34,7 @@ from torch.nn import functional as F
 from toolkit import _atomic
 from toolkit._text import listing
 from toolkit.data.training import TrainingData
-from toolkit.finetune.checkpoints import TEACHER_FILE
+from toolkit.finetune.checkpoints import TEACHER_FILE, UNLABELLED_TEACHER_FILE
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.progress import TrainingProgress
 from toolkit.heads.modules import get_submodule, layer_bias, layer_weight, output_layer
@@ -99,10 +105,11 @@ def cache_key(weights_sha256: str, images: torch.Tensor) -> str:
 
 
 class TeacherCache:
-    """The teacher's logits for one run: read from ``folder/TEACHER_FILE`` when its key matches."""
+    """The teacher's logits for one run: read from ``folder/name`` (default ``TEACHER_FILE``)
+    when its key matches."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder) / TEACHER_FILE
+    def __init__(self, folder: str | Path, name: str = TEACHER_FILE) -> None:
+        self.path = Path(folder) / name
 
     def get(
         self,
@@ -141,13 +148,24 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
     ) * (t * t)
 
 
+#: What a ``Retention`` was measured on (``Retention.images_of``).
+OLD_CLASS_IMAGES, OTHER_IMAGES, TRAINING_IMAGES = "old classes", "other images", "new classes (training images)"
+
+
 @dataclasses.dataclass(frozen=True)
 class Retention:
-    """Top-1 agreement with the original model on the unseen (old) classes.
+    """How much of the original model's decision on the unseen (old) classes survives.
 
-    On each image, the argmax over the unseen classes' logits only, of the original and of the
-    fine-tuned model; ``after`` is the fraction of images where the two agree (``before`` is 1.0
-    by definition). ``images`` were ``source`` (a folder, or the training images).
+    ``after`` (the headline): on each image where the original model's argmax over ALL classes
+    is an unseen class, whether the fine-tuned model's argmax over all classes is the same
+    class; the fraction of such images (``images`` of them; ``before`` is 1.0 by definition).
+    ``among_old_logits``: the same agreement with both argmaxes taken over the unseen classes'
+    logits only, on the same images (what rehead reported as retention before issue 22: it
+    says how the old classes rank among themselves, not whether the model still picks them).
+    ``images_of`` says what the images were: ``OLD_CLASS_IMAGES`` (labelled images of the old
+    classes), ``OTHER_IMAGES`` (unlabelled, any class) or ``TRAINING_IMAGES`` (the run's own
+    images of the new classes: the model is taught to decide otherwise there, so the figure
+    says little). ``source`` names them (a folder, ``digits``, ...).
     """
 
     before: float
@@ -155,6 +173,12 @@ class Retention:
     images: int
     classes: int
     source: str
+    among_old_logits: float = 0.0
+    images_of: str = OLD_CLASS_IMAGES
+
+    @property
+    def on_old_class_images(self) -> bool:
+        return self.images_of == OLD_CLASS_IMAGES
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -164,18 +188,141 @@ def agreement(original: torch.Tensor, tuned: torch.Tensor, rows: Sequence[int]) 
     """Fraction of images whose argmax over ``rows`` is the same in both (N, classes) logits."""
     index = torch.tensor(list(rows), dtype=torch.long)
     same = original[:, index].argmax(1) == tuned[:, index].argmax(1)
-    return float(same.float().mean())
+    return float(same.float().mean()) if len(same) else 0.0
+
+
+def decided_old(original: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
+    """Mask of the images on which the original model's argmax over all classes is in ``rows``."""
+    return torch.isin(original.argmax(1), torch.tensor(list(rows), dtype=torch.long))
+
+
+def full_agreement(original: torch.Tensor, tuned: torch.Tensor, rows: Sequence[int]) -> tuple[float, int]:
+    """Among the images on which ``original``'s argmax over all classes is one of ``rows``: the
+    fraction on which ``tuned``'s argmax over all classes is the same class, and their count."""
+    mask = decided_old(original, rows)
+    count = int(mask.sum())
+    if not count:
+        return 0.0, 0
+    same = original[mask].argmax(1) == tuned[mask].argmax(1)
+    return float(same.float().mean()), count
+
+
+#: ``calibrate`` keeps this share of the validation images that decided a new class before.
+CALIBRATION_KEEP = 0.95
+
+
+def norm_ratio(model: nn.Module, spec: HeadSpec, trained: Sequence[int], kept: Sequence[int]) -> float:
+    """Weight aligning's factor: mean L2 norm of the ``kept`` rows' weights / that of the
+    ``trained`` rows' (1.0 when either set is empty)."""
+    if not trained or not kept:
+        return 1.0
+    weight = layer_weight(output_layer(get_submodule(model, spec.module))).detach().float()
+    norms = weight.norm(dim=1)
+    return float(norms[list(kept)].mean() / norms[list(trained)].mean().clamp_min(1e-12))
+
+
+def calibrated_scale(logits: torch.Tensor, trained: Sequence[int], kept: Sequence[int]) -> float:
+    """The smallest factor in (0, 1] for the ``trained`` classes' logits (on validation images of
+    those classes) that keeps ``CALIBRATION_KEEP`` of the images deciding one of them, compared
+    with the factor 1 (searched on a grid of 1/200 steps)."""
+    new, old = logits[:, list(trained)].float(), logits[:, list(kept)].float().amax(1)
+    if not len(logits) or not trained or not kept:
+        return 1.0
+
+    def share(g: float) -> float:
+        return float(((g * new).amax(1) > old).float().mean())
+
+    floor = CALIBRATION_KEEP * share(1.0)
+    best = 1.0
+    for step in range(199, 0, -1):
+        g = step / 200
+        if share(g) < floor:
+            break
+        best = g
+    return best
+
+
+@torch.no_grad()
+def scale_rows(model: nn.Module, spec: HeadSpec, rows: Sequence[int], gamma: float) -> None:
+    """Multiply the ``rows`` of the head's output layer (weights and bias entries) by ``gamma``:
+    their logits are scaled by it."""
+    layer = output_layer(get_submodule(model, spec.module))
+    weight, bias = layer_weight(layer), layer_bias(layer)
+    index = torch.tensor(list(rows), dtype=torch.long, device=weight.device)
+    weight[index] = weight[index] * gamma
+    if bias is not None:
+        bias[index] = bias[index] * gamma
+
+
+def align_rows(
+    model: nn.Module,
+    spec: HeadSpec,
+    trained: Sequence[int],
+    kept: Sequence[int],
+    method: str,
+    val_images: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> float:
+    """Scale the ``trained`` rows' logits down so that they stop outscoring the ``kept`` ones by
+    habit (the task-recency bias); returns the factor (1.0: unchanged).
+
+    ``weights``: weight aligning (Zhao et al., CVPR 2020), the kept rows' mean weight norm over
+    the trained rows'. ``calibrate``: ``calibrated_scale`` on ``val_images`` (the run's
+    validation images, which are of the trained classes). A factor above 1 is never applied.
+    """
+    if method == "weights":
+        gamma = norm_ratio(model, spec, trained, kept)
+    else:
+        logits = model_logits(model, val_images, batch_size=batch_size, device=device)
+        gamma = calibrated_scale(logits, trained, kept)
+    gamma = min(gamma, 1.0)
+    if gamma < 1.0:
+        scale_rows(model, spec, trained, gamma)
+    return gamma
+
+
+#: An unlabelled image is taken for an old class's when the original model is surer of it than of
+#: this share of the training images (which are of the new classes).
+UNLABELLED_QUANTILE = 0.9
+
+
+def looks_like_old(unlabelled: torch.Tensor, training: torch.Tensor, old: Sequence[int]) -> torch.Tensor:
+    """Mask of the unlabelled images (the original model's logits on them) whose top softmax
+    probability over the ``old`` classes exceeds ``UNLABELLED_QUANTILE`` of those on the
+    ``training`` images: the images of new classes that an unlabelled folder also holds are
+    (mostly) left out, so that distillation does not teach the model to call them old."""
+    index = torch.tensor(list(old), dtype=torch.long)
+
+    def confidence(logits: torch.Tensor) -> torch.Tensor:
+        return logits.float().index_select(1, index).softmax(1).amax(1)
+
+    threshold = torch.quantile(confidence(training), UNLABELLED_QUANTILE)
+    return confidence(unlabelled) > threshold
+
+
+Split = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclasses.dataclass
 class Keeping:
-    """The unseen classes of one run, and the original model's logits on the images retention is
-    measured on (``source``: a folder, or the training images)."""
+    """The unseen classes of one run, what keeps them, and where their retention is measured.
+
+    ``images`` (retention images; ``None``: chosen in ``prepare``) are ``images_of`` what
+    ``source`` names. ``old_examples``: labelled images of old classes to replay;
+    ``unlabelled``: images whose original-model logits (``unlabelled_teacher``, set by
+    ``prepare``) are distilled.
+    """
 
     unseen: tuple[int, ...]
     images: torch.Tensor | None = None
     original: torch.Tensor | None = None
     source: str = "training images"
+    images_of: str = TRAINING_IMAGES
+    old_examples: Split | None = None
+    unlabelled: torch.Tensor | None = None
+    unlabelled_teacher: torch.Tensor | None = None
     teacher_cached: bool | None = None
 
     def prepare(
@@ -188,22 +335,56 @@ class Keeping:
         reporter: TrainingProgress,
     ) -> torch.Tensor:
         """Call with the ORIGINAL model (before a checkpoint's weights are loaded): its logits on the
-        training images (cached in ``folder``) are returned, those on the retention images kept."""
+        training images (cached in ``folder``) are returned, those on the retention and unlabelled
+        images kept."""
         names = [training.class_names[i] for i in self.unseen]
+        how = [config.keep_old]
+        if self.old_examples is not None:
+            how.append(f"{len(self.old_examples[1])} old examples replayed")
+        if self.unlabelled is not None:
+            how.append(f"distillation on {len(self.unlabelled)} unlabelled images")
+        alignment = config.alignment(old_examples=self.old_examples is not None)
+        if alignment != "none":
+            how.append({"weights": "weight aligning", "calibrate": "calibrated new logits"}[alignment])
         reporter.message(
             f"{len(self.unseen)} of {len(training.class_names)} classes unseen in the data ({listing(names)}); "
-            f"keeping them with {config.keep_old}"
+            f"keeping them with {listing(how, sep=' + ')}"
         )
+        if self.old_examples is None:
+            reporter.message(
+                "hint: a few images of the old classes (old_examples; --old-examples DIR), even one per class, "
+                "keep them in the decision far better than any data-free method (docs/finetune.md)"
+            )
         if config.distills and len(self.unseen) == 1:
             reporter.message("note: with one unseen class its softmax is constant: distillation has nothing to match")
         device = torch.device(config.device)
+        batch = config.eval_batch_size
         teacher, self.teacher_cached = TeacherCache(folder).get(
-            model, training.train[0], weights_sha256, batch_size=config.eval_batch_size, device=device
+            model, training.train[0], weights_sha256, batch_size=batch, device=device
         )
-        if self.images is not None:
-            self.original = model_logits(model, self.images, batch_size=config.eval_batch_size, device=device)
-        else:
-            self.images, self.original = training.train[0], teacher
+        if self.unlabelled is not None:
+            logits, _ = TeacherCache(folder, UNLABELLED_TEACHER_FILE).get(
+                model, self.unlabelled, weights_sha256, batch_size=batch, device=device
+            )
+            looks_old = looks_like_old(logits, teacher, self.unseen)
+            reporter.message(
+                f"{int(looks_old.sum())} of {len(logits)} unlabelled images look like old classes (the original "
+                f"model is surer of them than of {UNLABELLED_QUANTILE:.0%} of the training images): distilled"
+            )
+            self.unlabelled, self.unlabelled_teacher = self.unlabelled[looks_old], logits[looks_old]
+            if not len(self.unlabelled):
+                self.unlabelled = self.unlabelled_teacher = None
+        if self.images is None and self.old_examples is not None:
+            self.images, self.images_of = self.old_examples[0], OLD_CLASS_IMAGES
+            self.source = "old_examples (replayed in training: give retention_data for held-out images)"
+        elif self.images is None and self.unlabelled is not None:
+            self.images, self.images_of, self.original = self.unlabelled, OTHER_IMAGES, self.unlabelled_teacher
+            self.source = "unlabelled images (distilled in training)"
+        if self.images is None:
+            self.images, self.original, self.images_of = training.train[0], teacher, TRAINING_IMAGES
+            self.source = "training images (new classes)"
+        elif self.original is None:
+            self.original = model_logits(model, self.images, batch_size=batch, device=device)
         return teacher
 
     def measure(self, model: nn.Module, *, batch_size: int, device: torch.device) -> Retention | None:
@@ -211,10 +392,35 @@ class Keeping:
         if not self.unseen or self.images is None or self.original is None:
             return None
         tuned = model_logits(model, self.images, batch_size=batch_size, device=device)
+        after, count = full_agreement(self.original, tuned, self.unseen)
+        mask = decided_old(self.original, self.unseen)
         return Retention(
             before=1.0,
-            after=agreement(self.original, tuned, self.unseen),
-            images=len(self.images),
+            after=after,
+            images=count,
             classes=len(self.unseen),
             source=self.source,
+            among_old_logits=agreement(self.original[mask], tuned[mask], self.unseen),
+            images_of=self.images_of,
         )
+
+
+def retention_warning(retention: Retention, *, old_examples: bool) -> str | None:
+    """One line when the fine-tuned model keeps the original's decision on fewer than half of the
+    images, saying what would help; ``None`` otherwise."""
+    if retention.after >= 0.5:
+        return None
+    where = (
+        ""
+        if retention.on_old_class_images
+        else f" (measured on {retention.images_of}; retention_data with images of the old classes measures it)"
+    )
+    helps = (
+        "more old examples per class, or fewer epochs"
+        if old_examples
+        else "one image per old class (old_examples; --old-examples DIR) helps most"
+    )
+    return (
+        f"warning: the fine-tuned model makes the original model's decision on only {retention.after:.0%} of "
+        f"the images where that is an old class{where}; {helps}"
+    )

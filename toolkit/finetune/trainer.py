@@ -45,8 +45,9 @@ from toolkit.finetune.checkpoints import CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.distributed import Distributed
 from toolkit.finetune.history import history_files
-from toolkit.finetune.keep_old import Keeping, Retention
+from toolkit.finetune.keep_old import OLD_CLASS_IMAGES, OTHER_IMAGES, Keeping, Retention, align_rows, retention_warning
 from toolkit.finetune.progress import TrainingProgress
+from toolkit.finetune.replay import StepExtras
 from toolkit.heads.modules import seeded
 from toolkit.model_dir import load_model_dir, load_weights_strict, save_model_dir
 from toolkit.records import ModelConfig
@@ -65,6 +66,9 @@ class FinetuneResult:
     (a resumed run) rather than computed (``None``: none were needed).
     ``rank`` of ``world_size`` processes: only rank 0 wrote ``path``; on the other ranks
     ``config`` is the record as it was before saving (its weights hash unset).
+    ``align_gamma``: the factor weight aligning scaled the trained rows by (``None``: not aligned).
+    ``warning``: one line when less than half of the original decision on the old classes was
+    kept, saying what would help (also in ``metrics.json``; ``None`` otherwise).
     """
 
     path: Path
@@ -83,6 +87,8 @@ class FinetuneResult:
     teacher_cached: bool | None = None
     rank: int = 0
     world_size: int = 1
+    align_gamma: float | None = None
+    warning: str | None = None
 
 
 def default_work_dir(output: str | os.PathLike[str]) -> Path:
@@ -126,6 +132,70 @@ def _resolve_data(
     )
 
 
+def _keeping(
+    training: TrainingData,
+    model_cfg: ModelConfig,
+    retention_data: str | os.PathLike[str] | None,
+    old_examples: str | os.PathLike[str] | tuple[torch.Tensor, torch.Tensor] | None,
+    unlabelled: str | os.PathLike[str] | torch.Tensor | None,
+    class_map: str | os.PathLike[str] | Mapping[str, str] | None,
+    workers: int,
+) -> Keeping:
+    """The unseen classes and the images that keep and measure them, loaded (and checked: a bad
+    folder fails here, before anything is written) only when some class is unseen."""
+    from toolkit.data.training import load_examples
+    from toolkit.data.unlabelled import load_images, load_retention_images
+
+    keeping = Keeping(training.unseen_classes())
+    if not keeping.unseen:
+        return keeping
+    prep, names = model_cfg.preprocessing, model_cfg.class_names
+    if old_examples is not None:
+        if isinstance(old_examples, tuple):
+            keeping.old_examples = (old_examples[0].float(), old_examples[1].long())
+        else:
+            keeping.old_examples = load_examples(old_examples, prep, names, class_map=class_map, workers=workers)
+        _check_examples(keeping.old_examples, len(names))
+    if unlabelled is not None:
+        keeping.unlabelled = (
+            unlabelled.float() if isinstance(unlabelled, torch.Tensor)
+            else load_images(unlabelled, prep, param="unlabelled")
+        )
+    if retention_data is not None:
+        keeping.images, labelled = load_retention_images(retention_data, prep, names, keeping.unseen)
+        keeping.source = str(retention_data)
+        keeping.images_of = OLD_CLASS_IMAGES if labelled else OTHER_IMAGES
+    return keeping
+
+
+def _check_examples(examples: tuple[torch.Tensor, torch.Tensor], classes: int) -> None:
+    images, labels = examples
+    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels) or not len(labels):
+        raise InvalidArgumentError(
+            f"old_examples must be images (N, C, H, W) and labels (N,), N >= 1; got {tuple(images.shape)} and "
+            f"{tuple(labels.shape)}",
+            hint="give a folder of class folders, a manifest, or a pair of tensors",
+            param="old_examples",
+        )
+    if int(labels.min()) < 0 or int(labels.max()) >= classes:
+        raise InvalidArgumentError(
+            f"old_examples labels must be class indices in [0, {classes}), "
+            f"got {int(labels.min())}..{int(labels.max())}",
+            param="old_examples",
+        )
+
+
+def _digest(*tensors: torch.Tensor) -> str:
+    """What a resumed run must see again: the exact extra images (and labels)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _check_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointStore:
     """The run's store; refuses one that holds another run's checkpoints (read-only: every rank
     checks, so that all refuse alike)."""
@@ -148,9 +218,9 @@ def _prepare_store(store: CheckpointStore, *, resume: bool) -> None:
 
 def _check_resumable(saved: dict[str, Any], run_info: dict[str, Any], config: FinetuneConfig) -> None:
     problems = FinetuneConfig.from_json(saved["config"]).differences(config)
-    for key in ("source_sha256", "data", "class_names", "trained_classes"):
-        if key == "trained_classes" and key not in saved:
-            continue  # checkpoints from before subset data: their data covered every class
+    for key in ("source_sha256", "data", "class_names", "trained_classes", "old_examples", "unlabelled"):
+        if key in ("trained_classes", "old_examples", "unlabelled") and key not in saved:
+            continue  # checkpoints from before subset data (issue 10) or extra images (issue 22)
         if saved.get(key) != run_info[key]:
             problems.append(f"{key}: {_short(saved.get(key))} vs {_short(run_info[key])}")
     if problems:
@@ -179,6 +249,8 @@ def finetune(
     val_ratio: float = 0.15,
     class_map: str | os.PathLike[str] | Mapping[str, str] | None = None,
     retention_data: str | os.PathLike[str] | None = None,
+    old_examples: str | os.PathLike[str] | tuple[torch.Tensor, torch.Tensor] | None = None,
+    unlabelled: str | os.PathLike[str] | torch.Tensor | None = None,
     workers: int = 0,
     progress: bool = False,
 ) -> FinetuneResult:
@@ -192,11 +264,18 @@ def finetune(
     ``resume`` continues from the newest readable one (starting fresh if there is none).
 
     Data may cover a subset of the model's classes (matched by name; ``class_map`` renames
-    folders, see ``load_training_data``). The classes without images are kept as
-    ``config.keep_old`` says, and retention is measured on them: top-1 agreement (argmax over
-    their logits) between the original and the fine-tuned model, on the images under
-    ``retention_data`` (any images, labels unused; ``"digits"`` for the digits' test split) or,
-    without it, on the training images. It is in the result, ``metrics.json`` and the lineage.
+    folders, see ``load_training_data``). The classes without images ("old") are kept as
+    ``config.keep_old`` says, helped by ``old_examples`` (a few labelled images of them, a
+    folder ``DIR/<class>/*`` or a manifest, from one per class; replayed every step with a
+    class-balanced loss) and ``unlabelled`` (a folder of any images, no labels: the original
+    model's decision among the old classes on them is distilled), and ``config.align`` (weight
+    aligning of the trained rows after training; default: on without ``old_examples``).
+    Retention is measured on them (``Retention``): on each image where the original model's
+    argmax over all classes is an old class, whether the fine-tuned model's is the same, on
+    ``retention_data`` (a folder, manifest or ``"digits"``; only the old classes' images when
+    it says which class each image is, else every image) or, without it, on the old examples,
+    the unlabelled images or the training images, in that order of preference; what they were
+    is recorded. It is in the result, ``metrics.json`` and the lineage.
     ``progress`` (default False: silent) draws a bar per epoch on a terminal stderr, plain lines
     otherwise. Nothing is written before the data and the model have loaded.
 
@@ -219,12 +298,8 @@ def finetune(
     out = _atomic.check_output(output, overwrite=overwrite)
     loaded = load_model_dir(model_dir)
     training = _resolve_data(data, loaded.config, digits, val_ratio, config.seed, class_map, workers)
-    keeping = Keeping(training.unseen_classes())
-    if retention_data is not None and keeping.unseen:
-        from toolkit.data.unlabelled import load_images
-
-        keeping.images = load_images(retention_data, loaded.config.preprocessing, param="retention_data")
-        keeping.source = str(retention_data)
+    keeping = _keeping(training, loaded.config, retention_data, old_examples, unlabelled, class_map, workers)
+    config = config.resolved(old_examples=keeping.old_examples is not None)  # keep_old "auto", recorded resolved
     store = _check_store(Path(work_dir) if work_dir else default_work_dir(out), resume=resume, overwrite=overwrite)
     run_info = {
         "config": config.to_json(),
@@ -234,9 +309,16 @@ def finetune(
         "class_names": list(loaded.config.class_names),
         "trained_classes": list(training.seen_classes()),
     }
+    if keeping.old_examples is not None:
+        run_info["old_examples"] = _digest(*keeping.old_examples)
+    if keeping.unlabelled is not None:
+        run_info["unlabelled"] = _digest(keeping.unlabelled)
     reporter = TrainingProgress(progress and dist.is_main)
-    if retention_data is not None and not keeping.unseen:
-        reporter.message("every class has training images: nothing to keep, retention_data unused")
+    if not keeping.unseen:
+        unused = [name for name, value in (("retention_data", retention_data), ("old_examples", old_examples),
+                                           ("unlabelled", unlabelled)) if value is not None]
+        if unused:
+            reporter.message(f"every class has training images: nothing to keep, {listing(unused)} unused")
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -280,6 +362,15 @@ def finetune(
             teacher=teacher,
             dist=dist,
             device=device,
+            extras=StepExtras(
+                seed=config.seed,
+                augment=training.augment if config.augment == "auto" else config.augment,
+                batch_size=config.batch_size,
+                device=device,
+                old_examples=keeping.old_examples,
+                unlabelled=None if keeping.unlabelled is None or keeping.unlabelled_teacher is None
+                else (keeping.unlabelled, keeping.unlabelled_teacher),
+            ),
         )
         left = len(training.train[1]) - loop.images_per_epoch
         if left == 1:
@@ -327,6 +418,15 @@ def _finish(
     unfreeze_all(model)
     model.eval()
     loop.dist.broadcast_buffers(model)  # restored best weights are each rank's copy: rank 0's rule
+    trained = training.seen_classes()
+    gamma = None
+    alignment = config.alignment(old_examples=keeping.old_examples is not None)
+    if keeping.unseen and alignment != "none":
+        gamma = align_rows(
+            model, loop.spec, trained, keeping.unseen, alignment, training.val[0],
+            batch_size=config.eval_batch_size, device=loop.device,
+        )  # fmt: skip
+        loop.reporter.message(f"align ({alignment}): the {len(trained)} trained classes' logits scaled by {gamma:.3f}")
     test_top1 = None
     if training.test is not None:
         test_top1 = _top1(loop, *training.test)
@@ -334,12 +434,16 @@ def _finish(
         state.best_top1 if config.restore_best else (state.history[-1]["val_top1"] if state.history else 0.0)
     )
     retention = keeping.measure(model, batch_size=config.eval_batch_size, device=loop.device)
+    warning = None
     if retention is not None:
         loop.reporter.message(
-            f"retention of the {retention.classes} unseen classes: {retention.after:.4f} top-1 agreement with the "
-            f"original model on {retention.images} {retention.source}"
+            f"retention of the {retention.classes} unseen classes: {retention.after:.4f} of the original model's "
+            f"decisions over all classes kept, on the {retention.images} images of {retention.images_of} where it "
+            f"decided an old class ({retention.source}); among the old logits only: {retention.among_old_logits:.4f}"
         )
-    trained = training.seen_classes()
+        warning = retention_warning(retention, old_examples=keeping.old_examples is not None)
+        if warning is not None:
+            loop.reporter.message(warning)
     keep_old = config.keep_old if keeping.unseen else "none"
     summary = {
         "title": f"{source_cfg.arch} on {training.source}",
@@ -355,6 +459,11 @@ def _finish(
         "classes_unseen": len(keeping.unseen),
         "keep_old": keep_old,
         "retention": None if retention is None else retention.to_json(),
+        "retention_warning": warning,
+        "old_examples": None if keeping.old_examples is None else len(keeping.old_examples[1]),
+        "unlabelled": None if keeping.unlabelled is None else len(keeping.unlabelled),
+        "align": alignment if gamma is not None else "none",
+        "align_gamma": gamma,
         "teacher_logits": {None: None, True: "cached", False: "computed"}[keeping.teacher_cached],
         "world_size": loop.dist.world,
     }
@@ -377,7 +486,16 @@ def _finish(
         entry["world_size"] = loop.dist.world
         entry["sync_bn"] = config.sync_bn
     if retention is not None:
-        entry["retention"] = retention.after
+        entry["retention"] = retention.after  # over all classes, see Retention
+        entry["retention_among_old_logits"] = retention.among_old_logits
+        entry["retention_images_of"] = retention.images_of
+    if keeping.old_examples is not None:
+        entry["old_examples"] = len(keeping.old_examples[1])
+    if keeping.unlabelled is not None:
+        entry["unlabelled"] = len(keeping.unlabelled)
+    if gamma is not None:
+        entry["align"] = alignment
+        entry["align_gamma"] = gamma
     model.cpu()
     record = source_cfg.replace(
         lineage=(*source_cfg.lineage, entry), head=source_cfg.head.with_trained_run(tuple(trained))
@@ -406,6 +524,8 @@ def _finish(
         teacher_cached=keeping.teacher_cached,
         rank=loop.dist.rank,
         world_size=loop.dist.world,
+        align_gamma=gamma,
+        warning=warning,
     )
 
 
