@@ -151,7 +151,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         table[split] = {}
         for method in dict.fromkeys(r["method"] for r in runs):
             mine = [r for r in runs if r["split"] == split and r["method"] == method]
-            table[split][method] = {key: _stats([r[key] for r in mine]) for key in KEYS}
+            # a run recovered from the console log lacks the among-old-logits figure: left out
+            table[split][method] = {key: _stats([r[key] for r in mine if r[key] is not None] or [float("nan")])
+                                    for key in KEYS}
             table[split][method]["cost_vs_plain"] = table[split][method]["seconds"]["mean"] / plain
     return table
 
