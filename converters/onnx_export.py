@@ -26,8 +26,9 @@ from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import INPUT_NAME, count_nodes, to_onnx
 from converters._torch_onnx import optimize as run_optimizer
 from converters.bake import BakedPreprocess, to_uint8_nhwc
-from converters.calibration import calibration_samples, choose_calibration, heldout_samples
-from converters.compare import DEFAULT_BATCH_SIZES, random_images
+from converters.calibration import calibration_samples, choose_calibration, heldout_samples, recorded_data
+from converters.check_inputs import default_check_inputs
+from converters.compare import DEFAULT_BATCH_SIZES
 from converters.external import EXTERNAL_THRESHOLD, check_external_data, new_location
 from converters.int8 import CALIB_METHODS, check_target
 from converters.int8_record import Int8Decision, Int8Targets, decision_path
@@ -151,8 +152,12 @@ def export_onnx(
     notes = [f.one_line() for f in findings]
     with eval_mode(module):
         net: nn.Module = BakedPreprocess(module, prep).eval() if bake_preprocess else module
-        # the same seeded images and batch sizes as ``rehead validate`` by default (converters.compare)
-        images = random_images(prep)
+        # the same inputs and batch sizes as ``rehead validate`` by default: held-out images of the
+        # data the lineage records, else the seeded random images (converters.check_inputs)
+        checked = default_check_inputs(config)
+        images = checked.images
+        if checked.note and recorded_data(config) is not None:
+            notes.append(f"checked on random inputs only: {checked.note}")
         if bake_preprocess:
             images = np.ascontiguousarray(to_uint8_nhwc(torch.from_numpy(images), prep).numpy())
         example = torch.from_numpy(images[: 2 if dynamic_batch else 1])

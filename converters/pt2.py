@@ -30,7 +30,8 @@ from converters import _checks
 from converters._result import ExportResult, TensorInfo
 from converters._source import eval_mode, resolve_source
 from converters._torch_onnx import BATCH_DIM, INPUT_NAME, MAX_BATCH, OUTPUT_NAME, reason
-from converters.compare import DEFAULT_BATCH_SIZES, random_images
+from converters.check_inputs import default_check_inputs
+from converters.compare import DEFAULT_BATCH_SIZES
 from converters.metadata import build_metadata, decode_metadata, require_metadata
 from toolkit import _atomic
 from toolkit._args import check_device
@@ -96,8 +97,8 @@ def export_pt2(
     module, config = loaded.module, loaded.config
     prep = config.preprocessing
     steps = Progress(f"export {out.name}", enabled=progress)
-    # the same seeded images and batch sizes as ``rehead validate`` by default (converters.compare)
-    images = random_images(prep)
+    # the same inputs and batch sizes as ``rehead validate`` by default (converters.check_inputs)
+    images = default_check_inputs(config).images
     shapes = ({0: torch.export.Dim(BATCH_DIM, min=1, max=MAX_BATCH)},) if dynamic_batch else None
     # a CUDA package is traced and compiled from a copy on that device (the caller's module stays put)
     target = module if device == "cpu" else copy.deepcopy(module).to(device)

@@ -1,5 +1,11 @@
 """Parity inputs: seeded random tensors, real images (digits or a folder) or a saved ``.npz``.
 
+By default (``data=None``) parity runs on held-out images (the val/test split, never training
+images) of the data the model directory's lineage records for its fine-tuning: parity on random
+noise can pass while real images fail (rf-detr #1233, a ``.pte`` export that collapsed on real
+images). With no usable record it falls back to seeded random inputs and says why
+(``ParityInputs.note``); every report then says the run saw random inputs only.
+
 Every source yields float32 NCHW arrays checked against the model's preprocessing: a wrong
 dtype, rank, channel count or image size raises ``InputShapeError`` naming what was expected.
 """
@@ -14,16 +20,23 @@ import numpy as np
 
 from toolkit._args import positive_int
 from toolkit.errors import DataError, InputShapeError, InvalidArgumentError
-from toolkit.records import Preprocessing
+from toolkit.records import ModelConfig, Preprocessing
 
 
 @dataclasses.dataclass(frozen=True)
 class ParityInputs:
-    """``images`` (N, C, H, W) float32, ``labels`` (N,) or ``None``; ``source`` says where they came from."""
+    """``images`` (N, C, H, W) float32, ``labels`` (N,) or ``None``; ``source`` says where they came
+    from; ``note`` why the default fell back to random inputs (empty otherwise)."""
 
     images: np.ndarray
     labels: np.ndarray | None
     source: str
+    note: str = ""
+
+    @property
+    def random_only(self) -> bool:
+        """True when the inputs are seeded random tensors, not images."""
+        return self.source.startswith("random")
 
     @property
     def count(self) -> int:
@@ -68,6 +81,27 @@ def check_images(images: np.ndarray, prep: Preprocessing, *, what: str = "inputs
     if n == 0:
         raise InputShapeError(f"{what} hold no samples; expected {want} with N >= 1")
     return images
+
+
+def random_only_line(note: str = "") -> str:
+    """The one line every report carries when parity saw random inputs only."""
+    why = note or "random inputs were asked for"
+    return (
+        f"parity inputs: random only ({why}): random noise can pass where real images fail; "
+        "validate on held-out images (--data DIR) and make this a failure with --require-real-data"
+    )
+
+
+def default_inputs(config: ModelConfig, *, samples: int = 32, seed: int = 0) -> ParityInputs:
+    """Held-out images of the fine-tuning data ``config.lineage`` records (the bundled digits' val
+    split, or a folder's ``val/`` or ``test/``), else seeded random inputs with a ``note`` saying
+    why: the export check's inputs (``converters.check_inputs.default_check_inputs``)."""
+    from converters.check_inputs import default_check_inputs
+
+    positive_int(samples, "samples", example="samples=32")
+    found = default_check_inputs(config, samples=samples, seed=seed)
+    images = check_images(found.images, config.preprocessing, what=found.source)
+    return ParityInputs(images, found.labels, found.source, found.note)
 
 
 def load_inputs(

@@ -21,6 +21,7 @@ import numpy as np
 from converters.compare import (
     PRESETS,
     ClassSlice,
+    Failure,
     Tolerance,
     compare_outputs,
     parity_result,
@@ -31,7 +32,7 @@ from toolkit.model_dir import LoadedModel
 from toolkit.progress import Progress
 from toolkit.records import Preprocessing
 from validation.gates import gates
-from validation.inputs import ParityInputs, load_inputs
+from validation.inputs import ParityInputs, default_inputs, load_inputs
 from validation.latency import LatencySettings, LatencyStats, cold_start, measure
 from validation.lineage import check_lineage
 from validation.parity import run_batched
@@ -50,7 +51,7 @@ DEFAULT_CACHE = "default"
 class Settings:
     """The checked settings of one run (see ``validate`` for each field's meaning)."""
 
-    data: str | os.PathLike[str] | np.ndarray
+    data: str | os.PathLike[str] | np.ndarray | None
     samples: int
     batch_sizes: tuple[int, ...]
     device: str
@@ -69,6 +70,7 @@ class Settings:
     cross_check: bool
     cache_dir: Path | None
     ort_provider: str | None
+    require_real_data: bool = False
 
 
 # --- stage 1: settings, runners, lineage, inputs ---------------------------------------------------
@@ -108,13 +110,16 @@ def open_all(
 
 def parity_inputs(loaded: LoadedModel, runners: list[Runner], settings: Settings) -> ParityInputs:
     config = loaded.config
-    inputs = load_inputs(
-        settings.data,
-        config.preprocessing,
-        samples=settings.samples,
-        seed=settings.seed,
-        class_names=config.class_names,
-    )
+    if settings.data is None:  # held-out images of the recorded fine-tuning data, else random (said so)
+        inputs = default_inputs(config, samples=settings.samples, seed=settings.seed)
+    else:
+        inputs = load_inputs(
+            settings.data,
+            config.preprocessing,
+            samples=settings.samples,
+            seed=settings.seed,
+            class_names=config.class_names,
+        )
     return _pixel_grid_if_baked(inputs, runners, config.preprocessing)
 
 
@@ -276,6 +281,19 @@ def _parity(result: ArtifactResult, runner: Runner, run: Run) -> None:
     result.parity = parity_result(tol, batches, input_nonfinite=inputs.nonfinite, input_source=inputs.source)
     if not result.parity.passed and settings.localise:
         result.parity.localisation = _localise(run.loaded, runner, inputs.images)
+    if settings.require_real_data and inputs.random_only:
+        result.parity.failures.insert(0, random_inputs_failure(inputs))
+
+
+def random_inputs_failure(inputs: ParityInputs) -> Failure:
+    """``require_real_data``: parity seen on random inputs only is a failure of the inputs."""
+    why = f" ({inputs.note})" if inputs.note else ""
+    return Failure(
+        kind="inputs",
+        metric="real_data",
+        message=f"parity was checked on random inputs only{why}, and real images are required "
+        "(require_real_data): random noise can pass where real images fail",
+    )
 
 
 def _localise(loaded: LoadedModel, runner: Runner, images: np.ndarray) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from toolkit.errors import InvalidArgumentError
 from toolkit.model_dir import LoadedModel, load_model_dir
 from toolkit.progress import Progress
 from validation import _env, stages
-from validation.inputs import ParityInputs
+from validation.inputs import ParityInputs, random_only_line
 from validation.latency import LatencySettings, LatencyStats
 from validation.reference import reference_outputs
 from validation.result import ArtifactResult, ValidationReport
@@ -68,7 +68,7 @@ def validate(
     model_dir: str | os.PathLike[str] | LoadedModel,
     artifacts: Sequence[Artifact],
     *,
-    data: str | os.PathLike[str] | np.ndarray = "random",
+    data: str | os.PathLike[str] | np.ndarray | None = None,
     samples: int = DEFAULT_SAMPLES,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     device: str = "cpu",
@@ -87,6 +87,7 @@ def validate(
     cross_check: bool = False,
     reference_cache: str | os.PathLike[str] | None = DEFAULT_CACHE,
     ort_provider: str | None = None,
+    require_real_data: bool = False,
     progress: bool = False,
 ) -> ValidationReport:
     """Prove each artifact matches the eager fp32 model and measure how fast it runs.
@@ -94,8 +95,10 @@ def validate(
     Args:
         model_dir: the model directory (or a ``LoadedModel``) the artifacts were exported from.
         artifacts: ``.onnx`` / ``.pt2`` paths, ``eager:fp16`` / ``eager:bf16``, or ``Runner`` objects.
-        data: ``random`` (default; the same seeded images the export check uses) | ``digits`` |
-            a folder | a ``.npz`` | an array.
+        data: ``random`` (the same seeded images the export check uses) | ``digits`` | a folder |
+            a ``.npz`` | an array; default None: held-out images (val/test split) of the
+            fine-tuning data the model directory's lineage records, else ``random``, which every
+            report then states in one line (``validation.inputs.default_inputs``).
         samples: how many inputs (default 32), run at every batch size in ``batch_sizes``
             (default 1, 8).
         device: ``cpu`` | ``cuda`` | ``cuda:N``.
@@ -119,6 +122,8 @@ def validate(
             device's default providers. ``InvalidArgumentError`` on the CPU or for another name,
             ``HardwareUnavailableError`` when the provider is missing or would not be the one
             running the model. Other artifacts ignore it.
+        require_real_data: fail parity (an ``inputs`` failure, exit 1) when it was checked on
+            random inputs only (default False).
         progress: print a progress bar on stderr (default False: silent).
 
     Returns the report; ``report.raise_for_status()`` turns failures into ``GateFailedError``.
@@ -149,6 +154,7 @@ def validate(
         cross_check=cross_check,
         cache_dir=stages.cache_dir(reference_cache),
         ort_provider=check_provider(ort_provider, device),
+        require_real_data=require_real_data,
     )
     if preset is not None:
         resolve_preset(preset, "fp32")
@@ -271,6 +277,9 @@ def _assemble(
         },
         inputs={
             "source": inputs.source,
+            "random_only": inputs.random_only,
+            "note": inputs.note,
+            "warning": random_only_line(inputs.note) if inputs.random_only and settings.parity else "",
             "count": inputs.count,
             "nonfinite": inputs.nonfinite,
             "reference_cached": cached,
@@ -318,4 +327,5 @@ def bench(
         ort_provider=ort_provider,
         progress=progress,
         samples=max(sizes),
+        data="random",  # latency only: the values do not matter, and no images need loading
     )

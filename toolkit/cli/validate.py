@@ -55,7 +55,15 @@ def validate(
         ..., metavar="MODEL_DIR", help="Model directory (model.safetensors + config.json)."
     ),
     artifacts: list[str] = typer.Argument(..., metavar="ARTIFACT", help=_ARTIFACTS_HELP),
-    data: str = typer.Option("random", "--data", help="Inputs: random | digits | DIR | FILE.npz."),
+    data: str | None = typer.Option(
+        None,
+        "--data",
+        help="Inputs: random | digits | DIR | FILE.npz (default: held-out images of the data the model directory "
+        "records it was fine-tuned on, else random, said in every report).",
+    ),
+    require_real_data: bool = typer.Option(
+        False, "--require-real-data", help="Fail (exit 1) when parity was checked on random inputs only (for CI)."
+    ),
     samples: int = typer.Option(32, "--samples", help="Number of parity inputs."),
     batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Batch sizes to check, e.g. 1,8."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
@@ -117,6 +125,7 @@ def validate(
         min_speedup=min_speedup,
         cross_check=cross_check,
         ort_provider=ort_provider,
+        require_real_data=require_real_data,
         progress=True,
     )
     print_summary(result, _console())

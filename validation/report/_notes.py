@@ -84,3 +84,8 @@ def timing_line(report: ValidationReport) -> str:
             by_timer.setdefault(timer, []).append(name)
     parts = [f"{TIMERS.get(timer, timer)} ({', '.join(names)})" for timer, names in by_timer.items()]
     return "latency timed by: " + "; ".join(parts) if parts else ""
+
+
+def inputs_line(report: ValidationReport) -> str:
+    """The run's warning about its parity inputs (``parity inputs: random only (...)``), or empty."""
+    return str(report.inputs.get("warning") or "")

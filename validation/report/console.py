@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from validation.report._format import mib, ms, num
-from validation.report._notes import head_note, latency_note, speedup_text, timing_line
+from validation.report._notes import head_note, inputs_line, latency_note, speedup_text, timing_line
 from validation.result import ArtifactResult, ValidationReport
 
 #: problem lines (failures, inconclusive measurements) printed before "... N more"
@@ -178,6 +178,8 @@ def print_summary(report: ValidationReport, console: Any = None, *, max_lines: i
         console.print(f"... {len(problems) - max_lines} more (see the report)")
     if timing := timing_line(report):
         console.print(escape(timing), soft_wrap=True)
+    if warning := inputs_line(report):
+        console.print(f"[yellow]NOTE[/] {escape(warning)}", soft_wrap=True)
     for artifact in report.artifacts:
         loc = artifact.parity.localisation if artifact.parity is not None else None
         if loc:

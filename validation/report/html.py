@@ -18,7 +18,14 @@ from typing import Any
 from converters.compare import Failure
 from validation.report import plots
 from validation.report._format import mib, ms, num, pct, times
-from validation.report._notes import head_note, head_reasons, latency_note, speedup_note, timing_line
+from validation.report._notes import (
+    head_note,
+    head_reasons,
+    inputs_line,
+    latency_note,
+    speedup_note,
+    timing_line,
+)
 from validation.report.console import agreement_text, is_bench
 from validation.result import ArtifactResult, ValidationReport, Verdict
 
@@ -388,7 +395,9 @@ def _heading(report: ValidationReport) -> str:
     arch = escape(str(report.model.get("arch")))
     if not is_bench(report):
         verdicts = '<span class="sep"> · </span>'.join(_verdict(v) for v in report.verdicts)
-        return f"<h1>rehead validation: {arch} {verdicts}</h1>"
+        warning = inputs_line(report)
+        note = f'<p class="muted inputs-warning">{escape(warning)}</p>' if warning else ""
+        return f"<h1>rehead validation: {arch} {verdicts}</h1>{note}"
     noisy = report.latency_verdict.status == "inconclusive"
     badge = '<span class="badge inconclusive">INCONCLUSIVE LATENCY</span>' if noisy else ""
     return (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from converters.compare import Failure
-from validation.report._notes import timing_line
+from validation.report._notes import inputs_line, timing_line
 from validation.result import ValidationReport
 
 
@@ -29,6 +29,7 @@ def junit_xml(report: ValidationReport) -> str:
         ET.SubElement(properties, "property", name=f"{key}_reason", value=verdict.reason)
     ET.SubElement(properties, "property", name="headline", value=report.headline)
     ET.SubElement(properties, "property", name="latency_timers", value=timing_line(report))
+    ET.SubElement(properties, "property", name="inputs_warning", value=inputs_line(report))
 
     def case(
         classname: str, name: str, seconds: float, failures: list[Failure], skipped: str | None = None

@@ -1,0 +1,55 @@
+"""The default inputs of every parity check: held-out images of the model's own data, else noise.
+
+Parity on random noise can pass while real images fail (rf-detr #1233: a ``.pte`` export that
+passed on random inputs collapsed on real images). When the model directory's lineage records the
+data it was fine-tuned on (``{"stage": "finetune", "data": ...}``), the export check and
+``rehead validate`` therefore run on held-out images of it: the bundled digits' val split, or a
+folder's ``val/`` or ``test/`` split, never the training images. Without a usable record they run
+on the seeded random images (``converters.compare.random_images``) and say why (``note``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from converters.calibration import choose_calibration, heldout_samples, recorded_data
+from converters.compare import DEFAULT_SAMPLES, DEFAULT_SEED, random_images
+from toolkit.errors import DataError, InvalidArgumentError
+from toolkit.records import ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckInputs:
+    """``images`` float32 NCHW, ``labels`` (or None for random ones), ``source`` (where they came
+    from: ``held-out digits val split (lineage: digits)`` or ``random(seed=0)``) and ``note``: why
+    the random fallback was taken (empty otherwise)."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    source: str
+    note: str = ""
+
+    @property
+    def random_only(self) -> bool:
+        return self.labels is None
+
+
+def default_check_inputs(
+    config: ModelConfig, *, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED
+) -> CheckInputs:
+    """Up to ``samples`` held-out images of the data ``config.lineage`` records, else ``samples``
+    seeded random images (``seed``) with a ``note`` saying why."""
+    recorded = recorded_data(config)
+    why = "the model directory records no fine-tuning data"
+    if recorded is not None:
+        try:
+            source = choose_calibration(None, config).source
+            x, y, where = heldout_samples(source, config, samples)
+        except (InvalidArgumentError, DataError) as exc:
+            why = f"its recorded data '{recorded}' gave no held-out images here ({exc.message})"
+        else:
+            images = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+            return CheckInputs(images, y.numpy(), f"held-out {where} (lineage: {recorded})")
+    return CheckInputs(random_images(config.preprocessing, samples, seed), None, f"random(seed={seed})", why)
