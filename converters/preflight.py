@@ -278,10 +278,14 @@ _CHECKED_RESTRICTIONS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 _TRT_DQ_TYPES = frozenset({"INT8", "INT4", "FLOAT8E4M3FN", "FLOAT4E2M1"})
 
 
-def lint_onnx(path: str | os.PathLike[str], *, target: str = "tensorrt") -> list[Finding]:
+def lint_onnx(
+    path: str | os.PathLike[str], *, target: str = "tensorrt", trt_version: str | None = None
+) -> list[Finding]:
     """Lint the ONNX file at ``path`` for ``target`` (only ``tensorrt`` today): what its parser
     and builder will refuse (``error``), need told or handle poorly (``warning``) or need in the
     build configuration (``info``). Errors first. Nothing is run and external data is not read.
+    ``trt_version`` picks the parser's support table (``converters.trt_ops.table_for``; default:
+    the installed TensorRT's, else 10.15's).
 
     Raises ``InvalidArgumentError`` for an unknown ``target`` and ``ArtifactError`` for a file
     that is missing or not an ONNX model.
@@ -290,10 +294,11 @@ def lint_onnx(path: str | os.PathLike[str], *, target: str = "tensorrt") -> list
         raise InvalidArgumentError(
             f"unknown lint target {target!r}", hint=f"target is one of: {', '.join(LINT_TARGETS)}", param="target"
         )
+    table = trt_ops.table_for(trt_version)
     model_path = Path(path)
     model = _load_for_lint(model_path)
-    found = _trt_opset(model)
-    found += _trt_ops(model)
+    found = _trt_opset(model, table)
+    found += _trt_ops(model, table)
     found += _trt_int64(model)
     found += _trt_inputs(model)
     found += _trt_qdq(model)
@@ -329,9 +334,9 @@ def _default_opset(model: onnx.ModelProto) -> int | None:
     return None
 
 
-def _trt_opset(model: onnx.ModelProto) -> list[Finding]:
+def _trt_opset(model: onnx.ModelProto, table: trt_ops.OpTable) -> list[Finding]:
     opset = _default_opset(model)
-    low, high = trt_ops.MIN_OPSET, trt_ops.MAX_OPSET
+    low, high = table.min_opset, table.max_opset
     if opset is None:
         return [Finding("opset-missing", "error", "the model imports no default ONNX opset")]
     if not low <= opset <= high:
@@ -340,7 +345,7 @@ def _trt_opset(model: onnx.ModelProto) -> list[Finding]:
                 "opset-range",
                 "error",
                 f"opset {opset} is outside {low}-{high}, the range TensorRT "
-                f"{trt_ops.TENSORRT_VERSION}'s ONNX parser reads",
+                f"{table.version}'s ONNX parser reads",
                 hint=f"re-export with an opset between {max(low, DYNAMO_MIN_OPSET)} and {high}",
                 param="opset",
             )
@@ -365,7 +370,7 @@ def _all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
         yield from _walk(function.node)
 
 
-def _trt_ops(model: onnx.ModelProto) -> list[Finding]:
+def _trt_ops(model: onnx.ModelProto, table: trt_ops.OpTable) -> list[Finding]:
     local = {(f.domain, f.name) for f in model.functions}
     # Constant outputs anywhere (subgraphs and functions included) count as constant axes too.
     consts = set(_constants(model.graph)) | {
@@ -381,7 +386,7 @@ def _trt_ops(model: onnx.ModelProto) -> list[Finding]:
         axes = node.input[1] if not domain and node.op_type.startswith("Reduce") and len(node.input) > 1 else ""
         if axes and axes not in consts:
             dynamic_axes.append(node)
-    version = trt_ops.TENSORRT_VERSION
+    version = table.version
     found: list[Finding] = []
     for (domain, op), names in seen.items():
         where = names[0]
@@ -396,8 +401,8 @@ def _trt_ops(model: onnx.ModelProto) -> list[Finding]:
                     hint=_CUSTOM_HINTS.get(domain, "register a TensorRT plugin of that name, or change the layer"),
                 )
             )
-        elif op in trt_ops.UNSUPPORTED_OPS:
-            note = trt_ops.UNSUPPORTED_NOTES.get(op)
+        elif op in table.unsupported:
+            note = table.unsupported_notes.get(op)
             found.append(
                 Finding(
                     "unsupported-op",
@@ -407,7 +412,7 @@ def _trt_ops(model: onnx.ModelProto) -> list[Finding]:
                     hint=note or "change the layer, or register a TensorRT plugin of that name",
                 )
             )
-        elif op not in trt_ops.SUPPORTED_OPS:
+        elif op not in table.supported:
             found.append(
                 Finding(
                     "unknown-op",
@@ -417,12 +422,12 @@ def _trt_ops(model: onnx.ModelProto) -> list[Finding]:
                     hint="change the layer, or register a TensorRT plugin of that name",
                 )
             )
-        elif op in trt_ops.RESTRICTIONS and op not in _CHECKED_RESTRICTIONS and not op.startswith("Reduce"):
+        elif op in table.restrictions and op not in _CHECKED_RESTRICTIONS and not op.startswith("Reduce"):
             found.append(
                 Finding(
                     "op-restriction",
                     "info",
-                    f"op '{op}'{count} is supported with a restriction: {trt_ops.RESTRICTIONS[op]}",
+                    f"op '{op}'{count} is supported with a restriction: {table.restrictions[op]}",
                     node=where,
                 )
             )

@@ -10,10 +10,14 @@ the rows the changelog says were added since (window ops and STFT in 10.4/10.5, 
 10.14, RMSNormalization, RotaryEmbedding and TensorScatter in 10.15).
 
 Refresh by replacing the sets with the newer table's rows and bumping ``TENSORRT_VERSION`` and the
-opset range; nothing here imports TensorRT.
+opset range; nothing here imports TensorRT. ``table_for(version)`` picks the table of a TensorRT
+version (10.15's above, or an 11.x one built from it and NVIDIA's release notes, sources below).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
 
 TENSORRT_VERSION = "10.15"
 SOURCE_URL = "https://github.com/onnx/onnx-tensorrt/blob/main/docs/operators.md"
@@ -118,3 +122,110 @@ UNSUPPORTED_NOTES: dict[str, str] = {
 
 #: "UINT8 is only supported as network input or output tensor types" (the table's notes)
 UINT8_IO_ONLY = True
+
+
+# --- one table per TensorRT version: ``table_for`` ---------------------------------------------------------
+#
+# TensorRT 11.x: onnx-tensorrt's docs/operators.md for 11.x could not be found (the repository
+# snapshot searched stops at 10.1-GA). The 11.x tables are therefore the 10.15 table above plus the
+# parser changes NVIDIA's release notes name, each with its source, cumulatively by minor version:
+#
+# - 11.0: "Added support for Swish operator" (github.com/NVIDIA/TensorRT/releases/tag/v11.0,
+#   "Parsers"). The same notes add the custom operators TRT_Attention, TRT_MoE and
+#   TRT_KVCacheUpdate; their ONNX domain is not stated, so the lint still reports them as custom ops.
+# - 11.1: no new ONNX operator (releases/tag/v11.1: TRT_Attention raggedness only).
+# - 11.2: "Added support for the DFT operator and 5D GridSample operators" (releases/tag/v11.2,
+#   "Parsers"; the FFTPlugin note in the same release backs DFT).
+# - 11.3, 11.4: no new ONNX operator (releases/tag/v11.3: IParserRefitter external weights;
+#   v11.4: IRefitterObserver).
+# - 11.5: "Added support for ONNX opset 25" and "Added support for Squeeze when axis input is
+#   omitted" (releases/tag/v11.5 and onnx-tensorrt's release/11.5-GA).
+#
+# Not known: whether 11.0 removed any operator of the 10.15 list (its notes name removed plugins,
+# not parser operators), and the opset range of 11.0-11.4 (no note changes it before 11.5's 25, so
+# 24 is assumed). A version past the last table here is linted against that last table, and says so.
+
+
+@dataclasses.dataclass(frozen=True)
+class OpTable:
+    """The parser's support matrix for one TensorRT version (``version``, e.g. ``"11.2"``)."""
+
+    version: str
+    supported: frozenset[str]
+    unsupported: frozenset[str]
+    restrictions: Mapping[str, str]
+    unsupported_notes: Mapping[str, str]
+    min_opset: int
+    max_opset: int
+    source: str
+
+
+_BASE = OpTable(
+    TENSORRT_VERSION, SUPPORTED_OPS, UNSUPPORTED_OPS, RESTRICTIONS, UNSUPPORTED_NOTES, MIN_OPSET, MAX_OPSET, SOURCE_URL
+)
+_RELEASES = "https://github.com/NVIDIA/TensorRT/releases/tag/v"
+#: minor -> (ops now supported, restrictions changed, max opset or None), TensorRT 11
+_V11_CHANGES: dict[int, tuple[frozenset[str], dict[str, str], int | None]] = {
+    0: (frozenset({"Swish"}), {}, None),
+    1: (frozenset(), {}, None),
+    2: (frozenset({"DFT"}), {"GridSample": "input must be 4D or 5D"}, None),
+    3: (frozenset(), {}, None),
+    4: (frozenset(), {}, None),
+    5: (frozenset(), {"Squeeze": "`axes`, when given, must be resolvable to a constant"}, 25),
+}
+KNOWN_VERSIONS = (TENSORRT_VERSION, *(f"11.{minor}" for minor in _V11_CHANGES))
+
+
+def _v11(minor: int) -> OpTable:
+    supported, unsupported = set(SUPPORTED_OPS), set(UNSUPPORTED_OPS)
+    restrictions, max_opset = dict(RESTRICTIONS), MAX_OPSET
+    for step in range(minor + 1):
+        added, changed, opset = _V11_CHANGES[step]
+        supported |= added
+        unsupported -= added
+        restrictions.update(changed)
+        max_opset = opset or max_opset
+    return OpTable(
+        f"11.{minor}", frozenset(supported), frozenset(unsupported), restrictions, UNSUPPORTED_NOTES, MIN_OPSET,
+        max_opset, f"{SOURCE_URL} (10.15) and {_RELEASES}11.0 ... {_RELEASES}11.{minor}",
+    )  # fmt: skip
+
+
+def installed_version() -> str | None:
+    """The version of the TensorRT wheel installed here (read from its metadata, TensorRT not
+    imported), or None."""
+    from importlib import metadata
+
+    for name in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-bindings", "tensorrt-cu12-bindings"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def table_for(version: str | None = None) -> OpTable:
+    """The support matrix for TensorRT ``version`` (``"11.2"``, ``"11.2.1.2"``, ``"10.13"``); None:
+    the installed TensorRT's, else 10.15's. Any 10.x reads the 10.15 table (the only 10.x one
+    kept); 11.x the 11.x table of its minor (a minor past 11.5 reads 11.5's, its ``version`` says
+    so). ``InvalidArgumentError`` for another major or a string that is not a version."""
+    from toolkit.errors import InvalidArgumentError
+
+    text = version if version is not None else installed_version()
+    if text is None:
+        return _BASE
+    parts = text.strip().split(".")
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].split("+")[0].isdigit():
+        raise InvalidArgumentError(
+            f"'{text}' is not a TensorRT version", hint="e.g. trt_version='11.2' or '10.15'", param="trt_version"
+        )
+    major, minor = int(parts[0]), int(parts[1].split("+")[0])
+    if major == 10:
+        return _BASE
+    if major == 11:
+        return _v11(min(minor, max(_V11_CHANGES)))
+    raise InvalidArgumentError(
+        f"no ONNX parser table for TensorRT {text}",
+        hint=f"lint against one of {', '.join(KNOWN_VERSIONS)} (trt_version='11.5')",
+        param="trt_version",
+    )

@@ -459,3 +459,45 @@ def test_cli_json_is_the_findings(tmp_path: Path, capsys: pytest.CaptureFixture[
         for f in lint_onnx(path)
     ]
     assert {"qdq-uint8", "dynamic-batch"} <= {entry["code"] for entry in data}
+
+
+# --- one table per TensorRT version (--trt-version, or the installed one) --------------------------------
+
+
+def test_tables_per_version_follow_the_release_notes() -> None:
+    base = trt_ops.table_for("10.15")
+    assert base.version == "10.15" and trt_ops.table_for("10.8").version == "10.15"
+    assert "DFT" in base.unsupported and "Swish" not in base.supported and base.max_opset == 24
+    v110, v112, v115 = (trt_ops.table_for(v) for v in ("11.0", "11.2.1.2", "11.5"))
+    assert "Swish" in v110.supported and "DFT" in v110.unsupported  # Swish in 11.0, DFT from 11.2
+    assert "DFT" in v112.supported and "DFT" not in v112.unsupported and "5D" in v112.restrictions["GridSample"]
+    assert (v110.max_opset, v112.max_opset, v115.max_opset) == (24, 24, 25)  # opset 25 from 11.5
+    assert "omitted" not in v112.restrictions["Squeeze"] and "when given" in v115.restrictions["Squeeze"]
+    assert trt_ops.table_for("11.9").version == "11.5"  # past the last table: the last, and it says which
+    for table in (v110, v112, v115):
+        assert table.supported.isdisjoint(table.unsupported) and set(table.restrictions) <= table.supported
+    for bad in ("12.0", "9.3", "eleven", "11"):
+        with pytest.raises(InvalidArgumentError) as info:
+            trt_ops.table_for(bad)
+        assert info.value.param == "trt_version"
+
+
+def test_lint_reads_the_table_of_the_version_asked(tmp_path: Path) -> None:
+    dft = _graph_model(tmp_path / "dft.onnx", [helper.make_node("DFT", ["x"], ["y"], name="spectrum")])
+    on_10 = _by_code(lint_onnx(dft, trt_version="10.15"), "unsupported-op")
+    assert len(on_10) == 1 and "TensorRT 10.15's" in on_10[0].message
+    assert not _by_code(lint_onnx(dft, trt_version="11.2"), "unsupported-op")
+    assert _by_code(lint_onnx(dft, trt_version="11.1"), "unsupported-op")
+    opset25 = _relu(tmp_path / "o25.onnx", opset=25)
+    assert "TensorRT 11.4's" in _by_code(lint_onnx(opset25, trt_version="11.4"), "opset-range")[0].message
+    assert not _by_code(lint_onnx(opset25, trt_version="11.5"), "opset-range")
+
+
+def test_cli_trt_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dft = _graph_model(tmp_path / "dft.onnx", [helper.make_node("DFT", ["x"], ["y"], name="spectrum")])
+    assert main(["lint", str(dft), "--trt-version", "11.2"]) == 0
+    assert "against TensorRT 11.2's ONNX parser list" in capsys.readouterr().out
+    assert main(["lint", str(dft), "--trt-version", "10.15"]) == 1
+    assert main(["lint", str(dft), "--trt-version", "13.0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no ONNX parser table for TensorRT 13.0" in err[0] and "--trt-version" in err[0]

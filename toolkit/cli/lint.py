@@ -18,6 +18,10 @@ def lint_command(
     model: Path = typer.Argument(..., metavar="MODEL.onnx", help="ONNX file to check (external data is not read)."),
     target: str = typer.Option("tensorrt", "--target", help="Runtime to check against: tensorrt."),
     json_output: bool = typer.Option(False, "--json", help="Print the findings as a JSON list."),
+    trt_version: str | None = typer.Option(
+        None, "--trt-version", help="TensorRT version whose ONNX parser table to use, e.g. 11.2 (default: the "
+        "installed TensorRT's, else 10.15)."
+    ),
 ) -> None:
     """Check MODEL.onnx against TensorRT's ONNX parser and builder without a GPU: op coverage,
     opset, INT64 weights, dynamic input sizes, Q/DQ placement, size and external data."""
@@ -27,7 +31,8 @@ def lint_command(
     from converters import trt_ops
     from converters.preflight import lint_onnx
 
-    found = lint_onnx(model, target=target)
+    table = trt_ops.table_for(trt_version)
+    found = lint_onnx(model, target=target, trt_version=table.version)
     errors = sum(f.severity == "error" for f in found)
     if json_output:
         typer.echo(json.dumps([dataclasses.asdict(f) for f in found], indent=2))
@@ -38,7 +43,7 @@ def lint_command(
         verdict = "will not build" if errors else "no blocking problem found"
         typer.echo(
             f"{model}: {errors} error(s), {warnings} warning(s), {len(found) - errors - warnings} info "
-            f"against TensorRT {trt_ops.TENSORRT_VERSION}'s ONNX parser list: {verdict}"
+            f"against TensorRT {table.version}'s ONNX parser list: {verdict}"
         )
     if errors:
         raise typer.Exit(1)
