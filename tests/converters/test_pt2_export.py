@@ -178,3 +178,33 @@ def test_export_pt2_for_cuda_without_a_gpu_is_exit_3(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no CUDA GPU" in err[0], err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_predictor_picks_a_package_by_the_device_it_records(
+    tiny_pt2: converters.ExportResult, tmp_path: Path
+) -> None:
+    import shutil
+
+    from toolkit.deploy.bundle import BundleArtifact, Manifest
+    from toolkit.deploy.predictor import choose_artifact
+    from toolkit.errors import HardwareUnavailableError
+
+    (tmp_path / "artifacts").mkdir()
+    shutil.copy(tiny_pt2.path, tmp_path / "artifacts" / "cpu.pt2")
+    _with_device_record(tiny_pt2.path, tmp_path / "artifacts" / "gpu.pt2", "cuda")
+
+    def manifest(*files: str) -> Manifest:
+        entries = tuple(BundleArtifact(f"artifacts/{f}", "pt2", "fp32", True, False, {}, {}) for f in files)
+        return Manifest("", (), (), {}, {}, entries, {}, False)
+
+    entry, backend, device, notes = choose_artifact(
+        tmp_path, manifest("gpu.pt2", "cpu.pt2"), backend=None, device="cpu"
+    )
+    assert (entry.file, backend, device) == ("artifacts/cpu.pt2", "pt2", "cpu")
+    assert notes == ("artifacts/gpu.pt2: compiled for cuda, not for cpu",)
+    if torch.cuda.is_available():
+        assert choose_artifact(tmp_path, manifest("gpu.pt2"), backend=None, device=None)[2] == "cuda"
+    else:  # the recorded device, and none here
+        with pytest.raises(HardwareUnavailableError, match=r"gpu\.pt2: compiled for cuda, not for this machine"):
+            choose_artifact(tmp_path, manifest("gpu.pt2"), backend=None, device=None)
+    assert choose_artifact(tmp_path, manifest("cpu.pt2"), backend=None, device=None)[2] == "cpu"
