@@ -4,7 +4,6 @@ is started on a model repository that does not exist: it prints its CPU-host noi
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
@@ -54,17 +53,6 @@ def test_chunks_are_reassembled_into_lines() -> None:
     assert out[-1] == "last words\n" and console.dropped == 2
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def tritonserver() -> tuple[Path, Path]:
     pytest.importorskip("pytriton", reason="needs the serve extra: pip install 'rehead[serve]'")
     from pytriton.utils.distribution import get_libs_path, get_root_module_path
@@ -77,6 +65,8 @@ def tritonserver() -> tuple[Path, Path]:
 
 def test_a_real_tritonserver_error_gets_through_and_its_noise_does_not(tmp_path: Path) -> None:
     binary, libs = tritonserver()
+    from tests.deploy.test_serve import free_ports  # (that module needs the serve extra to import)
+
     http, grpc, metrics = free_ports(3)
     done = subprocess.run(
         [str(binary), f"--model-repository={tmp_path / 'nowhere'}", f"--log-file={tmp_path / 'triton.log'}",

@@ -40,25 +40,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(digits_model_dir:
 
     killed = tmp_path / "killed"
     work = default_work_dir(killed)
-    target = work / f"step-{KILL_AT_STEP:08d}.pt"
-    proc = subprocess.Popen(
-        _command(digits_model_dir, killed, "--checkpoint-every-steps", "3"),
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while not target.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert target.exists(), f"no checkpoint for step {KILL_AT_STEP} (exit code {proc.poll()})"
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert not killed.exists(), "the run finished before the kill: nothing was interrupted"
-    steps = sorted(int(p.stem.split("-")[1]) for p in work.glob("step-*.pt"))
-    assert KILL_AT_STEP in steps and max(steps) < 24  # killed before the end of the last epoch
+    steps = _kill_at(_command(digits_model_dir, killed, "--checkpoint-every-steps", "3"), killed)
 
     resumed = subprocess.run(
         _command(digits_model_dir, killed, "--checkpoint-every-steps", "3", "--resume"),
