@@ -71,6 +71,13 @@ def finetune(
         "95% of the validation images deciding a new class) | auto (calibrate without --old-examples, "
         "none with them).",
     ),
+    synthetic_old: int = typer.Option(
+        0,
+        "--synthetic-old",
+        help="With no --old-examples: synthesise this many images per missing class from the original "
+        "model (DeepInversion; needs BatchNorm layers) and replay them. 0 = off. Seconds for a small "
+        "model, far more for a large one at 224 px (docs/finetune.md).",
+    ),
     old_examples: str | None = typer.Option(
         None,
         "--old-examples",
@@ -227,6 +234,7 @@ def finetune(
             distill_temperature=distill_temperature,
             align=align,
             sync_bn=sync_bn,
+            synthetic_old=synthetic_old,
         )
         result = run_finetune(
             model_dir,

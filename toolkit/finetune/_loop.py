@@ -28,7 +28,7 @@ from toolkit.data.training import TrainingData
 from toolkit.errors import InternalError
 from toolkit.finetune import rng
 from toolkit.finetune.checkpoints import FORMAT, CheckpointStore
-from toolkit.finetune.config import FinetuneConfig
+from toolkit.finetune.config import NEW_ROWS_LR_MULT, FinetuneConfig
 from toolkit.finetune.distributed import Distributed
 from toolkit.finetune.evaluate import Evaluation, evaluate_sums
 from toolkit.finetune.keep_old import FrozenRows, distill_loss
@@ -142,7 +142,9 @@ class Loop:
         self.old_index = torch.tensor(list(unseen), dtype=torch.long, device=self.device)
         # new-rows: no feature drift at all, the backbone (and its BatchNorm statistics) never trains
         new_rows = bool(unseen) and config.trains_new_rows_only
-        self.phases = plan_phases(config.replace(freeze_epochs=config.epochs) if new_rows else config)
+        if new_rows:  # a linear layer on frozen features: every epoch head-only, at a larger step
+            self.config = config.replace(freeze_epochs=config.epochs, lr=config.lr * NEW_ROWS_LR_MULT)
+        self.phases = plan_phases(self.config)
 
     # --- checkpoints ------------------------------------------------------------------------
     def _save(

@@ -26,6 +26,8 @@ from toolkit.errors import CorruptCheckpointError
 TEACHER_FILE = "teacher-logits.pt"
 #: The original model's logits on the ``unlabelled`` images of a run that distills on them.
 UNLABELLED_TEACHER_FILE = "teacher-logits-unlabelled.pt"
+#: The images a run synthesised of the old classes (``toolkit.finetune.inversion``).
+SYNTHETIC_FILE = "synthetic-old.pt"
 CHECKPOINT_PATTERN = re.compile(r"step-(\d{8})\.pt$")
 #: Keys every checkpoint holds; a file without them is treated as corrupt.
 REQUIRED_KEYS = frozenset({"format", "model", "optimizer", "scheduler", "scaler", "rng", "progress", "run"})
@@ -58,7 +60,8 @@ class CheckpointStore:
     def clean_temporaries(self) -> None:
         """Remove temp files that a killed write left behind (``.step-*.pt.*.tmp``, teacher logits)."""
         if self.folder.is_dir():
-            for pattern in (".step-*.tmp", f".{TEACHER_FILE}.*.tmp", f".{UNLABELLED_TEACHER_FILE}.*.tmp"):
+            for pattern in (".step-*.tmp", f".{TEACHER_FILE}.*.tmp", f".{UNLABELLED_TEACHER_FILE}.*.tmp",
+                            f".{SYNTHETIC_FILE}.*.tmp"):
                 for p in self.folder.glob(pattern):
                     p.unlink(missing_ok=True)
 
@@ -102,6 +105,7 @@ class CheckpointStore:
             p.unlink(missing_ok=True)
         (self.folder / TEACHER_FILE).unlink(missing_ok=True)
         (self.folder / UNLABELLED_TEACHER_FILE).unlink(missing_ok=True)
+        (self.folder / SYNTHETIC_FILE).unlink(missing_ok=True)
         if self.folder.is_dir() and not any(self.folder.iterdir()):
             self.folder.rmdir()
 

@@ -324,6 +324,8 @@ class Keeping:
     unlabelled: torch.Tensor | None = None
     unlabelled_teacher: torch.Tensor | None = None
     teacher_cached: bool | None = None
+    #: the old examples were synthesised from the model (``synthetic_old``), not given
+    synthetic: bool = False
 
     def prepare(
         self,
@@ -338,9 +340,23 @@ class Keeping:
         training images (cached in ``folder``) are returned, those on the retention and unlabelled
         images kept."""
         names = [training.class_names[i] for i in self.unseen]
+        device = torch.device(config.device)
+        if config.synthetic_old and self.old_examples is None:
+            from toolkit.finetune.inversion import cached_synthesis
+
+            images, labels, cached = cached_synthesis(
+                folder, model, weights_sha256, self.unseen, config.synthetic_old, tuple(training.train[0].shape[1:]),
+                seed=config.seed, device=device,
+            )  # fmt: skip
+            self.old_examples, self.synthetic = (images, labels), True
+            reporter.message(
+                f"{len(labels)} images of the unseen classes synthesised from the model (DeepInversion)"
+                + (": read back from the work directory" if cached else "")
+            )
         how = [config.keep_old]
         if self.old_examples is not None:
-            how.append(f"{len(self.old_examples[1])} old examples replayed")
+            kind = "synthesised old images" if self.synthetic else "old examples"
+            how.append(f"{len(self.old_examples[1])} {kind} replayed")
         if self.unlabelled is not None:
             how.append(f"distillation on {len(self.unlabelled)} unlabelled images")
         alignment = config.alignment(old_examples=self.old_examples is not None)
@@ -350,14 +366,13 @@ class Keeping:
             f"{len(self.unseen)} of {len(training.class_names)} classes unseen in the data ({listing(names)}); "
             f"keeping them with {listing(how, sep=' + ')}"
         )
-        if self.old_examples is None:
+        if self.old_examples is None or self.synthetic:
             reporter.message(
                 "hint: a few images of the old classes (old_examples; --old-examples DIR), even one per class, "
                 "keep them in the decision far better than any data-free method (docs/finetune.md)"
             )
         if config.distills and len(self.unseen) == 1:
             reporter.message("note: with one unseen class its softmax is constant: distillation has nothing to match")
-        device = torch.device(config.device)
         batch = config.eval_batch_size
         teacher, self.teacher_cached = TeacherCache(folder).get(
             model, training.train[0], weights_sha256, batch_size=batch, device=device
@@ -374,7 +389,7 @@ class Keeping:
             self.unlabelled, self.unlabelled_teacher = self.unlabelled[looks_old], logits[looks_old]
             if not len(self.unlabelled):
                 self.unlabelled = self.unlabelled_teacher = None
-        if self.images is None and self.old_examples is not None:
+        if self.images is None and self.old_examples is not None and not self.synthetic:
             self.images, self.images_of = self.old_examples[0], OLD_CLASS_IMAGES
             self.source = "old_examples (replayed in training: give retention_data for held-out images)"
         elif self.images is None and self.unlabelled is not None:

@@ -441,7 +441,7 @@ def _finish(
             f"decisions over all classes kept, on the {retention.images} images of {retention.images_of} where it "
             f"decided an old class ({retention.source}); among the old logits only: {retention.among_old_logits:.4f}"
         )
-        warning = retention_warning(retention, old_examples=keeping.old_examples is not None)
+        warning = retention_warning(retention, old_examples=keeping.old_examples is not None and not keeping.synthetic)
         if warning is not None:
             loop.reporter.message(warning)
     keep_old = config.keep_old if keeping.unseen else "none"
@@ -460,7 +460,8 @@ def _finish(
         "keep_old": keep_old,
         "retention": None if retention is None else retention.to_json(),
         "retention_warning": warning,
-        "old_examples": None if keeping.old_examples is None else len(keeping.old_examples[1]),
+        "old_examples": None if keeping.old_examples is None or keeping.synthetic else len(keeping.old_examples[1]),
+        "synthetic_old": len(keeping.old_examples[1]) if keeping.synthetic and keeping.old_examples else None,
         "unlabelled": None if keeping.unlabelled is None else len(keeping.unlabelled),
         "align": alignment if gamma is not None else "none",
         "align_gamma": gamma,
@@ -490,7 +491,7 @@ def _finish(
         entry["retention_among_old_logits"] = retention.among_old_logits
         entry["retention_images_of"] = retention.images_of
     if keeping.old_examples is not None:
-        entry["old_examples"] = len(keeping.old_examples[1])
+        entry["synthetic_old" if keeping.synthetic else "old_examples"] = len(keeping.old_examples[1])
     if keeping.unlabelled is not None:
         entry["unlabelled"] = len(keeping.unlabelled)
     if gamma is not None:
