@@ -37,6 +37,15 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compile_caches_in_the_session_temp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """AOTInductor's and Triton's caches go into this session's temp folder (removed after a green
+    run, like every other temp folder), not into /tmp for good; a cache the caller set is kept."""
+    base = tmp_path_factory.getbasetemp()
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(base / "torchinductor"))
+    os.environ.setdefault("TRITON_CACHE_DIR", str(base / "triton"))
+
+
 def cuda_available() -> bool:
     return torch.cuda.is_available()
 
