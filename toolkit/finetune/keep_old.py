@@ -369,7 +369,9 @@ class Keeping:
         if self.old_examples is None or self.synthetic:
             reporter.message(
                 "hint: a few images of the old classes (old_examples; --old-examples DIR), even one per class, "
-                "keep them in the decision far better than any data-free method (docs/finetune.md)"
+                "keep them in the decision far better than the default; without any, images of the deployment "
+                "(unlabelled; --unlabelled DIR) or images synthesised from the model (synthetic_old; "
+                "--synthetic-old 4, slower) help (docs/finetune.md)"
             )
         if config.distills and len(self.unseen) == 1:
             reporter.message("note: with one unseen class its softmax is constant: distillation has nothing to match")
@@ -433,7 +435,8 @@ def retention_warning(retention: Retention, *, old_examples: bool) -> str | None
     helps = (
         "more old examples per class, or fewer epochs"
         if old_examples
-        else "one image per old class (old_examples; --old-examples DIR) helps most"
+        else "one image per old class (old_examples; --old-examples DIR) helps most, else unlabelled images "
+        "(--unlabelled DIR) or images synthesised from the model (--synthetic-old 4)"
     )
     return (
         f"warning: the fine-tuned model makes the original model's decision on only {retention.after:.0%} of "
