@@ -113,22 +113,27 @@ def make_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pa
         new: int = 10,
         size: int = 32,
         seed: int = 0,
+        root: Path | None = None,
     ) -> Path:
         key = (arch, strategy, old, new, size, seed)
-        if key not in cache:
-            root = tmp_path_factory.mktemp(f"{arch}-{strategy}")
+        if root is not None or key not in cache:
+            # ``root`` (a test's tmp_path): built there, not cached, so that a large model leaves with
+            # its test (the slow job exports every builder: ~0.6 GB each, kept to the end otherwise)
+            folder = root if root is not None else tmp_path_factory.mktemp(f"{arch}-{strategy}")
             torch.manual_seed(seed)
             prep = Preprocessing(input_size=(size, size))
             base = extend(
                 strategy="replace", arch=arch, num_classes=old, class_names=DIGITS[:old] if old <= 10 else None,
-                preprocessing=prep, seed=seed, output=root / "base", random_init=True,
+                preprocessing=prep, seed=seed, output=folder / "base", random_init=True,
             )
             names = list(DIGITS[:new]) if new <= 10 else None
             out = extend(
                 strategy=strategy, model_dir=base.path, num_classes=new, class_names=names,
-                seed=seed, output=root / "model",
+                seed=seed, output=folder / "model",
             )
             assert out.path is not None
+            if root is not None:
+                return out.path
             cache[key] = out.path
         return cache[key]
 
