@@ -29,6 +29,9 @@ def _command(*path: str) -> object:
         (("extend",), "e.g. keep=[3, 1, 7]", "e.g. --keep 3,1,7"),
         (("finetune",), "a class map only applies to an image folder; leave class_map unset",
          "a class map only applies to an image folder; leave --class-map unset"),
+        # a path or a file name that holds an option's name is a path
+        (("finetune",), "cannot read '/data/class_map.csv' or /data/class_map.csv",
+         "cannot read '/data/class_map.csv' or /data/class_map.csv"),
         # not an option of this command, or plain English: left alone
         (("finetune",), "use kind='gpu' for engines; the data is fine", "use kind='gpu' for engines; the data is fine"),
     ],

@@ -16,7 +16,8 @@ _ASSIGNMENT = re.compile(
     r"\b(?P<name>[a-z][a-z0-9_]*)=(?P<value>True|False|None|\([^)]*\)|\[[^\]]*\]|'[^']*'|\"[^\"]*\"|[^\s,;)]+)"
 )
 #: a bare keyword argument name: only snake_case words (with an underscore) are unmistakably Python
-_BARE = re.compile(r"(?<![\w.'\"-])(?P<name>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w'\"(=])")
+#: (not inside a quoted value, a path or a dotted name: ``'/data/class_map.csv'`` stays as it is)
+_BARE = re.compile(r"(?<![\w.'\"/\\-])(?P<name>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w'\"(=/\\]|\.\w)")
 
 
 def _options(command: Any) -> dict[str, Any]:
