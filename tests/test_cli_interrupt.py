@@ -68,8 +68,10 @@ def test_interrupt_notes_say_what_was_kept_and_what_to_run(tmp_path: Path) -> No
     assert note.startswith("onnx export interrupted") and "nothing was published" in note
     assert note.endswith(f"run it again: rehead export onnx model -o {tmp_path / 'm.onnx'}"), note
 
-    note = interrupt_note("validate", {"report": None}, ["validate", "m", "a.onnx"])
+    note = interrupt_note("validate", {"report_dir": None}, ["validate", "m", "a.onnx"])
     assert "nothing was written" in note and "rehead validate m a.onnx" in note
+    note = interrupt_note("validate", {"report_dir": tmp_path / "r"}, ["validate", "m", "a.onnx", "--report", "r"])
+    assert f"nothing was published at '{tmp_path / 'r'}'" in note
 
     fresh = interrupt_note("finetune", {"output": tmp_path / "t", "work_dir": None}, ["finetune", "m", "-o", "t"])
     assert "before its first checkpoint" in fresh and "rehead finetune m -o t --resume" in fresh

@@ -25,7 +25,7 @@ def _rerun(argv: Sequence[str], *extra: str) -> str:
 
 
 def _output(params: Mapping[str, Any]) -> str | None:
-    for key in ("output", "report", "out"):
+    for key in ("output", "report_dir", "json_path", "junit_path"):
         value = params.get(key)
         if value is not None:
             return str(value)
