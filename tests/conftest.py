@@ -26,6 +26,7 @@ settings.load_profile(FUZZ_PROFILE)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _compile_caches_for_this_session()
     # tests/converters shares its name with the package. The tests import the installed package;
     # only when the current folder is tests/ and on sys.path (``python -m pytest`` run there) does
     # that folder shadow it, as a namespace package. Say so instead of failing obscurely later.
@@ -37,13 +38,29 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _compile_caches_in_the_session_temp(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """AOTInductor's and Triton's caches go into this session's temp folder (removed after a green
-    run, like every other temp folder), not into /tmp for good; a cache the caller set is kept."""
-    base = tmp_path_factory.getbasetemp()
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(base / "torchinductor"))
-    os.environ.setdefault("TRITON_CACHE_DIR", str(base / "triton"))
+#: AOTInductor's and Triton's compile caches for this session (see ``pytest_configure``)
+_COMPILE_CACHES: list[Path] = []
+
+
+def _compile_caches_for_this_session() -> None:
+    """AOTInductor's and Triton's caches go into a folder of this session, removed when it ends,
+    instead of staying in /tmp for good; a cache the caller set is kept. Set before collection, so
+    that the environments test modules copy at import (for their subprocesses) carry it too."""
+    import tempfile
+
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    folder = Path(tempfile.mkdtemp(prefix="rehead-test-compile-cache-"))
+    _COMPILE_CACHES.append(folder)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder / "torchinductor")
+    os.environ.setdefault("TRITON_CACHE_DIR", str(folder / "triton"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    for folder in _COMPILE_CACHES:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cuda_available() -> bool:
