@@ -16,10 +16,12 @@ torch.set_num_threads(int(os.environ.get("REHEAD_TEST_THREADS", "2")))
 # Random inputs (hypothesis), two ways. The default run draws them deterministically, so that CI
 # on a fresh clone passes or fails on the code, never on luck; an input that once failed is kept
 # in its test as an explicit ``@example``. The slow job (``REHEAD_FUZZ=explore``, .ci/slow) draws
-# at random and ten times as many. Tests size their runs from ``settings.default.max_examples``.
+# at random and three times as many (ten times ran the slow job out of memory: the fuzz tests call
+# the CLI in-process, and memory grew to 24 GB over a few hundred calls). Tests size their runs
+# from ``settings.default.max_examples``.
 FUZZ_PROFILE = os.environ.get("REHEAD_FUZZ", "ci")
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=40, print_blob=True)
-settings.register_profile("explore", derandomize=False, deadline=None, max_examples=400, print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, max_examples=120, print_blob=True)
 if FUZZ_PROFILE not in ("ci", "explore"):
     raise pytest.UsageError(f"REHEAD_FUZZ={FUZZ_PROFILE!r}: expected 'ci' (the default) or 'explore'")
 settings.load_profile(FUZZ_PROFILE)

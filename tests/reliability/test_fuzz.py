@@ -23,7 +23,7 @@ from reliability_util import LEDGER, leftovers
 from toolkit.cli import main
 
 # Sized from the profile tests/conftest.py loads: 40 and 12 examples, drawn deterministically, in the
-# default run; ten times as many, at random, in the slow job's exploration.
+# default run; three times as many, at random, in the slow job's exploration.
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SLOW_FUZZ = settings(FUZZ, max_examples=max(1, settings.default.max_examples * 3 // 10))
 

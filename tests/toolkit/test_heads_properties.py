@@ -16,7 +16,7 @@ from toolkit.errors import HeadNotFoundError, InvalidArgumentError
 from toolkit.heads import extend_head, freeze_backbone, locate_head, param_groups, unfreeze_stages
 from toolkit.heads.strategies import STRATEGIES, StrategyArgs
 
-#: examples per property: 60 in the default run (deterministic), ten times as many in the slow job
+#: examples per property: 60 in the default run (deterministic), three times as many in the slow job
 PROPERTY = settings(max_examples=settings.default.max_examples * 3 // 2)
 
 
