@@ -12,6 +12,10 @@ LIST_EXAMPLES = {
 }  # fmt: skip
 
 
+#: the most numbers one 'a-b' range may expand to
+MAX_RANGE = 1_000_000
+
+
 def int_list(text: str | None, *, flag: str) -> list[int] | None:
     """'3,1,7' -> [3, 1, 7]; ranges 'a-b' expand inclusively. Names the bad item."""
     if text is None:
@@ -24,8 +28,17 @@ def int_list(text: str | None, *, flag: str) -> list[int] | None:
     for item in items:
         lo, sep, hi = item.partition("-")
         try:
-            if sep and lo:
-                out.extend(range(int(lo), int(hi) + 1))
+            span = range(int(lo), int(hi) + 1) if sep and lo else None
+        except ValueError as exc:
+            raise InvalidArgumentError(f"{flag}: '{item}' is not an integer", hint=example) from exc
+        count = max(0, span.stop - span.start) if span is not None else 1  # len() overflows past 2**63
+        if count > MAX_RANGE:  # '0-99999999999' would take all memory first
+            raise InvalidArgumentError(
+                f"{flag}: range '{item}' holds {count} numbers (at most {MAX_RANGE})", hint=example
+            )
+        try:
+            if span is not None:
+                out.extend(span)
             else:
                 out.append(int(item))
         except ValueError as exc:
