@@ -78,11 +78,13 @@ def test_row39_class_name_files(tiny_dir: Path, names: list[str], n: int) -> Non
 
 @SLOW_FUZZ
 @given(sizes=NUMBERY)
+@example(sizes="11257968")  # found by the slow job: 8.6e9 floats, a MemoryError that read as a bug (exit 4)
 def test_row39_batch_size_lists(tiny_dir: Path, tiny_onnx: Path, sizes: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report"
-        _clean(*_cli(["validate", tiny_dir, tiny_onnx, "--batch-sizes", sizes, "--samples", "4", "--no-latency",
-                      "--report", out]), out)
+        code, err = _cli(["validate", tiny_dir, tiny_onnx, "--batch-sizes", sizes, "--samples", "4", "--no-latency",
+                          "--report", out])
+        _clean(code, err, out, allowed=(0, 2, 3))  # 3: a batch larger than this machine's memory
 
 
 @SLOW_FUZZ

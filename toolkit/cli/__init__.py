@@ -160,6 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         from toolkit._atomic import out_of_room
 
+        if isinstance(exc, MemoryError):  # numpy's array allocation: an input asked for more than there is
+            detail = " ".join(str(exc).split())[:200]
+            _print_error(
+                f"out of memory: {detail or type(exc).__name__}; hint: ask for less at once (smaller "
+                "--batch-sizes, fewer --samples) or run on a machine with more memory"
+            )
+            return 3
         room = out_of_room(exc)
         if room is not None:  # a write ran out of room below a library call that did not say so
             _print_error(
