@@ -59,9 +59,22 @@ def fixed_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
+#: the largest batch size validate and bench take (a larger one is no measurement anyone runs,
+#: and past 2**63 it overflows the runtimes' shape types before memory is even asked for)
+MAX_BATCH_SIZE = 65536
+
+
 def check_batch_sizes(batch_sizes: Sequence[int]) -> list[int]:
-    """Positive batch sizes, duplicates dropped, order kept."""
-    return positive_ints(batch_sizes, "batch_sizes", example="batch_sizes=(1, 8)")
+    """Positive batch sizes up to ``MAX_BATCH_SIZE``, duplicates dropped, order kept."""
+    sizes = positive_ints(batch_sizes, "batch_sizes", example="batch_sizes=(1, 8)")
+    too_large = [s for s in sizes if s > MAX_BATCH_SIZE]
+    if too_large:
+        raise InvalidArgumentError(
+            f"batch size {too_large[0]} is larger than {MAX_BATCH_SIZE}",
+            hint="e.g. batch_sizes=(1, 8)",
+            param="batch_sizes",
+        )
+    return sizes
 
 
 def validate(
