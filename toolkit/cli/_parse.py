@@ -28,21 +28,15 @@ def int_list(text: str | None, *, flag: str) -> list[int] | None:
     for item in items:
         lo, sep, hi = item.partition("-")
         try:
-            span = range(int(lo), int(hi) + 1) if sep and lo else None
+            span = range(int(lo), int(hi) + 1) if sep and lo else range(int(item), int(item) + 1)
         except ValueError as exc:
             raise InvalidArgumentError(f"{flag}: '{item}' is not an integer", hint=example) from exc
-        count = max(0, span.stop - span.start) if span is not None else 1  # len() overflows past 2**63
+        count = max(0, span.stop - span.start)  # len() overflows past 2**63
         if count > MAX_RANGE:  # '0-99999999999' would take all memory first
             raise InvalidArgumentError(
                 f"{flag}: range '{item}' holds {count} numbers (at most {MAX_RANGE})", hint=example
             )
-        try:
-            if span is not None:
-                out.extend(span)
-            else:
-                out.append(int(item))
-        except ValueError as exc:
-            raise InvalidArgumentError(f"{flag}: '{item}' is not an integer", hint=example) from exc
+        out.extend(span)
     return out
 
 
