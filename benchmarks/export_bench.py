@@ -134,7 +134,7 @@ def train_until(module: torch.nn.Module, args: argparse.Namespace, size: int) ->
 def build(arch: str, root: Path, args: argparse.Namespace, size: int) -> tuple[Path, dict[str, Any]]:
     """The benchmark model directory (trained, cached under benchmarks/.cache) and how it was trained."""
     from toolkit.extension import extend
-    from toolkit.model_dir import load_model_dir, save_model_dir
+    from toolkit.models.model_dir import load_model_dir, save_model_dir
     from toolkit.records import Preprocessing
 
     cache = CACHE / f"{arch}-{size}-s{args.train_steps}-a{args.min_accuracy}"
@@ -201,7 +201,7 @@ def slice_agreement(got: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dic
 def bench_model(arch: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     import converters
     from toolkit.data import load_samples
-    from toolkit.model_dir import load_model_dir
+    from toolkit.models.model_dir import load_model_dir
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from floor import floors

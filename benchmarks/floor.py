@@ -77,7 +77,7 @@ def floors(threads: int) -> dict[str, float]:
 def model_gflops(arch: str, size: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from toolkit.architectures import build_architecture
+    from toolkit.models.architectures import build_architecture
 
     model = build_architecture(arch).eval()
     counter = FlopCounterMode(display=False)

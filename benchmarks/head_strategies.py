@@ -36,7 +36,7 @@ from toolkit.data.digits import digits_tensors
 from toolkit.demo import ALL_DIGITS, OLD_DIGITS, imprint_examples
 from toolkit.extension import extend
 from toolkit.finetune import PRETRAIN_CONFIG, FinetuneConfig, finetune, pretrain
-from toolkit.model_dir import load_model_dir
+from toolkit.models.model_dir import load_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS: dict[str, dict[str, Any]] = {

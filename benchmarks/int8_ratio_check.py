@@ -20,7 +20,7 @@ import torch
 from converters.timing import interleaved_samples
 from toolkit.data import load_samples
 from toolkit.extension import extend
-from toolkit.model_dir import load_model_dir
+from toolkit.models.model_dir import load_model_dir
 from toolkit.records import Preprocessing
 
 MODEL = Path(__file__).resolve().parent / ".cache" / "resnet18-224-s300-a0.93" / "model"

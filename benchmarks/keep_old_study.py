@@ -48,7 +48,7 @@ from head_strategies import write_result
 from toolkit.data.digits import digits_tensors
 from toolkit.extension import extend
 from toolkit.finetune import PRETRAIN_CONFIG, FinetuneConfig, finetune, pretrain
-from toolkit.model_dir import load_model_dir
+from toolkit.models.model_dir import load_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPLITS = {"0-6 -> +7-9": 7, "0-4 -> +5-9": 5}

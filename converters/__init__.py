@@ -1,27 +1,53 @@
-"""Converters: a model directory to ONNX (fp32, fp16, INT8) and AOTInductor ``.pt2`` packages.
+"""Converters: every artifact format rehead writes and runs, one folder each.
+
+``onnx/`` (fp32, fp16, baked preprocessing), ``int8/`` (QDQ, accuracy-aware search),
+``tensorrt/`` (engines), ``pt2/`` (AOTInductor), plus what they share: ``artifact`` (the one
+registry of formats), ``runners/`` (the runner interface, the registry, eager PyTorch) and
+``compare/`` (the one comparison layer).
 
 Every export is linted first (``preflight``), checked right after (onnx.checker, shape
-inference, ONNX Runtime or the package vs eager, judged like ``rehead validate``), carries the model's record
-as metadata, and is moved into place atomically. Heavy backends (onnxruntime, onnxconverter-common)
-are imported only when used.
+inference, the artifact's runner vs eager, judged like ``rehead validate``), carries the model's
+record as metadata, and is moved into place atomically. Names are imported on first use, so that
+``import converters.compare`` (pure NumPy) loads no exporter; the ``TYPE_CHECKING`` block names
+the same imports for readers and type checkers, and a test keeps the two lists equal.
 """
 
-from converters._result import ExportResult, TensorInfo
-from converters.external import check_external_data
-from converters.metadata import read_onnx_metadata
-from converters.onnx_export import export_onnx
-from converters.preflight import Finding, preflight
-from converters.pt2 import export_pt2, load_pt2, read_pt2_metadata
+from __future__ import annotations
 
-__all__ = [
-    "ExportResult",
-    "Finding",
-    "TensorInfo",
-    "check_external_data",
-    "export_onnx",
-    "export_pt2",
-    "load_pt2",
-    "preflight",
-    "read_onnx_metadata",
-    "read_pt2_metadata",
-]
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from converters.onnx.export import export_onnx as export_onnx
+    from converters.onnx.external import check_external_data as check_external_data
+    from converters.onnx.metadata import read_onnx_metadata as read_onnx_metadata
+    from converters.onnx.preflight import Finding as Finding
+    from converters.onnx.preflight import preflight as preflight
+    from converters.pt2.export import export_pt2 as export_pt2
+    from converters.pt2.export import load_pt2 as load_pt2
+    from converters.pt2.export import read_pt2_metadata as read_pt2_metadata
+    from converters.result import ExportResult as ExportResult
+    from converters.result import TensorInfo as TensorInfo
+
+_EXPORTS = {
+    "ExportResult": "converters.result",
+    "TensorInfo": "converters.result",
+    "check_external_data": "converters.onnx.external",
+    "export_onnx": "converters.onnx.export",
+    "Finding": "converters.onnx.preflight",
+    "preflight": "converters.onnx.preflight",
+    "read_onnx_metadata": "converters.onnx.metadata",
+    "export_pt2": "converters.pt2.export",
+    "load_pt2": "converters.pt2.export",
+    "read_pt2_metadata": "converters.pt2.export",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'converters' has no attribute '{name}'")

@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from toolkit.errors import InvalidArgumentError
-from toolkit.model_dir import LoadedModel
+from toolkit.models.model_dir import LoadedModel
 
 
 def resolve_source(source: str | os.PathLike[str] | LoadedModel) -> LoadedModel:
@@ -18,7 +18,7 @@ def resolve_source(source: str | os.PathLike[str] | LoadedModel) -> LoadedModel:
     if isinstance(source, LoadedModel):
         return source
     if isinstance(source, (str, os.PathLike)):
-        from toolkit.model_dir import load_model_dir
+        from toolkit.models.model_dir import load_model_dir
 
         return load_model_dir(Path(source))
     raise InvalidArgumentError(

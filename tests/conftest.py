@@ -71,7 +71,7 @@ def cuda_available() -> bool:
 
 #: ``REHEAD_REQUIRE_GPU=1`` (a GPU host's run): a gpu-marked test that skips, for any reason (no CUDA,
 #: TensorRT missing or failing to load, its own skip), fails instead, so that a GPU job cannot pass
-#: on skips. On a CPU host it makes every gpu test fail (tests/converters/test_trt_require_gpu.py).
+#: on skips. On a CPU host it makes every gpu test fail (tests/converters/tensorrt/test_require_gpu.py).
 REQUIRE_GPU = os.environ.get("REHEAD_REQUIRE_GPU", "") == "1"
 
 

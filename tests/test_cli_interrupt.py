@@ -17,7 +17,7 @@ from pathlib import Path
 
 from toolkit.cli._interrupt import interrupt_note
 from toolkit.finetune import default_work_dir
-from toolkit.model_dir import WEIGHTS_FILE
+from toolkit.models.model_dir import WEIGHTS_FILE
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

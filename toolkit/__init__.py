@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from toolkit.checkpoint import load_state_dict as load_state_dict
+    from toolkit.models.checkpoint import load_state_dict as load_state_dict
     from toolkit.errors import ReheadError as ReheadError
     from toolkit.extension import extend as extend
     from toolkit.heads.locate import locate_head as locate_head
     from toolkit.heads.strategies import STRATEGIES as STRATEGIES
     from toolkit.heads.surgery import extend_head as extend_head
-    from toolkit.loading import load_model as load_model
-    from toolkit.model_dir import LoadedModel as LoadedModel
-    from toolkit.model_dir import load_model_dir as load_model_dir
-    from toolkit.model_dir import save_model_dir as save_model_dir
+    from toolkit.models.loading import load_model as load_model
+    from toolkit.models.model_dir import LoadedModel as LoadedModel
+    from toolkit.models.model_dir import load_model_dir as load_model_dir
+    from toolkit.models.model_dir import save_model_dir as save_model_dir
     from toolkit.records import ClassOrigin as ClassOrigin
     from toolkit.records import HeadSpec as HeadSpec
     from toolkit.records import ModelConfig as ModelConfig
@@ -35,11 +35,11 @@ _EXPORTS = {
     "ClassOrigin": "toolkit.records",
     "ModelConfig": "toolkit.records",
     "Preprocessing": "toolkit.records",
-    "load_model": "toolkit.loading",
-    "load_state_dict": "toolkit.checkpoint",
-    "load_model_dir": "toolkit.model_dir",
-    "save_model_dir": "toolkit.model_dir",
-    "LoadedModel": "toolkit.model_dir",
+    "load_model": "toolkit.models.loading",
+    "load_state_dict": "toolkit.models.checkpoint",
+    "load_model_dir": "toolkit.models.model_dir",
+    "save_model_dir": "toolkit.models.model_dir",
+    "LoadedModel": "toolkit.models.model_dir",
     "extend": "toolkit.extension",
     "extend_head": "toolkit.heads.surgery",
     "locate_head": "toolkit.heads.locate",

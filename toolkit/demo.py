@@ -79,7 +79,7 @@ class DemoResult:
 
 
 def _sha(path: Path) -> str:
-    from toolkit.model_dir import sha256_file
+    from toolkit.models.model_dir import sha256_file
 
     return sha256_file(path)
 
@@ -199,7 +199,7 @@ def _pretrain(target: Path, settings: DemoSettings, progress: bool) -> None:
     import warnings
 
     from toolkit.finetune import PRETRAIN_CONFIG, pretrain
-    from toolkit.pretrained import RandomInitialisationWarning
+    from toolkit.models.pretrained import RandomInitialisationWarning
 
     config = PRETRAIN_CONFIG.replace(epochs=settings.pretrain_epochs, seed=settings.seed, plot=False)
     with warnings.catch_warnings():
@@ -228,7 +228,7 @@ def imprint_examples(prep: Any, digits: Sequence[int], shots: int, seed: int) ->
 
 def _extend(source: Path, target: Path, strategy: str, settings: DemoSettings) -> None:
     from toolkit.extension import extend
-    from toolkit.model_dir import read_config
+    from toolkit.models.model_dir import read_config
 
     new = [d for d in ALL_DIGITS if d not in OLD_DIGITS]
     examples = (
@@ -387,7 +387,7 @@ def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: Dem
     import numpy as np
 
     from toolkit.data.digits import digits_tensors
-    from toolkit.model_dir import load_model_dir
+    from toolkit.models.model_dir import load_model_dir
     from validation import open_runner
     from validation.report import speedup_text
 

@@ -15,7 +15,7 @@ from torch import nn
 from toolkit._text import listing
 from toolkit.errors import InvalidArgumentError
 from toolkit.heads.strategies import PAD_STRATEGIES
-from toolkit.pretrained import RandomInitialisationWarning, WeightsInfo
+from toolkit.models.pretrained import RandomInitialisationWarning, WeightsInfo
 from toolkit.records import HeadSpec, ModelConfig, Preprocessing, check_class_names
 
 
@@ -49,13 +49,13 @@ def _source(
                 "weights cannot be combined with model_dir (a model directory has its own weights)",
                 param="weights" if weights is not None else "pretrained",
             )
-        from toolkit.model_dir import load_model_dir
+        from toolkit.models.model_dir import load_model_dir
 
         loaded = load_model_dir(model_dir)
         source = {"source": "model directory", "path": str(model_dir), "sha256": loaded.config.weights_sha256}
         return loaded.module, loaded.config, loaded.config.arch, loaded.config.arch_kwargs, WeightsInfo(source)
     assert arch is not None
-    from toolkit.loading import load_source
+    from toolkit.models.loading import load_source
 
     if random_init and (weights is not None or pretrained):
         raise InvalidArgumentError(
@@ -126,9 +126,9 @@ def extend(
     """
     from toolkit import _atomic
     from toolkit._args import positive_int
-    from toolkit.architectures import default_preprocessing
+    from toolkit.models.architectures import default_preprocessing
     from toolkit.heads.surgery import extend_head, identity_spec
-    from toolkit.loading import imagenet_class_names
+    from toolkit.models.loading import imagenet_class_names
 
     if num_classes is not None:
         positive_int(num_classes, "num_classes", example="12")
@@ -199,7 +199,7 @@ def extend(
     model.eval()
     path = None
     if output is not None:
-        from toolkit.model_dir import save_model_dir
+        from toolkit.models.model_dir import save_model_dir
 
         config = save_model_dir(model, config, output, overwrite=overwrite)
         path = Path(output)

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from validation.report import write_reports as write_reports
     from validation.result import ArtifactResult as ArtifactResult
     from validation.result import ValidationReport as ValidationReport
-    from validation.runners.base import Runner as Runner
-    from validation.runners.registry import open_runner as open_runner
-    from validation.runners.registry import register_runner as register_runner
+    from converters.runners.base import Runner as Runner
+    from converters.runners.registry import open_runner as open_runner
+    from converters.runners.registry import register_runner as register_runner
     from validation.suite import bench as bench
     from validation.suite import validate as validate
 
@@ -45,9 +45,9 @@ _EXPORTS = {
     "PRESETS": "converters.compare",
     "LatencySettings": "validation.latency",
     "LatencyStats": "validation.latency",
-    "Runner": "validation.runners.base",
-    "open_runner": "validation.runners.registry",
-    "register_runner": "validation.runners.registry",
+    "Runner": "converters.runners.base",
+    "open_runner": "converters.runners.registry",
+    "register_runner": "converters.runners.registry",
     "write_reports": "validation.report",
     "assert_parity": "validation.assertions",
 }

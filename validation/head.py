@@ -13,8 +13,8 @@ from toolkit.errors import ModelDirError
 from toolkit.heads.modules import get_submodule, make_layer, seeded
 from toolkit.records import HeadSpec
 from validation.latency import LatencySettings, LatencyStats, measure
-from validation.runners.base import Runner
-from validation.runners.eager import EagerRunner
+from converters.runners.base import Runner
+from converters.runners.eager import EagerRunner
 
 
 def head_module(model: nn.Module, spec: HeadSpec) -> nn.Module:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import InvalidArgumentError
-from validation.runners.base import Runner
+from converters.runners.base import Runner
 
 #: ``LatencyStats.timer`` -> what it means, as the reports say it
 TIMERS = {

@@ -32,7 +32,7 @@ def recorded_weights(path: Path) -> str | None:
 
             meta = read_pt2_metadata(path)
         elif suffix in (".engine", ".plan"):
-            from converters.engine_record import read_record
+            from converters.tensorrt.record import read_record
 
             meta = dict(read_record(path).model)
         else:

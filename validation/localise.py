@@ -86,7 +86,7 @@ def localise_onnx(
     "trace": [{"module", "value", "rel_error"}, ...]}``."""
     import onnx
 
-    from validation.runners.onnxrt import OrtRunner
+    from converters.onnx.runner import OrtRunner
 
     path = Path(onnx_path)
     eager = _eager_outputs(model, sample)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from toolkit.errors import InputShapeError
-from validation.runners.base import Runner
+from converters.runners.base import Runner
 
 
 def chunks(count: int, batch_size: int) -> list[tuple[int, int]]:

@@ -23,7 +23,7 @@ from torch import nn
 from toolkit import _atomic
 from toolkit.errors import OutputNotWritableError
 from validation.parity import run_batched
-from validation.runners.eager import EagerRunner
+from converters.runners.eager import EagerRunner
 
 #: images per eager call for the reference
 CHUNK = 32

@@ -77,7 +77,7 @@ class ArtifactResult:
     speedup: dict[int, float | None] = dataclasses.field(default_factory=dict)
     cold_start: dict[str, float] | None = None
     gate_failures: list[Failure] = dataclasses.field(default_factory=list)
-    #: an accuracy-aware INT8 export's decision (``converters.int8_record.Int8Decision.to_json``)
+    #: an accuracy-aware INT8 export's decision (``converters.int8.record.Int8Decision.to_json``)
     int8_search: dict[str, Any] | None = None
 
     @property

@@ -28,7 +28,7 @@ from converters.compare import (
     resolve_preset,
     with_overrides,
 )
-from toolkit.model_dir import LoadedModel
+from toolkit.models.model_dir import LoadedModel
 from toolkit.progress import Progress
 from toolkit.records import Preprocessing
 from validation.gates import gates
@@ -38,8 +38,8 @@ from validation.lineage import check_lineage
 from validation.parity import run_batched
 from validation.reference import default_cache_dir
 from validation.result import ArtifactResult
-from validation.runners.base import Runner
-from validation.runners.registry import open_runner
+from converters.runners.base import Runner
+from converters.runners.registry import open_runner
 
 Artifact = str | os.PathLike[str] | Runner
 
@@ -126,7 +126,7 @@ def parity_inputs(loaded: LoadedModel, runners: list[Runner], settings: Settings
 def _pixel_grid_if_baked(inputs: ParityInputs, runners: list[Runner], prep: Preprocessing) -> ParityInputs:
     """With a baked-preprocessing artifact among ``runners``, every runner (and the reference)
     gets inputs on the uint8 pixel grid, so that all of them see exactly the same images."""
-    from validation.runners.onnxrt import OrtRunner, on_pixel_grid
+    from converters.onnx.runner import OrtRunner, on_pixel_grid
 
     baked = False
     for runner in runners:
@@ -149,7 +149,7 @@ def rounding_outputs(
     def rounding() -> dict[str, np.ndarray]:
         if "fp64" not in memo:
             from validation.reference import CHUNK
-            from validation.runners.eager import EagerRunner
+            from converters.runners.eager import EagerRunner
 
             runner = EagerRunner(loaded.module, device=settings.device, precision="fp64", name="eager-fp64")
             used.append(runner)
@@ -169,7 +169,7 @@ def _latency_batch(images: np.ndarray, bs: int) -> np.ndarray:
 def reference_latency(
     loaded: LoadedModel, inputs: ParityInputs, settings: Settings, used: list[Runner], bar: Progress
 ) -> dict[int, LatencyStats]:
-    from validation.runners.eager import EagerRunner
+    from converters.runners.eager import EagerRunner
 
     runner = EagerRunner(loaded.module, device=settings.device, precision="fp32", name="eager-fp32")
     used.append(runner)
@@ -297,7 +297,7 @@ def random_inputs_failure(inputs: ParityInputs) -> Failure:
 
 
 def _localise(loaded: LoadedModel, runner: Runner, images: np.ndarray) -> dict[str, Any]:
-    from validation.runners.onnxrt import OrtRunner
+    from converters.onnx.runner import OrtRunner
 
     if not isinstance(runner, OrtRunner) or runner.precision != "fp32":
         return {
@@ -330,7 +330,7 @@ def head_latency_of(
 
 
 def _size(path: str | None) -> int:
-    from validation._artifact import artifact_size
+    from converters.artifact import artifact_size
 
     return artifact_size(Path(path)) if path else 0
 
@@ -339,7 +339,7 @@ def _int8_search(path: str | None) -> dict[str, Any] | None:
     """The accuracy-aware INT8 decision an ONNX artifact records in its metadata, if any."""
     if path is None or not path.lower().endswith(".onnx"):
         return None
-    from validation._artifact import onnx_metadata
+    from converters.artifact import onnx_metadata
 
     search = (onnx_metadata(Path(path)).get("quantization") or {}).get("search")
     return search if isinstance(search, dict) else None

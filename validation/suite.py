@@ -32,18 +32,18 @@ from converters.compare import (
     resolve_preset,
     with_overrides,
 )
-from converters.ort import check_provider
+from converters.onnx.ort import check_provider
 from toolkit._args import check_device, positive_int, positive_ints
 from toolkit._device import on_device
 from toolkit.errors import InvalidArgumentError
-from toolkit.model_dir import LoadedModel, load_model_dir
+from toolkit.models.model_dir import LoadedModel, load_model_dir
 from toolkit.progress import Progress
 from validation import _env, stages
 from validation.inputs import ParityInputs, random_only_line
 from validation.latency import LatencySettings, LatencyStats
 from validation.reference import reference_outputs
 from validation.result import ArtifactResult, ValidationReport
-from validation.runners.base import Runner
+from converters.runners.base import Runner
 from validation.stages import DEFAULT_CACHE, Artifact, Settings
 
 

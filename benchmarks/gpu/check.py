@@ -79,24 +79,24 @@ GPU_TEST_FILES = (
     "tests/toolkit/test_device.py",
     "tests/finetune/test_trainer.py",
     "tests/finetune/test_distributed.py",
-    "tests/validation/test_ort_providers.py",
-    "tests/converters/test_tensorrt_gpu.py",
+    "tests/converters/onnx/test_ort_providers.py",
+    "tests/converters/tensorrt/test_gpu.py",
     "tests/reliability/test_faults.py",
     "tests/reliability/test_more_inputs.py",
 )
 #: gpu tests this machine may not be able to run: node id -> (what it needs, the probe's name)
 NOT_RUN: dict[str, tuple[str, str]] = {
-    "tests/converters/test_tensorrt_gpu.py": ("needs TensorRT (not on the GPU machine)", "tensorrt"),
+    "tests/converters/tensorrt/test_gpu.py": ("needs TensorRT (not on the GPU machine)", "tensorrt"),
     "tests/reliability/test_faults.py::test_row24_sigkill_during_refit": ("needs TensorRT", "tensorrt"),
     "tests/reliability/test_more_inputs.py::test_row17_beyond_a_tensorrt_profile_is_a_clear_error": (
         "needs TensorRT",
         "tensorrt",
     ),
-    "tests/validation/test_ort_providers.py::test_validate_on_the_cuda_ep": (
+    "tests/converters/onnx/test_ort_providers.py::test_validate_on_the_cuda_ep": (
         "needs onnxruntime-gpu (the CUDA execution provider)",
         "ort-cuda",
     ),
-    "tests/validation/test_ort_providers.py::test_a_cuda_session_runs_on_cuda_without_fallback_or_tf32": (
+    "tests/converters/onnx/test_ort_providers.py::test_a_cuda_session_runs_on_cuda_without_fallback_or_tf32": (
         "needs onnxruntime-gpu (the CUDA execution provider)",
         "ort-cuda",
     ),

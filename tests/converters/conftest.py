@@ -16,7 +16,7 @@ TINY_SIZE = 16
 
 def _save(model: torch.nn.Module, factory: str, path: Path, *, data: str | None = None) -> Path:
     """Save ``model`` as a model directory; ``data`` is recorded as its fine-tuning data (lineage)."""
-    from toolkit.model_dir import save_model_dir
+    from toolkit.models.model_dir import save_model_dir
 
     config = ModelConfig(
         arch=f"py:converters_testmodels:{factory}",

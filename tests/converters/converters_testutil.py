@@ -10,7 +10,7 @@ import torch
 def digits_test(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """The held-out digits test split at the model's input size."""
     from toolkit.data import load_samples
-    from toolkit.model_dir import read_config
+    from toolkit.models.model_dir import read_config
 
     return load_samples("digits", read_config(path).preprocessing, split="test")
 

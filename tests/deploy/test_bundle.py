@@ -27,7 +27,7 @@ from toolkit.deploy.bundle import (
     verify,
 )
 from toolkit.errors import BundleMismatchError, GateFailedError, LineageError, OutputExistsError
-from toolkit.model_dir import read_config, sha256_file
+from toolkit.models.model_dir import read_config, sha256_file
 
 
 def _manifest(root: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from toolkit.cli import main
 from toolkit.deploy.bundle import package
 from toolkit.deploy.predictor import Predictor
 from toolkit.errors import InputShapeError, InvalidArgumentError
-from toolkit.model_dir import read_config
+from toolkit.models.model_dir import read_config
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_opens_the_best_artifact_present(predictor: Predictor, bundle_dir: Path,
 def test_outputs_equal_the_validation_run(predictor: Predictor, onnx_fp32: Path, image_files: list[Path]) -> None:
     """Validation's own input loading and runner on the same images give the Predictor's numbers."""
     from validation.inputs import load_inputs
-    from validation.runners.registry import open_runner
+    from converters.runners.registry import open_runner
 
     folder = image_files[0].parent.parent
     validated = load_inputs(folder, predictor.preprocessing, samples=len(image_files)).images

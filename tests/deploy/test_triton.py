@@ -166,7 +166,7 @@ def test_cli_writes_repository_and_exits_2_on_bad_flags(bundle_dir: Path, tmp_pa
 def _engine_with_sidecar(folder: Path, onnx_name: str, low: int, high: int) -> Path:
     """A stand-in engine file with a real sidecar record (no TensorRT here: the signature and the
     batch checks read the sidecar and the ONNX, never the engine's bytes)."""
-    from converters.engine_record import EngineRecord, GpuInfo, Profile, sidecar_path
+    from converters.tensorrt.record import EngineRecord, GpuInfo, Profile, sidecar_path
 
     engine = folder / "model.engine"
     engine.write_bytes(b"not a real plan")

@@ -31,7 +31,7 @@ from toolkit.data import augment_batch, decode_images, load_training_data, read_
 from toolkit.errors import DataError
 from toolkit.finetune import default_work_dir
 from toolkit.finetune._loop import batches_per_epoch, left_out
-from toolkit.model_dir import WEIGHTS_FILE
+from toolkit.models.model_dir import WEIGHTS_FILE
 from toolkit.records import Preprocessing
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

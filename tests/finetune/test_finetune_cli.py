@@ -83,7 +83,7 @@ def test_cli_finetune_of_an_extended_resnet18_reaches_95_percent_on_digits(
     """The demo flow, small: resnet18 (32x32) trained on digits 0-6, head padded to 10, then the CLI."""
     from toolkit.extension import extend
     from toolkit.finetune import FinetuneConfig, evaluate, pretrain
-    from toolkit.model_dir import load_model_dir
+    from toolkit.models.model_dir import load_model_dir
 
     # one thread: on a shared 2-core machine two OpenMP threads stall each other (5x slower here)
     pre_cfg = FinetuneConfig(epochs=3, freeze_epochs=0, backbone_lr_mult=1.0, threads=1)

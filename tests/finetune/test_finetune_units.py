@@ -109,7 +109,7 @@ def test_rng_capture_restore_survives_weights_only(tmp_path: Path) -> None:
 
 
 def test_policies_and_optimizer_groups(make_model_dir: Callable[..., Path]) -> None:
-    from toolkit.model_dir import load_model_dir
+    from toolkit.models.model_dir import load_model_dir
 
     loaded = load_model_dir(make_model_dir())
     model, spec = loaded.module, loaded.config.head

@@ -20,7 +20,7 @@ from toolkit.errors import InvalidArgumentError
 from toolkit.finetune import FinetuneConfig, default_work_dir, finetune
 from toolkit.finetune import keep_old as keep_old_module
 from toolkit.finetune.checkpoints import TEACHER_FILE
-from toolkit.model_dir import load_model_dir
+from toolkit.models.model_dir import load_model_dir
 
 DIGITS = [str(d) for d in range(10)]
 NEW = [7, 8, 9]

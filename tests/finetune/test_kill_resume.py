@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.finetune import default_work_dir
-from toolkit.model_dir import WEIGHTS_FILE
+from toolkit.models.model_dir import WEIGHTS_FILE
 
 CLI = [sys.executable, "-c", "import sys; from toolkit.cli import main; sys.exit(main())"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -12,7 +12,7 @@ import torch
 from tests.conftest import cpu_and_cuda
 from toolkit.errors import HardwareUnavailableError, InvalidArgumentError, OutputExistsError
 from toolkit.finetune import CheckpointWarning, FinetuneConfig, default_work_dir, evaluate, finetune, pretrain
-from toolkit.model_dir import WEIGHTS_FILE, load_model_dir
+from toolkit.models.model_dir import WEIGHTS_FILE, load_model_dir
 
 # Small but real: three digits (about 380 training images), 32x32 resnet18, batches of 64.
 SUBSET = [0, 1, 2]

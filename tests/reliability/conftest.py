@@ -24,7 +24,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """TinyNet (two conv blocks, 16x16 inputs, head ``fc``) recording the digits as its data."""
     import converters_testmodels as tm
 
-    from toolkit.model_dir import save_model_dir
+    from toolkit.models.model_dir import save_model_dir
 
     torch.manual_seed(0)
     config = ModelConfig(

@@ -205,7 +205,7 @@ def test_row37_zip_with_escaping_member_refused_before_extraction(bundle: Path, 
 
 def _fake_engine(folder: Path, onnx_path: Path, **changes: object) -> Path:
     """An engine file of random bytes with a sidecar as export_tensorrt writes it."""
-    from converters.engine_record import (
+    from converters.tensorrt.record import (
         BuildOptions,
         EngineRecord,
         GpuInfo,
@@ -215,7 +215,7 @@ def _fake_engine(folder: Path, onnx_path: Path, **changes: object) -> Path:
         sidecar_path,
         trtexec_command,
     )
-    from converters.tensorrt import read_onnx
+    from converters.tensorrt.build import read_onnx
 
     engine = folder / "model.engine"
     engine.write_bytes(np.random.default_rng(0).bytes(4096))
@@ -260,8 +260,8 @@ def test_row23_bundle_file_whose_sha256_differs_is_refused(bundle: Path, tmp_pat
 
 def test_row22_engine_of_another_tensorrt_or_gpu_says_rebuild(tiny_onnx: Path, tmp_path: Path) -> None:
     """The sidecar check itself, on the CPU: the compatibility rule every engine load applies
-    before deserialising (the CLI path needs a GPU: tests/converters/test_tensorrt_gpu.py)."""
-    from converters.engine_record import GpuInfo, check_compatible, read_record
+    before deserialising (the CLI path needs a GPU: tests/converters/tensorrt/test_gpu.py)."""
+    from converters.tensorrt.record import GpuInfo, check_compatible, read_record
     from toolkit.errors import ArtifactError
 
     record = read_record(_fake_engine(tmp_path, tiny_onnx))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from reliability_util import LEDGER, assert_clean_failure, leftovers, run
 
-from toolkit.model_dir import load_model_dir, save_model_dir
+from toolkit.models.model_dir import load_model_dir, save_model_dir
 
 
 def _inputs(path: Path, array: np.ndarray) -> Path:
@@ -107,7 +107,7 @@ def test_row17_beyond_a_tensorrt_profile_is_a_clear_error(tiny_dir: Path, tiny_o
 
 def test_row18_model_over_two_gib_goes_to_external_data(tiny_dir: Path, tmp_path: Path) -> None:
     """``--external-data`` makes a small model take the path a model over 2 GiB takes by itself
-    (``converters.external``): weights beside the model, reloaded, parity held."""
+    (``converters.onnx.external``): weights beside the model, reloaded, parity held."""
     out = tmp_path / "m.onnx"
     proc = run(["export", "onnx", tiny_dir, "-o", out, "--external-data"])
     assert proc.returncode == 0, proc.stderr

@@ -45,7 +45,7 @@ def test_extend_leaves_the_rng_alone_and_follows_its_seed(strategy: str, untouch
 
 
 def test_loading_a_model_dir_leaves_the_rng_alone(digits_model_dir: Path, untouched: Callable[[], None]) -> None:
-    from toolkit.model_dir import load_model_dir
+    from toolkit.models.model_dir import load_model_dir
 
     load_model_dir(digits_model_dir)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from toolkit.architectures import build_architecture, min_input_size, torchvision_classifiers
+from toolkit.models.architectures import build_architecture, min_input_size, torchvision_classifiers
 from toolkit.heads.locate import locate_head
 from toolkit.heads.modules import get_submodule, output_layer, set_submodule
 from toolkit.heads.strategies import STRATEGIES

@@ -66,7 +66,7 @@ def onnx_bad_new_row(
     onnx_fp32: Path, digits_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """One new-class row (class 8) of the head weight perturbed."""
-    from toolkit.model_dir import read_config
+    from toolkit.models.model_dir import read_config
 
     new = read_config(digits_model_dir).head.new_indices
     assert 8 in new  # the fixture model pads 7 digits to 10: rows 7, 8, 9 are new

@@ -13,9 +13,9 @@ import torch
 
 from toolkit.errors import GateFailedError, InvalidArgumentError
 from validation.latency import LatencySettings, measure, summarize
-from validation.runners.base import Runner
-from validation.runners.eager import EagerRunner
-from validation.runners.onnxrt import OrtRunner
+from converters.runners.base import Runner
+from converters.runners.eager import EagerRunner
+from converters.onnx.runner import OrtRunner
 from validation.suite import validate
 
 

@@ -1,7 +1,7 @@
 """The export check and ``rehead validate`` judge "matches eager" the same way.
 
 A grid of errors is planted into the head of a real ONNX export; for every point the export
-check's own verdict (``converters._checks.check_parity`` on the export's default inputs) and
+check's own verdict (``converters.onnx.checks.check_parity`` on the export's default inputs) and
 ``validate`` with default settings must agree, and the grid must hold both passes and failures.
 """
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converters import _checks
+from converters.onnx import checks as _checks
 from converters.compare import DEFAULT_BATCH_SIZES, random_images
 from tests.validation.conftest import edit_initializer, head_initializer
-from toolkit.model_dir import load_model_dir
+from toolkit.models.model_dir import load_model_dir
 from validation import validate
 
 DELTAS = (0.0, 1e-7, 1e-5, 1e-4, 3e-4, 1e-3, 1e-2, 1.0)

@@ -10,10 +10,10 @@ import pytest
 
 from converters.compare import Failure
 from toolkit.errors import InputShapeError
-from toolkit.model_dir import load_model_dir
+from toolkit.models.model_dir import load_model_dir
 from validation import validate
-from validation.runners.base import Runner
-from validation.runners.onnxrt import OrtRunner
+from converters.runners.base import Runner
+from converters.onnx.runner import OrtRunner
 
 
 class Broken(Runner):

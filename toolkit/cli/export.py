@@ -172,7 +172,7 @@ def tensorrt_command(
 ) -> None:
     """Build a TensorRT engine from an ONNX file, check it against ONNX Runtime on that ONNX (per
     class slice), and write it with a sidecar (<engine>.json) and the trtexec line that rebuilds it."""
-    from converters.tensorrt import export_tensorrt
+    from converters.tensorrt.build import export_tensorrt
     from toolkit.cli._parse import size
 
     result = export_tensorrt(

@@ -148,7 +148,7 @@ def _say_new_classes(names: Sequence[str], new: Sequence[int], strategy: str) ->
 
 
 def _is_file(weights: str) -> bool:
-    from toolkit.pretrained import is_weights_file
+    from toolkit.models.pretrained import is_weights_file
 
     return is_weights_file(weights)
 
@@ -162,7 +162,7 @@ def inspect(
 ) -> None:
     """Show the head found, its in/out features, parameter counts and the frozen/trainable split."""
     from toolkit.errors import InvalidArgumentError
-    from toolkit.inspect import inspect_model
+    from toolkit.heads.summary import inspect_model
 
     if (model_dir is None) == (arch is None):
         raise InvalidArgumentError("give a MODEL_DIR or --arch NAME (one of them)", hint="rehead inspect out/model")

@@ -22,7 +22,7 @@ def refit(
 ) -> None:
     """Put the weights of NEW.onnx (same architecture and head size) into MODEL.engine and check the
     result against ONNX Runtime on NEW.onnx like a fresh build. Refused when the graphs differ."""
-    from converters.tensorrt import refit_engine
+    from converters.tensorrt.build import refit_engine
     from toolkit.cli.export import _report
 
     result = refit_engine(

@@ -47,7 +47,7 @@ from toolkit.errors import (
     InvalidArgumentError,
     LineageError,
 )
-from toolkit.model_dir import CONFIG_FILE, LoadedModel, load_model_dir, sha256_file
+from toolkit.models.model_dir import CONFIG_FILE, LoadedModel, load_model_dir, sha256_file
 from toolkit.progress import Progress
 from toolkit.records import ModelConfig, Preprocessing
 
@@ -629,7 +629,7 @@ def _report_artifacts(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def _read_report(path: Path, loaded: LoadedModel, artifacts: Sequence[Path]) -> dict[str, Any]:
     """A JSON report of ``validate`` for this model and these artifact files, or a refusal."""
-    from validation._artifact import artifact_size
+    from converters.artifact import artifact_size
     from validation.lineage import check_lineage
 
     try:
@@ -793,7 +793,7 @@ def _companions(artifact: Path) -> list[tuple[Path, str]]:
     suffix = artifact.suffix.lower()
     found: list[tuple[Path, str]] = []
     if suffix == ".onnx":
-        from converters.external import check_location_name, external_locations
+        from converters.onnx.external import check_location_name, external_locations
 
         for location in external_locations(artifact):
             check_location_name(location, model=artifact.name)
@@ -802,7 +802,7 @@ def _companions(artifact: Path) -> list[tuple[Path, str]]:
                 raise ArtifactError(f"'{artifact.name}' needs its external data '{location}', which is missing")
             found.append((source, location))
     elif suffix in (".engine", ".plan"):
-        from converters.engine_record import sidecar_path, trtexec_path, verify_engine
+        from converters.tensorrt.record import sidecar_path, trtexec_path, verify_engine
 
         record = verify_engine(artifact)  # an engine that does not match its sidecar never goes in
         found.append((sidecar_path(artifact), sidecar_path(artifact).name))
@@ -815,7 +815,7 @@ def _companions(artifact: Path) -> list[tuple[Path, str]]:
 
 
 def _stripped_engine_onnx(engine: Path, onnx_name: str, onnx_sha256: str) -> list[tuple[Path, str]]:
-    from converters.engine_record import sha256_of
+    from converters.tensorrt.record import sha256_of
 
     onnx = engine.parent / onnx_name
     if Path(onnx_name).name != onnx_name or not onnx.is_file() or sha256_of(onnx) != onnx_sha256:

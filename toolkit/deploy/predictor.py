@@ -2,11 +2,11 @@
 
 ``Predictor.from_bundle(path)`` verifies the bundle (an archive is checked, then extracted into
 a temporary directory removed on ``close``), picks the best artifact this machine can run and
-opens it with validation's own runner (``validation.runners.registry.open_runner``), so that
+opens it with validation's own runner (``converters.runners.registry.open_runner``), so that
 the logits it returns are the ones validation measured:
 
 1. a TensorRT engine, when TensorRT and a CUDA GPU are present and the engine's sidecar says it
-   was built for them (``converters.engine_record.check_compatible``);
+   was built for them (``converters.tensorrt.record.check_compatible``);
 2. an ONNX file with ONNX Runtime, on CUDA when onnxruntime-gpu and a GPU are present, else on
    the CPU (fp32 preferred on the CPU, fp16 on a GPU);
 3. a ``.pt2`` package (AOTInductor).
@@ -64,8 +64,8 @@ def _precision_rank(artifact: BundleArtifact, gpu: bool) -> int:
 
 def _tensorrt_usable(root: Path, artifact: BundleArtifact, device: str) -> str | None:
     """None when this engine can run here, else why not (TensorRT, GPU or the sidecar's build)."""
-    from converters.engine_record import check_compatible, read_record
-    from converters.tensorrt import gpu_info, tensorrt_version
+    from converters.tensorrt.record import check_compatible, read_record
+    from converters.tensorrt.build import gpu_info, tensorrt_version
 
     version = tensorrt_version()
     if version is None:
@@ -123,7 +123,7 @@ def choose_artifact(
             best = min(onnx, key=lambda a: _precision_rank(a, on_gpu))
             return best, "onnxruntime", device or ("cuda" if on_gpu else "cpu"), tuple(skipped)
         for package in (a for a in group if a.kind == "pt2"):
-            from converters.pt2 import package_device
+            from converters.pt2.export import package_device
 
             # a package runs only on the kind of device it was compiled for (AOTInductor does not check)
             compiled = package_device(root / package.file)
@@ -169,7 +169,7 @@ class Predictor:
         notes: tuple[str, ...] = (),
         temporary: bool = False,
     ) -> None:
-        from validation.runners.registry import open_runner
+        from converters.runners.registry import open_runner
 
         self.root = root
         self.manifest = manifest
@@ -234,7 +234,7 @@ class Predictor:
         if fixed:
             return fixed, fixed
         if self.backend == "tensorrt":
-            from converters.engine_record import read_record
+            from converters.tensorrt.record import read_record
 
             profile = read_record(self.artifact).profile
             return int(profile.min[0]), int(profile.max[0])

@@ -112,7 +112,7 @@ def engine_signature(
     """A TensorRT engine's inputs, outputs and batch range, from its sidecar's optimisation profile
     and the ONNX it was built from (when the bundle holds it; else one float32 ``logits`` output
     of ``num_classes``)."""
-    from converters.engine_record import read_record
+    from converters.tensorrt.record import read_record
 
     record = read_record(engine)
     profile = record.profile
@@ -341,7 +341,7 @@ def triton_repository(
         class_names = list(manifest.class_names)
         if artifact_kind == "tensorrt":
             onnx_files = [a.file for a in manifest.artifacts if a.kind == "onnx"]
-            from converters.engine_record import read_record
+            from converters.tensorrt.record import read_record
 
             built_from = read_record(source).onnx_name
             match = next((root / f for f in onnx_files if Path(f).name == built_from), None)

@@ -35,7 +35,7 @@ from toolkit.finetune.keep_old import FrozenRows, distill_loss
 from toolkit.finetune.optim import Phase, apply_policy, group_lrs, make_optimizer, make_scheduler, plan_phases
 from toolkit.finetune.progress import TrainingProgress
 from toolkit.finetune.replay import Extras, StepExtras, balanced_cross_entropy, old_decision_loss
-from toolkit.model_dir import state_dict_for_saving
+from toolkit.models.model_dir import state_dict_for_saving
 from toolkit.records import HeadSpec
 
 

@@ -49,7 +49,7 @@ from toolkit.finetune.keep_old import OLD_CLASS_IMAGES, OTHER_IMAGES, Keeping, R
 from toolkit.finetune.progress import TrainingProgress
 from toolkit.finetune.replay import StepExtras
 from toolkit.heads.modules import seeded
-from toolkit.model_dir import load_model_dir, load_weights_strict, save_model_dir
+from toolkit.models.model_dir import load_model_dir, load_weights_strict, save_model_dir
 from toolkit.records import ModelConfig
 
 

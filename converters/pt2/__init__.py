@@ -1,0 +1,1 @@
+"""converters/pt2"""
