@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from converters.onnx.export import export_onnx as export_onnx
     from converters.onnx.external import check_external_data as check_external_data
     from converters.onnx.metadata import read_onnx_metadata as read_onnx_metadata
+    from converters.onnx.options import OnnxExportOptions as OnnxExportOptions
     from converters.onnx.preflight import Finding as Finding
     from converters.onnx.preflight import preflight as preflight
     from converters.pt2.export import export_pt2 as export_pt2
     from converters.pt2.export import load_pt2 as load_pt2
     from converters.pt2.export import read_pt2_metadata as read_pt2_metadata
+    from converters.pt2.options import Pt2ExportOptions as Pt2ExportOptions
     from converters.result import ExportResult as ExportResult
     from converters.result import TensorInfo as TensorInfo
 
@@ -34,12 +36,14 @@ _EXPORTS = {
     "TensorInfo": "converters.result",
     "check_external_data": "converters.onnx.external",
     "export_onnx": "converters.onnx.export",
+    "OnnxExportOptions": "converters.onnx.options",
     "Finding": "converters.onnx.preflight",
     "preflight": "converters.onnx.preflight",
     "read_onnx_metadata": "converters.onnx.metadata",
     "export_pt2": "converters.pt2.export",
     "load_pt2": "converters.pt2.export",
     "read_pt2_metadata": "converters.pt2.export",
+    "Pt2ExportOptions": "converters.pt2.options",
 }
 
 __all__ = list(_EXPORTS)

@@ -14,8 +14,8 @@ import dataclasses
 
 import numpy as np
 
-from converters.int8.calibration import choose_calibration, heldout_samples, recorded_data
 from converters.compare import DEFAULT_SAMPLES, DEFAULT_SEED, random_images
+from converters.int8.calibration import choose_calibration, heldout_samples, recorded_data
 from toolkit.errors import DataError, InvalidArgumentError
 from toolkit.records import ModelConfig
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from toolkit.models.checkpoint import load_state_dict as load_state_dict
     from toolkit.errors import ReheadError as ReheadError
     from toolkit.extension import extend as extend
     from toolkit.heads.locate import locate_head as locate_head
     from toolkit.heads.strategies import STRATEGIES as STRATEGIES
     from toolkit.heads.surgery import extend_head as extend_head
+    from toolkit.models.checkpoint import load_state_dict as load_state_dict
     from toolkit.models.loading import load_model as load_model
     from toolkit.models.model_dir import LoadedModel as LoadedModel
     from toolkit.models.model_dir import load_model_dir as load_model_dir

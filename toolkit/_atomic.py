@@ -1,7 +1,8 @@
 """Atomic writes: temp file in the same folder, fsync, ``os.replace``.
 
 A reader sees either the previous artifact or the complete new one, never a half-written file,
-even after SIGKILL or a full disk.
+even after SIGKILL or a full disk. ``write_with``/``write_text`` write one file, ``output_dir``
+one folder, ``publish`` one file with its companions (external data, a sidecar, a script).
 
 Every temp file, staging folder and set-aside previous output carries its owner in its name
 (``.<output>.<pid>-<start>.<random>.tmp|.partial|.old``: the process id and its start time, so
@@ -25,10 +26,10 @@ import shutil
 import signal
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from toolkit.errors import DiskFullError, OutputExistsError, OutputNotWritableError
+from toolkit.errors import DiskFullError, InternalError, OutputExistsError, OutputNotWritableError
 
 
 def _fsync_dir(path: Path) -> None:
@@ -303,3 +304,118 @@ def output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def publish(path: str | os.PathLike[str], *, overwrite: bool = False, owned: Iterable[str] = ()) -> Iterator[Path]:
+    """Stage an output file and its companions in a hidden folder, then publish them together.
+
+    Yields a new hidden folder beside ``path`` (``staging_dir``). The caller writes the output
+    there under ``path``'s own name, and each companion file (external data, a sidecar record,
+    a script) under the name it is to have beside the output; sub-folders are scratch space and
+    are never published. On a clean exit every file is fsynced, then, after one check that none
+    of them would replace a file without ``overwrite``, the companions are moved into place
+    first and the output last (``os.replace`` each, the folder fsynced), so that a reader who
+    finds the new output finds its companions too. Any exception, in the block or while
+    publishing, removes the staging folder; a companion already moved is taken back (the file
+    it replaced put back), so nothing of this run is left and a previous artifact stays whole.
+    Running out of room raises ``DiskFullError``.
+
+    Args:
+        path: the output file.
+        overwrite: replace an existing output and existing files of its companions' names.
+            Without it ``OutputExistsError`` is raised at once when ``path`` exists, and on
+            exit, before anything moves, when any file to publish exists beside it (or another
+            run published ``path`` meanwhile).
+        owned: names of files beside ``path`` that belong to the output whatever run wrote
+            them (a sidecar, the previous artifact's data files). The stage's file of such a
+            name replaces it even without ``overwrite`` (``path`` is absent then, so it is a
+            gone output's leftover); one the stage does not hold is removed once the new output
+            is in place.
+    """
+    out = check_output(path, overwrite=overwrite)
+    names = {_plain_name(name) for name in owned}
+    stage = staging_dir(out)
+    try:
+        yield stage
+        files = _staged_files(stage, out)
+        for item in files:
+            with open(item, "rb+") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(stage)
+        fault("staged")
+        backup = Path(tempfile.mkdtemp(prefix=".previous.", dir=stage))
+        _place_all(files, out, overwrite=overwrite, owned=names, backup=backup)
+        parent = out.parent if str(out.parent) else Path(".")
+        for name in names - {item.name for item in files}:  # the previous artifact's, not this one's
+            (parent / name).unlink(missing_ok=True)
+        _fsync_dir(parent)
+    except Exception as exc:
+        raise_if_out_of_room(exc, out)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _plain_name(name: str) -> str:
+    if not name or name in (".", "..") or os.sep in name or (os.altsep and os.altsep in name):
+        raise InternalError(f"a companion of an output must be a plain file name, not '{name}'")
+    return name
+
+
+def _staged_files(stage: Path, out: Path) -> list[Path]:
+    """The files ``publish`` moves: the stage's top-level regular files, the output's own last."""
+    main = stage / out.name
+    if not main.is_file() or main.is_symlink():
+        raise InternalError(f"nothing was staged as '{out.name}' to publish")
+    companions = sorted(p for p in stage.iterdir() if p.is_file() and not p.is_symlink() and p != main)
+    return [*companions, main]
+
+
+def _place_all(files: list[Path], out: Path, *, overwrite: bool, owned: set[str], backup: Path) -> None:
+    """Move ``files`` (the output's own last) beside ``out``; on any failure take back what moved.
+
+    A companion's previous file is hard-linked into ``backup`` first (when the file system
+    allows it), so that taking the new one back can restore it."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not overwrite:
+        taken = [parent / f.name for f in files if f.name not in owned and os.path.lexists(parent / f.name)]
+        if taken:
+            what = "appeared while it was being written" if taken[0] == out else "already exists"
+            raise OutputExistsError(f"output '{taken[0]}' {what}", param="overwrite")
+    moved: list[tuple[Path, Path | None]] = []
+    try:
+        for item in files[:-1]:
+            target, keep = parent / item.name, backup / item.name
+            previous: Path | None = keep
+            try:
+                os.link(target, keep)
+            except OSError:  # no previous file, or no hard links here
+                previous = None
+            os.replace(item, target)
+            moved.append((target, previous))
+        fault("rename")
+        _place_main(files[-1], out, overwrite=overwrite)
+        fault("renamed")
+    except BaseException:
+        for target, previous in reversed(moved):
+            with contextlib.suppress(OSError):
+                if previous is not None:
+                    os.replace(previous, target)
+                else:
+                    target.unlink()
+        raise
+
+
+def _place_main(staged: Path, out: Path, *, overwrite: bool) -> None:
+    """Move the output into place; without ``overwrite`` by a hard link, which, unlike a
+    rename, refuses a file that another run put there since the check."""
+    if not overwrite:
+        try:
+            os.link(staged, out)
+            return
+        except FileExistsError as exc:
+            raise OutputExistsError(f"output '{out}' was written by another run at the same time") from exc
+        except OSError:  # no hard links on this file system: the rename below (checked just before)
+            pass
+    os.replace(staged, out)

@@ -14,9 +14,10 @@ from torch import nn
 
 from toolkit._text import listing
 from toolkit.errors import InvalidArgumentError
+from toolkit.heads.options import StrategyArgs, strategy_args
 from toolkit.heads.strategies import PAD_STRATEGIES
 from toolkit.models.pretrained import RandomInitialisationWarning, WeightsInfo
-from toolkit.records import HeadSpec, ModelConfig, Preprocessing, check_class_names
+from toolkit.records import ModelConfig, Preprocessing, check_class_names
 
 
 @dataclasses.dataclass
@@ -80,22 +81,15 @@ def _source(
 def extend(
     *,
     strategy: str,
+    args: StrategyArgs | None = None,
     arch: str | None = None,
     model_dir: str | os.PathLike[str] | None = None,
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool = False,
     random_init: bool = False,
-    num_classes: int | None = None,
-    keep: Sequence[int] | None = None,
-    copy_from: Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
     examples_dir: str | os.PathLike[str] | None = None,
     examples: Mapping[str, torch.Tensor] | None = None,
-    seed: int = 0,
-    std: float = 0.01,
-    hidden: Sequence[int] = (),
-    activation: str = "relu",
-    dropout: float = 0.0,
     head: str | None = None,
     source_num_classes: int | None = None,
     preprocessing: Preprocessing | None = None,
@@ -104,106 +98,129 @@ def extend(
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    **settings: Any,
 ) -> ExtendResult:
     """Load a source model, change its head with ``strategy``, and save a model directory.
 
-    The source is ``arch`` or an existing ``model_dir``. With ``arch``, ``weights`` is a file
-    (``.safetensors``, ``.pt``/``.pth``) or the name of torchvision weights (``IMAGENET1K_V1``,
-    ``DEFAULT``, ``ResNet18_Weights.IMAGENET1K_V1``), and ``pretrained=True`` loads a timm model's
-    hub weights (``timm:<name>.<tag>``); both download only through the libraries' caches, and
-    offline raise ``WeightsUnavailableError`` (exit 3) naming where to place the file. Named
-    weights bring their class names and preprocessing (resize, crop, mean/std, interpolation)
-    into the record. No weights at all starts from a random backbone: a
-    ``RandomInitialisationWarning`` says so unless ``random_init=True``; the lineage records
-    the weights' source either way. ``preprocessing`` replaces the source's record;
-    ``input_size`` (pixels, square) changes only its size (a resize before the crop keeps its
-    ratio). ``progress`` (default False) shows downloads on stderr. ``class_names``
-    lists all classes of the new head, or for the padding strategies (``pad-*``, ``imprint``) the new
-    classes alone (default: the old names that survive, then ``new_<i>``).
-    ``examples_dir`` holds ``<class name>/<image>`` folders for the new classes (``imprint``);
-    ``examples`` gives them in memory instead: new class name -> preprocessed (N, C, H, W) images.
-    Nothing is written unless ``output`` is given; an existing ``output`` needs ``overwrite``.
+    Named weights bring their class names and preprocessing (resize, crop, mean/std,
+    interpolation) into the record; the lineage records the weights' source either way.
+
+    Args:
+        strategy: The head strategy (``STRATEGIES``): ``replace``, ``select``, ``pad-random``,
+            ``pad-copy``, ``pad-mean``, ``imprint``, ``bottleneck`` or ``mlp``.
+        args: The strategy's settings (``StrategyArgs``: ``num_classes``, ``keep``, ``seed``, ...);
+            its ``seed`` also seeds a random backbone.
+        arch: Source architecture (a torchvision builder, ``timm:<name>[.<tag>]`` or
+            ``py:<module>:<callable>``); give this or ``model_dir``.
+        model_dir: An existing model directory as the source, with its own weights.
+        weights: With ``arch``: a file (``.safetensors``, ``.pt``/``.pth``) or torchvision weights
+            by name (``IMAGENET1K_V1``, ``DEFAULT``, ``ResNet18_Weights.IMAGENET1K_V1``), downloaded only
+            through the libraries' caches (offline: ``WeightsUnavailableError``, exit 3, naming
+            where to place the file).
+        pretrained: Load a timm model's hub weights (``timm:<name>.<tag>``).
+        random_init: Start from a random backbone on purpose; without it and without weights a
+            ``RandomInitialisationWarning`` says so.
+        class_names: All classes of the new head, or for the padding strategies (``pad-*``,
+            ``imprint``) the new classes alone (default: the old names that survive, then ``new_<i>``).
+        examples_dir: ``imprint``: a folder of ``<class name>/<image>`` folders for the new classes.
+        examples: ``imprint``, in memory instead: new class name -> preprocessed (N, C, H, W) images.
+        head: Dotted module name of the head (skips the search).
+        source_num_classes: Head size of the source weights, if not the architecture's default.
+        preprocessing: Replaces the source's preprocessing record.
+        input_size: Changes only the record's input size (pixels, square; keeps the resize ratio).
+        allow_pickle: Allow a checkpoint that needs unpickling code (only for files you trust).
+        output: The model directory to write (default ``None``: nothing is written).
+        overwrite: Replace an existing ``output``.
+        progress: Show downloads on stderr (default False).
+        **settings: ``StrategyArgs``' fields as keywords (``num_classes=12, keep=[3, 1]``),
+            instead of ``args``.
+
+    Returns:
+        The extended module (eval mode), its record, and where it was saved.
     """
+    from toolkit.heads.surgery import extend_head, identity_spec
+
+    args = strategy_args(args, settings, caller="extend")
+    _check_arguments(args, input_size, output, overwrite)
+    model, source_cfg, arch_name, arch_kwargs, source = _source(
+        arch, model_dir, weights, pretrained, random_init, allow_pickle, source_num_classes, args.seed, progress
+    )
+    prep = _preprocessing(preprocessing, source_cfg, source, arch_name, model, input_size)
+    input_shape = prep.input_shape(1)
+    previous = source_cfg.head if source_cfg is not None else identity_spec(model, head=head, input_shape=input_shape)
+    old_names = _old_names(source_cfg, source, arch_name, previous.num_classes)
+    target = args.num_classes if args.num_classes is not None else (len(args.keep) if args.keep is not None else None)
+    names = _new_names(strategy, old_names, args.keep, target, class_names)
+    batches = _imprint_examples(examples, examples_dir, names, len(old_names), prep) if strategy == "imprint" else None
+    spec = extend_head(
+        model, strategy, args, examples=batches, head=head, input_shape=input_shape,
+        previous=previous if source_cfg is not None else None,
+    )  # fmt: skip
+    if names is None:  # select: names follow the kept indices
+        names = tuple(old_names[o.source] for o in spec.origins if o.source is not None)
+    step = {"stage": "extend", "strategy": strategy, "seed": args.seed, "weights": dict(source.source)}
+    config = ModelConfig(
+        arch=arch_name,
+        head=spec,
+        class_names=check_class_names(names, spec.num_classes),
+        preprocessing=prep,
+        arch_kwargs=dict(arch_kwargs),
+        lineage=(*(source_cfg.lineage if source_cfg else ()), step),
+    )
+    model.eval()
+    if output is None:
+        return ExtendResult(model, config, None)
+    from toolkit.models.model_dir import save_model_dir
+
+    return ExtendResult(model, save_model_dir(model, config, output, overwrite=overwrite), Path(output))
+
+
+def _check_arguments(
+    args: StrategyArgs, input_size: int | None, output: str | os.PathLike[str] | None, overwrite: bool
+) -> None:
+    """What can be refused before any model loads: the counts, and an output in the way."""
     from toolkit import _atomic
     from toolkit._args import positive_int
-    from toolkit.models.architectures import default_preprocessing
-    from toolkit.heads.surgery import extend_head, identity_spec
-    from toolkit.models.loading import imagenet_class_names
 
-    if num_classes is not None:
-        positive_int(num_classes, "num_classes", example="12")
+    if args.num_classes is not None:
+        positive_int(args.num_classes, "num_classes", example="12")
     if output is not None:
         _atomic.check_output(output, overwrite=overwrite)
     if input_size is not None:
         positive_int(input_size, "input_size", example="224")
-    model, source_cfg, arch_name, arch_kwargs, source = _source(
-        arch, model_dir, weights, pretrained, random_init, allow_pickle, source_num_classes, seed, progress
-    )
+
+
+def _preprocessing(
+    given: Preprocessing | None,
+    source_cfg: ModelConfig | None,
+    source: WeightsInfo,
+    arch: str,
+    model: nn.Module,
+    input_size: int | None,
+) -> Preprocessing:
+    """The record's preprocessing: given, else the source directory's, the weights', the architecture's."""
+    from toolkit.models.architectures import default_preprocessing
+
     prep = (
-        preprocessing
+        given
         or (source_cfg.preprocessing if source_cfg is not None else None)
         or source.preprocessing
-        or default_preprocessing(arch_name, model)
+        or default_preprocessing(arch, model)
     )
-    if input_size is not None:
-        prep = prep.with_input_size(input_size)
-    input_shape = prep.input_shape(1)
-    previous: HeadSpec = (
-        source_cfg.head if source_cfg is not None else identity_spec(model, head=head, input_shape=input_shape)
-    )
-    old_names = (
-        source_cfg.class_names
-        if source_cfg is not None
-        else (source.class_names if source.class_names and len(source.class_names) == previous.num_classes else None)
-        or imagenet_class_names(arch_name, previous.num_classes)
-        or tuple(f"class_{i}" for i in range(previous.num_classes))
-    )
-    target = num_classes if num_classes is not None else (len(keep) if keep is not None else None)
-    names = _new_names(strategy, old_names, keep, target, class_names)
-    example_batches = None
-    if strategy == "imprint":
-        example_batches = (
-            _examples_in_memory(examples, names, len(old_names))
-            if examples is not None
-            else _examples(examples_dir, names, len(old_names), prep)
-        )
-    spec = extend_head(
-        model,
-        strategy,
-        num_classes=num_classes,
-        keep=keep,
-        copy_from=copy_from,
-        seed=seed,
-        std=std,
-        hidden=hidden,
-        activation=activation,
-        dropout=dropout,
-        examples=example_batches,
-        head=head,
-        input_shape=input_shape,
-        previous=previous if source_cfg is not None else None,
-    )
-    if names is None:  # select: names follow the kept indices
-        names = tuple(old_names[o.source] for o in spec.origins if o.source is not None)
-    names = check_class_names(names, spec.num_classes)
-    step = {"stage": "extend", "strategy": strategy, "seed": seed, "weights": dict(source.source)}
-    lineage = (*(source_cfg.lineage if source_cfg else ()), step)
-    config = ModelConfig(
-        arch=arch_name,
-        head=spec,
-        class_names=names,
-        preprocessing=prep,
-        arch_kwargs=dict(arch_kwargs),
-        lineage=lineage,
-    )
-    model.eval()
-    path = None
-    if output is not None:
-        from toolkit.models.model_dir import save_model_dir
+    return prep.with_input_size(input_size) if input_size is not None else prep
 
-        config = save_model_dir(model, config, output, overwrite=overwrite)
-        path = Path(output)
-    return ExtendResult(model, config, path)
+
+def _old_names(source_cfg: ModelConfig | None, source: WeightsInfo, arch: str, classes: int) -> tuple[str, ...]:
+    """The source head's class names: recorded, the weights', ImageNet's, else ``class_<i>``."""
+    from toolkit.models.loading import imagenet_class_names
+
+    if source_cfg is not None:
+        return tuple(source_cfg.class_names)
+    return tuple(
+        (source.class_names if source.class_names and len(source.class_names) == classes else None)
+        or imagenet_class_names(arch, classes)
+        or tuple(f"class_{i}" for i in range(classes))
+    )
 
 
 def _new_names(
@@ -244,6 +261,19 @@ def _padded_names(
         hint=f"give the {target - n_old} new classes' names alone, or all {target} names, one per line",
         param="class_names",
     )
+
+
+def _imprint_examples(
+    examples: Mapping[str, torch.Tensor] | None,
+    examples_dir: str | os.PathLike[str] | None,
+    names: Sequence[str] | None,
+    old: int,
+    prep: Preprocessing,
+) -> dict[int, torch.Tensor]:
+    """``imprint``'s example images by new output index: given in memory, or read from a folder."""
+    if examples is not None:
+        return _examples_in_memory(examples, names, old)
+    return _examples(examples_dir, names, old, prep)
 
 
 def _examples(

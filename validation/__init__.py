@@ -22,15 +22,15 @@ if TYPE_CHECKING:
     from converters.compare import PRESETS as PRESETS
     from converters.compare import ParityResult as ParityResult
     from converters.compare import Tolerance as Tolerance
+    from converters.runners.base import Runner as Runner
+    from converters.runners.registry import open_runner as open_runner
+    from converters.runners.registry import register_runner as register_runner
     from validation.assertions import assert_parity as assert_parity
     from validation.latency import LatencySettings as LatencySettings
     from validation.latency import LatencyStats as LatencyStats
     from validation.report import write_reports as write_reports
     from validation.result import ArtifactResult as ArtifactResult
     from validation.result import ValidationReport as ValidationReport
-    from converters.runners.base import Runner as Runner
-    from converters.runners.registry import open_runner as open_runner
-    from converters.runners.registry import register_runner as register_runner
     from validation.suite import bench as bench
     from validation.suite import validate as validate
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from converters.runners.base import Runner
 from toolkit.models.model_dir import LoadedModel
 from validation.result import ValidationReport
-from converters.runners.base import Runner
 
 
 def assert_parity(

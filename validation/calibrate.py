@@ -17,9 +17,9 @@ from torch import nn
 
 from converters.compare.metrics import ClassSlice, SliceMetrics, slice_metrics
 from converters.compare.tolerance import PRESETS, Tolerance, envelope
-from validation.parity import run_batched
 from converters.runners.base import Runner
 from converters.runners.eager import EagerRunner
+from validation.parity import run_batched
 
 #: samples used for calibration (float64 eager is slow; the envelope needs only a few)
 CALIBRATION_SAMPLES = 16

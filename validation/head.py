@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from converters.runners.base import Runner
+from converters.runners.eager import EagerRunner
 from toolkit.errors import ModelDirError
 from toolkit.heads.modules import get_submodule, make_layer, seeded
 from toolkit.records import HeadSpec
 from validation.latency import LatencySettings, LatencyStats, measure
-from converters.runners.base import Runner
-from converters.runners.eager import EagerRunner
 
 
 def head_module(model: nn.Module, spec: HeadSpec) -> nn.Module:

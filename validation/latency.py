@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import InvalidArgumentError
 from converters.runners.base import Runner
+from validation.settings import LatencySettings as LatencySettings  # declared with the run's options
 
 #: ``LatencyStats.timer`` -> what it means, as the reports say it
 TIMERS = {
@@ -25,30 +25,6 @@ TIMERS = {
     "perf_counter+iobinding": "host clock around a synchronous run on device buffers (IO binding)",
     "cuda-events": "CUDA events on the runner's stream, device buffers",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class LatencySettings:
-    """``warmup_s``: seconds of untimed runs first (default 0.5); ``min_runs`` (default 20) and
-    ``min_duration_s`` (default 2.0 seconds): timing stops once both are reached, or after
-    ``max_runs`` (default 100000); ``max_cv``: the largest coefficient of variation of a
-    conclusive measurement (default 0.25)."""
-
-    warmup_s: float = 0.5
-    min_runs: int = 20
-    min_duration_s: float = 2.0
-    max_runs: int = 100_000
-    max_cv: float = 0.25
-
-    def __post_init__(self) -> None:
-        if not (self.warmup_s >= 0 and self.min_duration_s >= 0):
-            raise InvalidArgumentError("latency warm-up and duration must be ≥ 0 seconds")
-        if self.min_runs < 1 or self.max_runs < self.min_runs:
-            raise InvalidArgumentError(
-                f"latency runs must satisfy 1 ≤ min_runs ≤ max_runs (got {self.min_runs})"
-            )
-        if not self.max_cv > 0:
-            raise InvalidArgumentError(f"max_cv must be > 0, got {self.max_cv}")
 
 
 @dataclasses.dataclass(frozen=True)

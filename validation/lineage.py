@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from toolkit.errors import LineageError, MetadataMissingError
+from toolkit.errors import LineageError
 from toolkit.records import ModelConfig
 
 
@@ -20,27 +20,14 @@ class NoRecordWarning(UserWarning):
 
 
 def recorded_weights(path: Path) -> str | None:
-    """The ``weights_sha256`` rehead recorded in the artifact, or None when it has no rehead record."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".onnx":
-            from converters import read_onnx_metadata
+    """The ``weights_sha256`` rehead recorded in the artifact, or None when it has no rehead record.
 
-            meta = read_onnx_metadata(path)
-        elif suffix == ".pt2":
-            from converters import read_pt2_metadata
+    Args:
+        path: an artifact of any registered format (``converters.artifact``).
+    """
+    from converters import artifact
 
-            meta = read_pt2_metadata(path)
-        elif suffix in (".engine", ".plan"):
-            from converters.tensorrt.record import read_record
-
-            meta = dict(read_record(path).model)
-        else:
-            return None
-    except MetadataMissingError:
-        return None
-    value = meta.get("weights_sha256") if isinstance(meta, dict) else None
-    return str(value) if value else None
+    return artifact.recorded_weights(path)
 
 
 def check_lineage(config: ModelConfig, path: Path, *, cross_check: bool = False) -> str | None:

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from toolkit.errors import InputShapeError
 from converters.runners.base import Runner
+from toolkit.errors import InputShapeError
 
 
 def chunks(count: int, batch_size: int) -> list[tuple[int, int]]:

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from converters.runners.eager import EagerRunner
 from toolkit import _atomic
 from toolkit.errors import OutputNotWritableError
 from validation.parity import run_batched
-from converters.runners.eager import EagerRunner
 
 #: images per eager call for the reference
 CHUNK = 32

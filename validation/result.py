@@ -163,7 +163,10 @@ class ArtifactResult:
 @dataclasses.dataclass
 class ValidationReport:
     """The whole run: model, environment, settings, eager reference latency, head latency, one
-    ``ArtifactResult`` per artifact, gates and timing (``wall_s``, ``model_s``, ``overhead_s``)."""
+    ``ArtifactResult`` per artifact, gates and timing (``wall_s``, ``model_s``, ``overhead_s``).
+
+    ``settings`` and ``gates`` are the run's ``ValidateSettings`` serialised (``to_json``,
+    ``gates_json``; ``ValidateSettings.from_json`` reads them back)."""
 
     created: str
     model: dict[str, Any]

@@ -28,60 +28,26 @@ from converters.compare import (
     resolve_preset,
     with_overrides,
 )
+from converters.runners.base import Runner
+from converters.runners.registry import open_runner
 from toolkit.models.model_dir import LoadedModel
 from toolkit.progress import Progress
 from toolkit.records import Preprocessing
 from validation.gates import gates
 from validation.inputs import ParityInputs, default_inputs, load_inputs
-from validation.latency import LatencySettings, LatencyStats, cold_start, measure
+from validation.latency import LatencyStats, cold_start, measure
 from validation.lineage import check_lineage
 from validation.parity import run_batched
-from validation.reference import default_cache_dir
 from validation.result import ArtifactResult
-from converters.runners.base import Runner
-from converters.runners.registry import open_runner
+from validation.settings import ValidateSettings
 
 Artifact = str | os.PathLike[str] | Runner
 
-#: ``reference_cache`` default: ``validation.reference.default_cache_dir()``
-DEFAULT_CACHE = "default"
+#: the checked settings of one run: ``validation.settings.ValidateSettings`` (this name kept)
+Settings = ValidateSettings
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """The checked settings of one run (see ``validate`` for each field's meaning)."""
-
-    data: str | os.PathLike[str] | np.ndarray | None
-    samples: int
-    batch_sizes: tuple[int, ...]
-    device: str
-    preset: str | None
-    atol: float | None
-    rtol: float | None
-    threads: int | None
-    seed: int
-    parity: bool
-    latency: bool
-    head_latency: bool
-    latency_settings: LatencySettings
-    localise: bool
-    max_p99_ms: float | None
-    min_speedup: float | None
-    cross_check: bool
-    cache_dir: Path | None
-    ort_provider: str | None
-    require_real_data: bool = False
-
-
-# --- stage 1: settings, runners, lineage, inputs ---------------------------------------------------
-
-
-def cache_dir(reference_cache: str | os.PathLike[str] | None) -> Path | None:
-    if reference_cache is None:
-        return None
-    if str(reference_cache) == DEFAULT_CACHE:
-        return default_cache_dir()
-    return Path(reference_cache)
+# --- stage 1: runners, lineage, inputs -------------------------------------------------------------
 
 
 def open_all(
@@ -148,8 +114,8 @@ def rounding_outputs(
 
     def rounding() -> dict[str, np.ndarray]:
         if "fp64" not in memo:
-            from validation.reference import CHUNK
             from converters.runners.eager import EagerRunner
+            from validation.reference import CHUNK
 
             runner = EagerRunner(loaded.module, device=settings.device, precision="fp64", name="eager-fp64")
             used.append(runner)
@@ -330,16 +296,16 @@ def head_latency_of(
 
 
 def _size(path: str | None) -> int:
-    from converters.artifact import artifact_size
+    from converters import artifact
 
-    return artifact_size(Path(path)) if path else 0
+    return artifact.size(Path(path)) if path else 0
 
 
 def _int8_search(path: str | None) -> dict[str, Any] | None:
     """The accuracy-aware INT8 decision an ONNX artifact records in its metadata, if any."""
-    if path is None or not path.lower().endswith(".onnx"):
-        return None
-    from converters.artifact import onnx_metadata
+    from converters import artifact
 
-    search = (onnx_metadata(Path(path)).get("quantization") or {}).get("search")
+    if path is None or getattr(artifact.find_format(path), "kind", None) != "onnx":
+        return None
+    search = ((artifact.recorded_model(Path(path)) or {}).get("quantization") or {}).get("search")
     return search if isinstance(search, dict) else None

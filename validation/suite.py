@@ -1,6 +1,8 @@
 """``validate`` and ``bench``: parity and latency of every artifact against the eager model.
 
-The run reads as the pipeline does, one stage a function:
+Every option of a run is one record, ``validation.settings.ValidateSettings``: the CLI builds it
+and calls ``run``; ``validate(...)`` and ``bench(...)`` are the keyword-argument layer that builds it
+for library users. The run reads as the pipeline does, one stage a function:
 
 1. ``stages.open_all``: open every runner (closed on every path), lineage checked first.
 2. ``validation.reference``: the eager fp32 outputs, once, in large batches, cached on disk.
@@ -13,7 +15,6 @@ The run reads as the pipeline does, one stage a function:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import os
 import time
@@ -23,17 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from converters.compare import (
-    DEFAULT_BATCH_SIZES,
-    DEFAULT_SAMPLES,
-    DEFAULT_SEED,
-    PRESETS,
-    head_slices,
-    resolve_preset,
-    with_overrides,
-)
-from converters.onnx.ort import check_provider
-from toolkit._args import check_device, positive_int, positive_ints
+from converters.compare import head_slices
+from converters.runners.base import Runner
+from toolkit._args import positive_int
 from toolkit._device import on_device
 from toolkit.errors import InvalidArgumentError
 from toolkit.models.model_dir import LoadedModel, load_model_dir
@@ -43,8 +36,14 @@ from validation.inputs import ParityInputs, random_only_line
 from validation.latency import LatencySettings, LatencyStats
 from validation.reference import reference_outputs
 from validation.result import ArtifactResult, ValidationReport
-from converters.runners.base import Runner
-from validation.stages import DEFAULT_CACHE, Artifact, Settings
+from validation.settings import MAX_BATCH_SIZE, ValidateSettings, check_batch_sizes
+from validation.stages import Artifact
+
+__all__ = ["MAX_BATCH_SIZE", "ValidateSettings", "bench", "check_batch_sizes", "fixed_threads", "run", "validate"]
+
+#: every keyword argument's default is the record's
+_DEFAULTS = ValidateSettings()
+_LATENCY = _DEFAULTS.latency_settings
 
 
 @contextlib.contextmanager
@@ -59,51 +58,36 @@ def fixed_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-#: the largest batch size validate and bench take (a larger one is no measurement anyone runs,
-#: and past 2**63 it overflows the runtimes' shape types before memory is even asked for)
-MAX_BATCH_SIZE = 65536
-
-
-def check_batch_sizes(batch_sizes: Sequence[int]) -> list[int]:
-    """Positive batch sizes up to ``MAX_BATCH_SIZE``, duplicates dropped, order kept."""
-    sizes = positive_ints(batch_sizes, "batch_sizes", example="batch_sizes=(1, 8)")
-    too_large = [s for s in sizes if s > MAX_BATCH_SIZE]
-    if too_large:
-        raise InvalidArgumentError(
-            f"batch size {too_large[0]} is larger than {MAX_BATCH_SIZE}",
-            hint="e.g. batch_sizes=(1, 8)",
-            param="batch_sizes",
-        )
-    return sizes
-
-
 def validate(
     model_dir: str | os.PathLike[str] | LoadedModel,
     artifacts: Sequence[Artifact],
     *,
-    data: str | os.PathLike[str] | np.ndarray | None = None,
-    samples: int = DEFAULT_SAMPLES,
-    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    device: str = "cpu",
-    preset: str | None = None,
-    atol: float | None = None,
-    rtol: float | None = None,
-    threads: int | None = None,
-    seed: int = DEFAULT_SEED,
-    parity: bool = True,
-    latency: bool = True,
-    head_latency: bool = True,
+    data: str | os.PathLike[str] | np.ndarray | None = _DEFAULTS.data,
+    samples: int = _DEFAULTS.samples,
+    batch_sizes: Sequence[int] = _DEFAULTS.batch_sizes,
+    device: str = _DEFAULTS.device,
+    preset: str | None = _DEFAULTS.preset,
+    atol: float | None = _DEFAULTS.atol,
+    rtol: float | None = _DEFAULTS.rtol,
+    threads: int | None = _DEFAULTS.threads,
+    seed: int = _DEFAULTS.seed,
+    parity: bool = _DEFAULTS.parity,
+    latency: bool = _DEFAULTS.latency,
+    head_latency: bool = _DEFAULTS.head_latency,
     latency_settings: LatencySettings | None = None,
-    localise: bool = True,
-    max_p99_ms: float | None = None,
-    min_speedup: float | None = None,
-    cross_check: bool = False,
-    reference_cache: str | os.PathLike[str] | None = DEFAULT_CACHE,
-    ort_provider: str | None = None,
-    require_real_data: bool = False,
+    localise: bool = _DEFAULTS.localise,
+    max_p99_ms: float | None = _DEFAULTS.max_p99_ms,
+    min_speedup: float | None = _DEFAULTS.min_speedup,
+    cross_check: bool = _DEFAULTS.cross_check,
+    reference_cache: str | os.PathLike[str] | None = _DEFAULTS.reference_cache,
+    ort_provider: str | None = _DEFAULTS.ort_provider,
+    require_real_data: bool = _DEFAULTS.require_real_data,
     progress: bool = False,
 ) -> ValidationReport:
     """Prove each artifact matches the eager fp32 model and measure how fast it runs.
+
+    The keyword arguments build a ``ValidateSettings`` record (same names, same defaults) and
+    ``run`` it.
 
     Args:
         model_dir: the model directory (or a ``LoadedModel``) the artifacts were exported from.
@@ -142,16 +126,12 @@ def validate(
     Returns the report; ``report.raise_for_status()`` turns failures into ``GateFailedError``.
     ``report.timing`` says where the time went, stage by stage, in seconds.
     """
-    wall_start = time.perf_counter()
-    if not artifacts:
-        raise InvalidArgumentError(
-            "no artifacts to validate", hint="give at least one .onnx or .pt2 file", param="artifacts"
-        )
-    settings = Settings(
+    _require_artifacts(artifacts)
+    settings = ValidateSettings(
         data=data,
-        samples=positive_int(samples, "samples", example="samples=32"),
-        batch_sizes=tuple(check_batch_sizes(batch_sizes)),
-        device=check_device(device),
+        samples=samples,
+        batch_sizes=batch_sizes,
+        device=device,
         preset=preset,
         atol=atol,
         rtol=rtol,
@@ -165,100 +145,182 @@ def validate(
         max_p99_ms=max_p99_ms,
         min_speedup=min_speedup,
         cross_check=cross_check,
-        cache_dir=stages.cache_dir(reference_cache),
-        ort_provider=check_provider(ort_provider, device),
+        reference_cache=reference_cache,
+        ort_provider=ort_provider,
         require_real_data=require_real_data,
     )
-    if preset is not None:
-        resolve_preset(preset, "fp32")
-    with_overrides(PRESETS["fp32"], atol=atol, rtol=rtol)  # reject bad overrides before any work
+    return run(model_dir, artifacts, settings, progress=progress)
+
+
+def bench(
+    model_dir: str | os.PathLike[str] | LoadedModel,
+    artifacts: Sequence[Artifact],
+    *,
+    batch_sizes: Sequence[int] = _DEFAULTS.batch_sizes,
+    threads: int | None = _DEFAULTS.threads,
+    duration_s: float = _LATENCY.min_duration_s,
+    warmup_s: float = _LATENCY.warmup_s,
+    min_runs: int = _LATENCY.min_runs,
+    max_cv: float = _LATENCY.max_cv,
+    device: str = _DEFAULTS.device,
+    head_latency: bool = _DEFAULTS.head_latency,
+    cross_check: bool = _DEFAULTS.cross_check,
+    ort_provider: str | None = _DEFAULTS.ort_provider,
+    progress: bool = False,
+) -> ValidationReport:
+    """Latency only (no parity): eager and every artifact at each batch size, plus the head.
+
+    The keyword arguments build a ``ValidateSettings`` record (``ValidateSettings.as_bench``) and
+    ``run`` it.
+
+    Args:
+        model_dir: the model directory (or a ``LoadedModel``) the artifacts were exported from.
+        artifacts: as in ``validate``.
+        batch_sizes: the batch sizes to time (default 1, 8).
+        threads: intra-op threads, as in ``validate``.
+        duration_s: seconds of timed runs per measurement (default 2.0).
+        warmup_s: seconds of warm-up runs before timing (default 0.5).
+        min_runs: the fewest timed runs of a measurement (default 20).
+        max_cv: the largest coefficient of variation of a conclusive measurement (default 0.25).
+        device: ``cpu`` | ``cuda`` | ``cuda:N``.
+        head_latency: also time the old head against the new head on their own (default True).
+        cross_check: as in ``validate``.
+        ort_provider: ``cuda`` | ``tensorrt`` for ``.onnx`` artifacts on a CUDA device, as in
+            ``validate``.
+        progress: print a progress bar on stderr (default False: silent).
+    """
+    latency = LatencySettings(warmup_s=warmup_s, min_runs=min_runs, min_duration_s=duration_s, max_cv=max_cv)
+    settings = ValidateSettings(
+        batch_sizes=batch_sizes,
+        threads=threads,
+        device=device,
+        head_latency=head_latency,
+        latency_settings=latency,
+        cross_check=cross_check,
+        ort_provider=ort_provider,
+    ).as_bench()
+    return run(model_dir, artifacts, settings, progress=progress)
+
+
+def _require_artifacts(artifacts: Sequence[Artifact]) -> None:
+    if not artifacts:
+        raise InvalidArgumentError(
+            "no artifacts to validate", hint="give at least one .onnx or .pt2 file", param="artifacts"
+        )
+
+
+def run(
+    model_dir: str | os.PathLike[str] | LoadedModel,
+    artifacts: Sequence[Artifact],
+    settings: ValidateSettings,
+    *,
+    progress: bool = False,
+) -> ValidationReport:
+    """Validate (or, with ``settings.parity`` False, bench) ``artifacts`` as ``settings`` say.
+
+    Args:
+        model_dir: the model directory (or a ``LoadedModel``) the artifacts were exported from.
+        artifacts: as in ``validate``.
+        settings: every option of the run, checked here before any work (``ValidateSettings.checked``).
+        progress: print a progress bar on stderr (default False: silent).
+
+    Returns the report, as ``validate`` does; its ``settings`` is ``settings.to_json()``.
+    """
+    wall_start = time.perf_counter()
+    _require_artifacts(artifacts)
+    settings = settings.checked()
     load_start = time.perf_counter()
     loaded = model_dir if isinstance(model_dir, LoadedModel) else load_model_dir(model_dir)
     load_s = time.perf_counter() - load_start
-    sizes = settings.batch_sizes
-    per_artifact = len(sizes) * (int(parity) + int(latency))
-    total = len(artifacts) * per_artifact + (1 if parity else 0) + (len(sizes) if latency else 0)
     # cuda:N is made torch's current device for the whole run: CUDA events, streams, graphs and a
     # refit at load belong to the current device, not to the tensors' (toolkit._device)
     with (
         on_device(settings.device),
-        fixed_threads(threads) as n_threads,
+        fixed_threads(settings.threads) as n_threads,
         contextlib.ExitStack() as stack,
-        Progress("validating" if parity else "benchmarking", total=total, enabled=progress) as bar,
+        Progress(
+            "validating" if settings.parity else "benchmarking",
+            total=_steps(len(artifacts), settings),
+            enabled=progress,
+        ) as bar,
     ):
+        settings = settings.replace(threads=n_threads)  # the report records the count that was used
         with bar.step("open"):
             runners = stages.open_all(loaded, artifacts, settings, n_threads, stack)
             inputs = stages.parity_inputs(loaded, runners, settings)
-        slices = head_slices(loaded.config.num_classes, loaded.config.head.kept_indices, loaded.config.head.new_indices)
-        used: list[Runner] = []
-        reference: dict[str, np.ndarray] = {}
-        cached = False
-        if parity:
-            with bar.step("eager reference"):
-                reference, ref_runner, cached = reference_outputs(
-                    loaded.module, inputs.images, device=settings.device, cache_dir=settings.cache_dir
-                )
-                used.append(ref_runner)
-            bar.advance("eager reference" + (" (cached)" if cached else ""))
-        ref_latency: dict[int, LatencyStats] = {}
-        if latency:
-            with bar.step("eager latency"):
-                ref_latency = stages.reference_latency(loaded, inputs, settings, used, bar)
-        run = stages.Run(
-            loaded=loaded,
-            inputs=inputs,
-            settings=settings,
-            slices=slices,
-            reference=reference,
-            rounding=stages.rounding_outputs(loaded, inputs, settings, used),
-            ref_latency=ref_latency,
-            used=used,
-            bar=bar,
-        )
+        judge, cached = _reference(loaded, inputs, settings, bar)
         results = [
-            stages.run_artifact(artifact, runner, run) for artifact, runner in zip(artifacts, runners, strict=True)
+            stages.run_artifact(artifact, runner, judge) for artifact, runner in zip(artifacts, runners, strict=True)
         ]
         head = None
-        if latency and head_latency:
+        if settings.latency and settings.head_latency:
             with bar.step("head latency"):
-                head = stages.head_latency_of(loaded, inputs, settings, used)
+                head = stages.head_latency_of(loaded, inputs, settings, judge.used)
         environment = _env.capture(threads=n_threads, device=settings.device)
     stage_times = {"stage: load model": load_s, **{f"stage: {name}": seconds for name, seconds in bar.timings.items()}}
-    return _assemble(
-        loaded,
-        settings,
-        n_threads,
-        inputs,
-        cached,
-        ref_latency,
-        head,
-        results,
-        environment,
-        used,
-        stage_times,
-        wall_start,
+    return _assemble(judge, cached, head, results, environment, stage_times, wall_start)
+
+
+def _steps(artifacts: int, settings: ValidateSettings) -> int:
+    """The progress bar's steps: per artifact, parity and latency at each batch size; the eager
+    reference once and its latency at each batch size."""
+    sizes = len(settings.batch_sizes)
+    per_artifact = sizes * (int(settings.parity) + int(settings.latency))
+    return artifacts * per_artifact + (1 if settings.parity else 0) + (sizes if settings.latency else 0)
+
+
+# --- stages 2 and 3: what every artifact is judged against ---------------------------------------
+
+
+def _reference(
+    loaded: LoadedModel, inputs: ParityInputs, settings: ValidateSettings, bar: Progress
+) -> tuple[stages.Run, bool]:
+    """The eager reference outputs (parity) and latency (latency), gathered once into the
+    ``stages.Run`` every artifact is judged against; True when the outputs came from the cache."""
+    used: list[Runner] = []
+    reference: dict[str, np.ndarray] = {}
+    cached = False
+    if settings.parity:
+        with bar.step("eager reference"):
+            reference, ref_runner, cached = reference_outputs(
+                loaded.module, inputs.images, device=settings.device, cache_dir=settings.cache_dir
+            )
+            used.append(ref_runner)
+        bar.advance("eager reference" + (" (cached)" if cached else ""))
+    ref_latency: dict[int, LatencyStats] = {}
+    if settings.latency:
+        with bar.step("eager latency"):
+            ref_latency = stages.reference_latency(loaded, inputs, settings, used, bar)
+    head = loaded.config.head
+    judge = stages.Run(
+        loaded=loaded,
+        inputs=inputs,
+        settings=settings,
+        slices=head_slices(loaded.config.num_classes, head.kept_indices, head.new_indices),
+        reference=reference,
+        rounding=stages.rounding_outputs(loaded, inputs, settings, used),
+        ref_latency=ref_latency,
+        used=used,
+        bar=bar,
     )
+    return judge, cached
 
 
 # --- stage 5: the report -------------------------------------------------------------------------------
 
 
 def _assemble(
-    loaded: LoadedModel,
-    settings: Settings,
-    n_threads: int,
-    inputs: ParityInputs,
+    judge: stages.Run,
     cached: bool,
-    ref_latency: dict[int, LatencyStats],
     head: dict[str, Any] | None,
     results: list[ArtifactResult],
     environment: dict[str, Any],
-    used: list[Runner],
-    stages: dict[str, float],
+    stage_times: dict[str, float],
     wall_start: float,
 ) -> ValidationReport:
+    loaded, settings, inputs = judge.loaded, judge.settings, judge.inputs
     config = loaded.config
-    model_s = sum(r.model_time_s + (r.load_s or 0.0) for r in used)
+    model_s = sum(r.model_time_s + (r.load_s or 0.0) for r in judge.used)
     wall_s = time.perf_counter() - wall_start
     return ValidationReport(
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -274,20 +336,7 @@ def _assemble(
             "weights_sha256": config.weights_sha256,
         },
         environment=environment,
-        settings={
-            "batch_sizes": list(settings.batch_sizes),
-            "device": settings.device,
-            "preset": settings.preset,
-            "atol": settings.atol,
-            "rtol": settings.rtol,
-            "threads": n_threads,
-            "seed": settings.seed,
-            "latency": dataclasses.asdict(settings.latency_settings) if settings.latency else None,
-            "parity": settings.parity,
-            "cross_check": settings.cross_check,
-            "ort_provider": settings.ort_provider,
-            "reference": "eager fp32, TF32 off",
-        },
+        settings=settings.to_json(),
         inputs={
             "source": inputs.source,
             "random_only": inputs.random_only,
@@ -297,48 +346,9 @@ def _assemble(
             "nonfinite": inputs.nonfinite,
             "reference_cached": cached,
         },
-        reference_latency=ref_latency,
+        reference_latency=judge.ref_latency,
         head_latency=head,
         artifacts=results,
-        gates={"max_p99_ms": settings.max_p99_ms, "min_speedup": settings.min_speedup},
-        timing={"wall_s": wall_s, "model_s": model_s, "overhead_s": max(wall_s - model_s, 0.0), **stages},
-    )
-
-
-def bench(
-    model_dir: str | os.PathLike[str] | LoadedModel,
-    artifacts: Sequence[Artifact],
-    *,
-    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    threads: int | None = None,
-    duration_s: float = 2.0,
-    warmup_s: float = 0.5,
-    min_runs: int = 20,
-    max_cv: float = 0.25,
-    device: str = "cpu",
-    head_latency: bool = True,
-    cross_check: bool = False,
-    ort_provider: str | None = None,
-    progress: bool = False,
-) -> ValidationReport:
-    """Latency only (no parity): eager and every artifact at each batch size, plus the head.
-    ``duration_s``/``warmup_s`` in seconds per measurement; ``cross_check`` and ``ort_provider``
-    (``cuda`` | ``tensorrt`` for ``.onnx`` artifacts on a CUDA device) as in ``validate``."""
-    settings = LatencySettings(warmup_s=warmup_s, min_runs=min_runs, min_duration_s=duration_s, max_cv=max_cv)
-    sizes = check_batch_sizes(batch_sizes)
-    return validate(
-        model_dir,
-        artifacts,
-        batch_sizes=sizes,
-        threads=threads,
-        device=device,
-        parity=False,
-        latency=True,
-        head_latency=head_latency,
-        latency_settings=settings,
-        cross_check=cross_check,
-        ort_provider=ort_provider,
-        progress=progress,
-        samples=max(sizes),
-        data="random",  # latency only: the values do not matter, and no images need loading
+        gates=settings.gates_json(),
+        timing={"wall_s": wall_s, "model_s": model_s, "overhead_s": max(wall_s - model_s, 0.0), **stage_times},
     )

@@ -1,19 +1,18 @@
 """The default parity inputs, shared by the export check and ``rehead validate``.
 
 Both draw the same seeded standard-normal images and run the artifact at the same batch
-sizes, so that with default settings they judge an artifact on exactly the same data.
+sizes, so that with default settings they judge an artifact on exactly the same data. Their
+numbers live in ``defaults`` (no NumPy there) and are re-exported here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from converters.compare.defaults import DEFAULT_BATCH_SIZES as DEFAULT_BATCH_SIZES
+from converters.compare.defaults import DEFAULT_SAMPLES as DEFAULT_SAMPLES
+from converters.compare.defaults import DEFAULT_SEED as DEFAULT_SEED
 from toolkit.records import Preprocessing
-
-#: samples, seed and batch sizes of a default parity check (export check and ``validate``)
-DEFAULT_SAMPLES = 32
-DEFAULT_SEED = 0
-DEFAULT_BATCH_SIZES = (1, 8)
 
 
 def random_images(prep: Preprocessing, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:

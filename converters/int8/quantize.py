@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from converters.onnx.external import save_onnx
+from converters.onnx.options import CALIB_METHODS, check_target  # the choices, declared with the options
 from toolkit.errors import ExportError, InternalError, InvalidArgumentError, require
 
-CALIB_METHODS = ("minmax", "entropy", "percentile")
-INT8_TARGETS = ("cpu", "tensorrt")
 CALIB_BATCH = 16
 
 
@@ -106,16 +105,6 @@ def quantize_int8(
     quantize_prepared(
         prepared, dst, samples, method=method, input_name=input_name, external=external, target=target
     )
-
-
-def check_target(target: str) -> None:
-    """``InvalidArgumentError`` (``param="int8_target"``) unless ``target`` is one of ``INT8_TARGETS``."""
-    if target not in INT8_TARGETS:
-        raise InvalidArgumentError(
-            f"unknown INT8 target '{target}'",
-            hint=f"int8_target is one of {', '.join(INT8_TARGETS)}",
-            param="int8_target",
-        )
 
 
 def quantize_prepared(

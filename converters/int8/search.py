@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from converters.int8.quantize import prepare_int8, quantize_prepared
 from converters.int8.nodes import (
     SENSITIVITY_IMAGES,
     node_groups,
@@ -35,6 +34,7 @@ from converters.int8.nodes import (
     units,
     weighted_nodes,
 )
+from converters.int8.quantize import prepare_int8, quantize_prepared
 from converters.int8.record import Fp32Node, GroupTiming, Int8Decision, Int8Targets, Variant, finite
 from converters.onnx.ort import open_session
 from converters.timing import interleaved_ms

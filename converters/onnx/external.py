@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
@@ -45,32 +44,18 @@ def external_locations(path: str | os.PathLike[str]) -> list[str]:
     """The distinct external-data locations an ``.onnx`` file refers to (weights not loaded)."""
     import onnx
 
+    from converters.onnx import graph
+
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError...: all mean unreadable
         raise ArtifactError(f"cannot read ONNX model '{path}': {type(exc).__name__}: {exc}") from exc
     found: list[str] = []
-    for tensor in _all_tensors(model.graph):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            info = {e.key: e.value for e in tensor.external_data}
-            location = info.get("location", "")
-            if location not in found:
-                found.append(location)
+    for tensor in graph.tensors(model):
+        location = graph.external_location(tensor)
+        if location is not None and location not in found:
+            found.append(location)
     return found
-
-
-def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Initializers and tensor attributes of ``graph`` and of every subgraph, recursively."""
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _all_tensors(attr.g)
-            for sub in attr.graphs:
-                yield from _all_tensors(sub)
 
 
 def check_external_data(path: str | os.PathLike[str]) -> list[Path]:
@@ -149,10 +134,12 @@ def check_before_loading(path: str | os.PathLike[str]) -> None:
     custom op is native code from elsewhere), or a graph input declaring absurd dimensions."""
     import onnx
 
+    from converters.onnx import graph
+
     check_external_data(path)
     model = onnx.load(os.fspath(path), load_external_data=False)
-    local = {(f.domain, f.name) for f in model.functions}
-    for node in _all_nodes(model.graph):
+    local = graph.local_functions(model)
+    for node in graph.nodes(model):
         if node.domain not in RUNTIME_DOMAINS and (node.domain, node.op_type) not in local:
             raise ArtifactError(
                 f"{path}: node '{node.name or node.op_type}' is op '{node.domain}::{node.op_type}' of a custom domain",
@@ -172,20 +159,6 @@ def check_before_loading(path: str | os.PathLike[str]) -> None:
                 f"{path}: input '{value.name}' declares {shape}, over {MAX_INPUT_ELEMENTS} elements per call",
                 hint="this is not an image classifier's input: export the model with rehead",
             )
-
-
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    """Every node, those of subgraphs (If/Loop/Scan bodies) included."""
-    import onnx
-
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _all_nodes(sub)
 
 
 def orphan_data_files(out: Path) -> list[Path]:

@@ -111,3 +111,22 @@ def require_metadata(meta: dict[str, Any], path: str | os.PathLike[str]) -> dict
             f"'{path}' carries no rehead metadata", hint="export it from its model directory with rehead"
         )
     return meta
+
+
+def stamp_metadata(path: str | os.PathLike[str], props: Mapping[str, str]) -> None:
+    """Replace the ``rehead.*`` metadata of the model at ``path`` (weights and external data untouched).
+
+    Args:
+        path: the ``.onnx`` file, rewritten in place (a staged file: ``export_onnx`` stamps
+            before it publishes).
+        props: the new ``rehead.*`` properties (``build_metadata``); other properties are kept.
+    """
+    import onnx
+
+    model = onnx.load(os.fspath(path), load_external_data=False)
+    kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
+    del model.metadata_props[:]
+    for key, value in [*kept, *props.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save_model(model, os.fspath(path))

@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from converters.runners.base import Runner
 from toolkit.errors import InputShapeError
 from toolkit.records import Preprocessing
-from converters.runners.base import Runner
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 

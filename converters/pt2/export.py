@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 import zipfile
 from collections.abc import Iterator
@@ -26,13 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from converters.onnx import checks as _checks
-from converters.result import ExportResult, TensorInfo
 from converters._source import eval_mode, resolve_source
-from converters.onnx.torch_export import BATCH_DIM, INPUT_NAME, MAX_BATCH, OUTPUT_NAME, reason
 from converters.check_inputs import default_check_inputs
 from converters.compare import DEFAULT_BATCH_SIZES
+from converters.onnx import checks as _checks
 from converters.onnx.metadata import build_metadata, decode_metadata, require_metadata
+from converters.onnx.torch_export import BATCH_DIM, INPUT_NAME, MAX_BATCH, OUTPUT_NAME, reason
+from converters.pt2.options import Pt2ExportOptions
+from converters.result import ExportResult, TensorInfo
 from toolkit import _atomic
 from toolkit._args import check_device
 from toolkit._device import device_index, device_kind, on_device, strict_fp32
@@ -72,27 +72,40 @@ def export_pt2(
     source: str | os.PathLike[str] | LoadedModel,
     path: str | os.PathLike[str],
     *,
-    dynamic_batch: bool = True,
-    device: str = "cpu",
+    options: Pt2ExportOptions | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    **settings: Any,
 ) -> ExportResult:
     """Export a model directory (or ``LoadedModel``) to an AOTInductor ``.pt2`` package at ``path``.
 
     Input ``images`` float32 NCHW, batch axis dynamic (1-4096) unless ``dynamic_batch`` is False;
-    output ``logits``. ``device`` (``cpu``, the default, ``cuda`` or ``cuda:N``) is where the
-    package is compiled for and will run; it is recorded as ``rehead.device`` (``cpu``/``cuda``).
-    ``HardwareUnavailableError`` (exit 3) at once for a CUDA device on a machine without one. The
-    package is loaded and judged against eager (fp32 preset, TF32 off, the inputs and batch sizes
-    ``rehead validate`` uses by default) before it is moved into place. Refuses an existing
-    ``path`` unless ``overwrite``. ``progress`` (default False) prints each step and its time on
-    stderr.
+    output ``logits``. The device the package is compiled for is recorded as ``rehead.device``
+    (``cpu``/``cuda``): it runs only there. The package is loaded and judged against eager (fp32
+    preset, TF32 off, the inputs and batch sizes ``rehead validate`` uses by default) before it
+    is published (``toolkit._atomic.publish``).
+
+    Args:
+        source: a model directory or a ``LoadedModel``.
+        path: the ``.pt2`` file to write.
+        options: what to make (``Pt2ExportOptions``: dynamic batch, device); default: its defaults.
+        overwrite: replace an existing ``path`` (default False).
+        progress: print each step and its time on stderr (default False).
+        **settings: fields of ``Pt2ExportOptions`` (``device="cuda"``), applied over ``options``.
+
+    Raises:
+        OutputExistsError: ``path`` exists and not ``overwrite``.
+        InvalidArgumentError: ``path`` does not end in ``.pt2``, or an unknown device.
+        HardwareUnavailableError: a CUDA device on a machine without one (exit 3), at once.
+        ExportError: ``torch.export`` cannot trace the model.
     """
     start = time.perf_counter()
+    options = (options or Pt2ExportOptions()).replace(**settings)
+    dynamic_batch = options.dynamic_batch
     out = _atomic.check_output(path, overwrite=overwrite)
     if out.suffix != ".pt2":
         raise InvalidArgumentError(f"output '{out}' must end in .pt2", hint="e.g. path='model.pt2'", param="path")
-    device = check_device(device)
+    device = check_device(options.device)
     loaded = resolve_source(source)
     module, config = loaded.module, loaded.config
     prep = config.preprocessing
@@ -123,8 +136,7 @@ def export_pt2(
             "dynamic_batch": dynamic_batch,
         }
         metadata = {**build_metadata(config, precision="fp32", input_spec=spec), DEVICE_KEY: device_kind(device)}
-        stage = _atomic.staging_dir(out)
-        try:
+        with _atomic.publish(out, overwrite=overwrite) as stage:
             staged = stage / out.name
             with steps.step("compile", "AOTInductor, about a minute for resnet18"):
                 torch._inductor.aoti_compile_and_package(
@@ -135,12 +147,6 @@ def export_pt2(
             with steps.step("check", "package vs eager"):
                 batches = DEFAULT_BATCH_SIZES if dynamic_batch else (1,)
                 checks = _compare(staged, module, images, config, batches, device)
-            _atomic.write_with(out, lambda tmp: os.replace(staged, tmp), overwrite=overwrite)
-        except Exception as exc:
-            _atomic.raise_if_out_of_room(exc, out)
-            raise
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
     batch: int | str = BATCH_DIM if dynamic_batch else 1
     return ExportResult(
         path=out,

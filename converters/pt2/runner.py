@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit._device import strict_fp32
 from converters.runners.base import Runner
+from toolkit._device import strict_fp32
 
 
 class Pt2Runner(Runner):

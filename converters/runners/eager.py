@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from converters.runners.base import Runner
 from toolkit._device import strict_fp32
 from toolkit.errors import InternalError, InvalidArgumentError
-from converters.runners.base import Runner
 
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 EAGER_PRECISIONS = ("fp32", "fp64", "fp16", "bf16")

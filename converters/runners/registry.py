@@ -1,11 +1,12 @@
-"""Which runner opens which artifact: a registry keyed by file suffix, plus ``eager:<precision>``.
+"""Which runner opens which artifact: the artifact registry's formats, plus ``eager:<precision>``.
 
-``.onnx`` → ONNX Runtime, ``.pt2`` → AOTInductor, ``.engine``/``.plan`` → TensorRT (verified
-against its sidecar first; exit 3 without TensorRT or a GPU). Another package adds a backend
-with ``register_runner(".ext", factory)``.
+Each format's folder opens its own files (``converters.artifact``: ``.onnx`` → ONNX Runtime,
+``.pt2`` → AOTInductor, ``.engine``/``.plan`` → TensorRT, verified against its sidecar first;
+exit 3 without TensorRT or a GPU). Another package adds a backend for a new suffix with
+``register_runner(".ext", factory)``, or a whole format with ``converters.artifact.register_format``.
 
 ``open_runner``'s ``ort_provider`` (ONNX Runtime's CUDA or TensorRT execution provider) reaches
-the ``.onnx`` factory only: registered factories keep the plain
+the ONNX format only: registered factories keep the plain
 ``factory(path, device=, threads=, prep=)`` signature.
 """
 
@@ -17,9 +18,9 @@ from pathlib import Path
 
 from torch import nn
 
+from converters.runners.base import Runner
 from toolkit.errors import ArtifactError, InvalidArgumentError
 from toolkit.records import Preprocessing
-from converters.runners.base import Runner
 
 #: factory(path, device=..., threads=..., prep=...) -> Runner (``prep``: the model's preprocessing or None)
 RunnerFactory = Callable[..., Runner]
@@ -32,46 +33,10 @@ def register_runner(suffix: str, factory: RunnerFactory) -> None:
 
 
 def registered_suffixes() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
+    """Every suffix a runner opens: the artifact registry's and those added with ``register_runner``."""
+    from converters import artifact
 
-
-def _onnx(
-    path: Path,
-    *,
-    device: str,
-    threads: int | None,
-    prep: Preprocessing | None = None,
-    ort_provider: str | None = None,
-) -> Runner:
-    from converters.artifact import artifact_precision
-    from converters.onnx.runner import OrtRunner
-
-    return OrtRunner(
-        path,
-        device=device,
-        threads=threads,
-        precision=artifact_precision(path),
-        preprocessing=prep,
-        provider=ort_provider,
-    )
-
-
-def _pt2(path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None) -> Runner:
-    from converters.pt2.runner import Pt2Runner
-
-    return Pt2Runner(path, device=device)
-
-
-def _tensorrt(path: Path, *, device: str, threads: int | None, prep: Preprocessing | None = None) -> Runner:
-    from converters.tensorrt.runner import TensorRTRunner
-
-    return TensorRTRunner(path, device=device, preprocessing=prep)
-
-
-register_runner(".onnx", _onnx)
-register_runner(".pt2", _pt2)
-register_runner(".engine", _tensorrt)
-register_runner(".plan", _tensorrt)
+    return tuple(sorted(set(artifact.suffixes()) | set(_REGISTRY)))
 
 
 def open_runner(
@@ -82,11 +47,24 @@ def open_runner(
     module: nn.Module | None = None,
     prep: Preprocessing | None = None,
     ort_provider: str | None = None,
+    runtime: str | None = None,
+    ov_precision: str | None = None,
 ) -> Runner:
     """A runner for ``artifact``: a ``Runner`` (returned as is), ``eager:<fp32|fp16|bf16>``
-    (needs ``module``) or a file path whose suffix is registered. ``ort_provider`` (``cuda`` or
-    ``tensorrt``; default None) picks ONNX Runtime's execution provider for an ``.onnx`` file
-    opened by rehead's own factory and is ignored for every other artifact."""
+    (needs ``module``) or a file path whose suffix is registered.
+
+    Args:
+        artifact: the runner, ``eager:<precision>`` or the artifact's path.
+        device: ``cpu`` or ``cuda[:N]`` (for OpenVINO also its own device names: ``GPU``, ``NPU``, ``AUTO``).
+        threads: intra-op threads (None: the runtime's choice).
+        module: the eager model (for ``eager:``).
+        prep: the model's preprocessing (for graphs that take uint8 pixels).
+        ort_provider: ONNX Runtime's execution provider for an ``.onnx`` file (``cuda`` or
+            ``tensorrt``; default None); ignored for every other artifact.
+        runtime: who runs an ``.onnx`` file: ``onnxruntime`` (default) or ``openvino``.
+        ov_precision: OpenVINO's inference precision (``f32`` default, ``bf16``, ``f16``), for an
+            IR or an ``.onnx`` run by OpenVINO.
+    """
     if isinstance(artifact, Runner):
         return artifact
     text = str(artifact)
@@ -97,8 +75,11 @@ def open_runner(
 
         return EagerRunner(module, device=device, precision=text.split(":", 1)[1], name=text)
     path = Path(text)
+    from converters.artifact import find_format, open_artifact
+
     factory = _REGISTRY.get(path.suffix.lower())
-    if factory is None:
+    fmt = find_format(path)
+    if factory is None and fmt is None:
         raise InvalidArgumentError(
             f"no runner for '{path.name}' (suffix '{path.suffix}')",
             hint=f"artifacts end in one of {', '.join(registered_suffixes())}, "
@@ -106,7 +87,8 @@ def open_runner(
         )
     if not path.is_file():
         raise ArtifactError(f"artifact '{path}' does not exist", hint="check the path or run 'rehead export'")
-    if factory is _onnx:
-        # only rehead's ONNX factory takes a provider; a plugin's factory keeps the plain signature
-        return _onnx(path, device=device, threads=threads, prep=prep, ort_provider=ort_provider)
-    return factory(path, device=device, threads=threads, prep=prep)
+    if factory is not None:  # a plugin's factory keeps the plain signature
+        return factory(path, device=device, threads=threads, prep=prep)
+    given = {"ort_provider": ort_provider, "runtime": runtime, "ov_precision": ov_precision}
+    options = {key: value for key, value in given.items() if value is not None}
+    return open_artifact(path, device=device, threads=threads, prep=prep, **options)

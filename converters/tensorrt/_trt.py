@@ -6,9 +6,9 @@ override), and every ``trt.`` name and method it uses is looked up in the real 1
 bindings by ``tests/converters/tensorrt/test_bindings.py``. Builder flags are asked for by name, since
 TensorRT 11 renumbers ``BuilderFlag`` and drops the weak-typing precision flags.
 It is kept small and plain on purpose: everything that can be decided without
-TensorRT (options, profiles, records, compatibility, parity) lives in ``engine_record`` and
-``tensorrt``, where it runs and is tested on a CPU. Import it only after
-``converters.tensorrt.build.require_runtime`` said TensorRT and a GPU are present. Device memory and
+TensorRT (options, profiles, records, compatibility, parity) lives in the other modules of
+``converters.tensorrt``, where it runs and is tested on a CPU. Import it only after
+``converters.tensorrt.runtime.require_runtime`` said TensorRT and a GPU are present. Device memory and
 streams are the caller's (torch CUDA tensors); this module sees their addresses as ints.
 """
 

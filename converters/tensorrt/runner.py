@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from converters.onnx.runner import to_pixels
+from converters.runners.base import Runner
 from toolkit.errors import InputShapeError, InvalidArgumentError
 from toolkit.records import Preprocessing
-from converters.runners.base import Runner
-from converters.onnx.runner import to_pixels
 
 
 class TensorRTRunner(Runner):
@@ -72,7 +72,7 @@ class TensorRTRunner(Runner):
         self.input_shape = (batch, *dims)
 
     def _load(self) -> None:
-        from converters.tensorrt.build import open_engine
+        from converters.tensorrt.session import open_engine
 
         self._session, _, self.notes = open_engine(self.path, device=self.device, cuda_graph=self.cuda_graph)
         self.output_names = self._session.output_names

@@ -17,15 +17,9 @@ from typing import Any
 import pytest
 
 from toolkit.cli import main
-from toolkit.deploy.bundle import (
-    MANIFEST_FILE,
-    Manifest,
-    _hash_bounded,
-    manifest_digest,
-    open_bundle,
-    package,
-    verify,
-)
+from toolkit.deploy.bundle import package
+from toolkit.deploy.manifest import MANIFEST_FILE, Manifest
+from toolkit.deploy.verification import _hash_bounded, manifest_digest, open_bundle, verify
 from toolkit.errors import BundleMismatchError, GateFailedError, LineageError, OutputExistsError
 from toolkit.models.model_dir import read_config, sha256_file
 

@@ -24,7 +24,8 @@ def predictor(bundle_dir: Path) -> Iterator[Predictor]:
 
 def test_opens_the_best_artifact_present(predictor: Predictor, bundle_dir: Path, digits_model_dir: Path) -> None:
     config = read_config(digits_model_dir)
-    assert predictor.backend == "onnxruntime" and predictor.device == "cpu"  # no TensorRT engine in the bundle
+    # no TensorRT engine in the bundle: its ONNX, run by ONNX Runtime or (installed, x86) OpenVINO, the faster
+    assert predictor.backend in ("onnxruntime", "openvino") and predictor.device == "cpu"
     assert predictor.artifact == bundle_dir / "artifacts" / "model.onnx"
     assert predictor.class_names == config.class_names
     assert predictor.preprocessing == config.preprocessing
@@ -34,8 +35,8 @@ def test_opens_the_best_artifact_present(predictor: Predictor, bundle_dir: Path,
 
 def test_outputs_equal_the_validation_run(predictor: Predictor, onnx_fp32: Path, image_files: list[Path]) -> None:
     """Validation's own input loading and runner on the same images give the Predictor's numbers."""
-    from validation.inputs import load_inputs
     from converters.runners.registry import open_runner
+    from validation.inputs import load_inputs
 
     folder = image_files[0].parent.parent
     validated = load_inputs(folder, predictor.preprocessing, samples=len(image_files)).images
@@ -142,3 +143,19 @@ def test_predict_cli_json(
     assert [p["image"] for p in payload["predictions"]] == [str(image_files[0]), str(image_files[1])]
     assert main(["predict", str(bundle_dir), str(image_files[0]), "--top-k", "2"]) == 0
     assert str(image_files[0]) in capsys.readouterr().out
+
+
+def test_the_cpu_runtime_is_chosen_by_measurement_and_said(bundle_dir: Path) -> None:
+    """With OpenVINO installed on an x86 CPU, ONNX Runtime and OpenVINO are timed on the bundle's
+    ONNX side by side; the note names the winner and both times. A forced backend is obeyed."""
+    from toolkit.deploy.predictor import _openvino_here
+
+    if not _openvino_here():
+        pytest.skip("OpenVINO is not installed (pip install 'rehead[openvino]') or this is no x86 CPU")
+    with Predictor.from_bundle(bundle_dir) as opened:
+        note = opened.notes[-1]
+    assert "fastest here at batch 1" in note and "[onnxruntime]" in note and "[openvino]" in note, note
+    for backend in ("onnxruntime", "openvino"):
+        with Predictor.from_bundle(bundle_dir, backend=backend) as forced:
+            assert forced.backend == backend
+            assert forced._runner.kind == backend

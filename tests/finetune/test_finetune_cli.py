@@ -107,7 +107,8 @@ def test_cli_finetune_of_an_extended_resnet18_reaches_95_percent_on_digits(
 
 
 def test_option_defaults_are_finetune_configs() -> None:
-    """The CLI repeats FinetuneConfig's defaults (so --help need not import torch); they must agree."""
+    """The CLI's defaults are read from FinetuneConfig (toolkit.finetune.config imports no torch); every
+    option named like a field shows the field's default, "off" (None) as 0."""
     import dataclasses
 
     import typer

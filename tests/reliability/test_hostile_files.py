@@ -205,17 +205,12 @@ def test_row37_zip_with_escaping_member_refused_before_extraction(bundle: Path, 
 
 def _fake_engine(folder: Path, onnx_path: Path, **changes: object) -> Path:
     """An engine file of random bytes with a sidecar as export_tensorrt writes it."""
-    from converters.tensorrt.record import (
-        BuildOptions,
-        EngineRecord,
-        GpuInfo,
-        graph_signature,
-        resolve_profile,
-        sha256_of,
-        sidecar_path,
-        trtexec_command,
-    )
-    from converters.tensorrt.build import read_onnx
+    from converters.tensorrt.options import BuildOptions
+    from converters.tensorrt.profile import resolve_profile
+    from converters.tensorrt.record import EngineRecord, GpuInfo, sha256_of, sidecar_path
+    from converters.tensorrt.signature import graph_signature
+    from converters.tensorrt.source import read_onnx
+    from converters.tensorrt.trtexec import trtexec_command
 
     engine = folder / "model.engine"
     engine.write_bytes(np.random.default_rng(0).bytes(4096))

@@ -171,3 +171,50 @@ def test_locator_traces_custom_module_and_override() -> None:
     assert locate_head(model, head="proj").module == "proj"
     with pytest.raises(HeadNotFoundError, match="not a Linear"):
         locate_head(model, head="body")
+
+
+def test_strategy_args_pass_through_as_a_record_or_as_keywords() -> None:
+    """``extend`` takes the strategy's settings as one ``StrategyArgs`` or as its fields' keywords,
+    with the same result; both at once, or a keyword that is no field, is refused."""
+    from toolkit.extension import extend
+    from toolkit.heads import StrategyArgs as exported
+    from toolkit.records import Preprocessing
+
+    assert exported is StrategyArgs
+    prep = Preprocessing(input_size=(32, 32))
+    args = StrategyArgs(num_classes=6, hidden=[16, 8], activation="gelu", seed=3)  # lists are stored as tuples
+    assert args.hidden == (16, 8)
+    as_record = extend(strategy="mlp", args=args, arch="resnet18", preprocessing=prep, random_init=True)
+    as_keywords = extend(strategy="mlp", arch="resnet18", preprocessing=prep, random_init=True,
+                         num_classes=6, hidden=[16, 8], activation="gelu", seed=3)
+    assert as_record.config.to_json() == as_keywords.config.to_json()
+    a, b = as_record.module.state_dict(), as_keywords.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(InvalidArgumentError, match="given twice"):
+        extend(strategy="mlp", args=args, arch="resnet18", num_classes=6)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_class'"):
+        extend(strategy="mlp", arch="resnet18", num_class=6)
+
+
+def test_extend_head_takes_the_record() -> None:
+    model = _tiny_bn_net()
+    spec = extend_head(model, "pad-copy", StrategyArgs(num_classes=6, copy_from=[0, 0]), input_shape=(1, 3, 16, 16))
+    assert spec.num_classes == 6 and [o.source for o in spec.origins[4:]] == [0, 0]
+    select = extend_head(_tiny_bn_net(), "select", StrategyArgs(keep=(2, 1)), input_shape=(1, 3, 16, 16))
+    assert select.num_classes == 2  # num_classes resolved from keep
+    with pytest.raises(InvalidArgumentError, match="needs num_classes"):
+        STRATEGIES["replace"](_layer(), "linear", StrategyArgs())
+
+
+def test_cli_strategy_defaults_are_the_records() -> None:
+    import dataclasses
+
+    import typer
+
+    from toolkit.cli import app
+
+    command = typer.main.get_command(app).commands["extend"]  # type: ignore[attr-defined]
+    fields = {f.name: f.default for f in dataclasses.fields(StrategyArgs)}
+    options = {p.name: p.default for p in command.params if p.name in fields}
+    assert set(options) == set(fields) - {"features"}
+    assert all(options[name] == fields[name] or fields[name] in (None, ()) for name in options), options

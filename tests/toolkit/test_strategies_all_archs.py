@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from toolkit.models.architectures import build_architecture, min_input_size, torchvision_classifiers
 from toolkit.heads.locate import locate_head
 from toolkit.heads.modules import get_submodule, output_layer, set_submodule
 from toolkit.heads.strategies import STRATEGIES
 from toolkit.heads.surgery import extend_head
+from toolkit.models.architectures import build_architecture, min_input_size, torchvision_classifiers
 
 ARCHS = torchvision_classifiers()
 EXPECTED_HEADS = {

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from toolkit.errors import GateFailedError, InvalidArgumentError
-from validation.latency import LatencySettings, measure, summarize
+from converters.onnx.runner import OrtRunner
 from converters.runners.base import Runner
 from converters.runners.eager import EagerRunner
-from converters.onnx.runner import OrtRunner
+from toolkit.errors import GateFailedError, InvalidArgumentError
+from validation.latency import LatencySettings, measure, summarize
 from validation.suite import validate
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converters.onnx import checks as _checks
 from converters.compare import DEFAULT_BATCH_SIZES, random_images
+from converters.onnx import checks as _checks
 from tests.validation.conftest import edit_initializer, head_initializer
 from toolkit.models.model_dir import load_model_dir
 from validation import validate

@@ -358,8 +358,8 @@ def test_verdicts_block_exactly_when_the_exit_code_is_1(noisy: ValidationReport,
 
 
 def test_cold_start_total_is_load_plus_first_run(onnx_fp32: Path) -> None:
-    from validation.latency import cold_start
     from converters.onnx.runner import OrtRunner
+    from validation.latency import cold_start
 
     runner = OrtRunner(onnx_fp32, threads=1)
     runner.load()  # an earlier step (lineage, inputs) may have loaded it: the load still counts

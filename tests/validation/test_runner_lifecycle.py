@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from converters.compare import Failure
+from converters.onnx.runner import OrtRunner
+from converters.runners.base import Runner
 from toolkit.errors import InputShapeError
 from toolkit.models.model_dir import load_model_dir
 from validation import validate
-from converters.runners.base import Runner
-from converters.onnx.runner import OrtRunner
 
 
 class Broken(Runner):

@@ -34,8 +34,8 @@ def package(
 ) -> None:
     """Validate ARTIFACTs of MODEL_DIR and package those that passed, with labels.txt, config.json and a
     manifest (sha256 of every file, parity certificates, latency). Exit 1 when one failed (unless --force)."""
-    from toolkit.deploy.bundle import agreement_text
     from toolkit.deploy.bundle import package as run_package
+    from toolkit.deploy.certificate import agreement_text
 
     manifest = run_package(
         model_dir,
@@ -71,8 +71,8 @@ def verify(
 ) -> None:
     """Check BUNDLE against its manifest: schema, sha256 and size of every file, no symlinks, no path
     leaving the bundle, nothing extra or missing. Exit 1 naming the file on any mismatch."""
-    from toolkit.deploy.bundle import manifest_digest
-    from toolkit.deploy.bundle import verify as run_verify
+    from toolkit.deploy.verification import manifest_digest
+    from toolkit.deploy.verification import verify as run_verify
 
     manifest = run_verify(bundle, manifest_sha256=manifest_sha256)
     forced = " (holds FORCED artifacts that failed validation)" if manifest.forced else ""

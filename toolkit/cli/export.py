@@ -1,11 +1,22 @@
-"""``rehead export onnx`` and ``rehead export pt2``: flags copied into ``converters`` keyword arguments."""
+"""``rehead export onnx|pt2|tensorrt``: the flags copied into the format's options record
+(``OnnxExportOptions``, ``Pt2ExportOptions``, ``BuildOptions``), which holds every default.
+
+An option with a value takes its default from the record's field (a dataclass keeps each
+field's default as a class attribute), so that ``--help`` shows it and no default is written
+twice; an on/off flag, and text parsed first (sizes, a path), are passed only when given. The
+options modules are light (no NumPy, torch
+or ONNX), so importing them here keeps ``rehead --help`` fast (``tests/test_cli_startup.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from converters.onnx.options import CALIB_METHODS, OnnxExportOptions
+from converters.pt2.options import Pt2ExportOptions
+from converters.tensorrt.options import DEFAULT_DEVICE, DEFAULT_MAX_BATCH, HARDWARE_COMPAT, BuildOptions
 from toolkit.cli._app import app
 
 export_app = typer.Typer(
@@ -26,26 +37,47 @@ def _report(result: object) -> None:
         typer.echo(f"  note: {note}", err=True)
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The settings a user gave (None: a flag left out, so the record's default holds)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _on(flag: bool) -> bool | None:
+    """A flag that turns a setting on: True when given."""
+    return True if flag else None
+
+
+def _off(flag: bool) -> bool | None:
+    """A ``--no-...`` flag: the setting False when given."""
+    return False if flag else None
+
+
 @export_app.command("onnx")
 def onnx_command(
     model_dir: Path = typer.Argument(
         ..., metavar="MODEL_DIR", help="Model directory (model.safetensors + config.json)."
     ),
     path: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
-    opset: int | None = typer.Option(None, "--opset", help="ONNX opset (default: the exporter's)."),
+    opset: int | None = typer.Option(OnnxExportOptions.opset, "--opset", help="ONNX opset (default: the exporter's)."),
     no_dynamic_batch: bool = typer.Option(False, "--no-dynamic-batch", help="Fix the batch size at 1."),
     fp16: bool = typer.Option(False, "--fp16", help="fp16 weights and compute, fp32 inputs/outputs."),
     int8: bool = typer.Option(False, "--int8", help="Static INT8 (QDQ, per-channel), calibrated on --calib."),
     calib: str | None = typer.Option(
-        None,
+        OnnxExportOptions.calib,
         "--calib",
         help="Calibration images: 'digits' or an image folder (default: the data the model was fine-tuned on, "
         "as its directory records).",
     ),
-    calib_samples: int = typer.Option(128, "--calib-samples", help="Number of calibration images."),
-    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile."),
+    calib_samples: int = typer.Option(
+        OnnxExportOptions.calib_samples, "--calib-samples", help="Number of calibration images."
+    ),
+    calib_method: str = typer.Option(
+        OnnxExportOptions.calib_method, "--calib-method", help=f"{' | '.join(CALIB_METHODS)}."
+    ),
     int8_target: str = typer.Option(
-        "cpu", "--int8-target", help="cpu (uint8 activations, fastest in ONNX Runtime) | tensorrt (symmetric int8)."
+        OnnxExportOptions.int8_target,
+        "--int8-target",
+        help="cpu (uint8 activations, fastest in ONNX Runtime) | tensorrt (symmetric int8).",
     ),
     bake_preprocess: bool = typer.Option(
         False, "--bake-preprocess", help="Take uint8 NHWC images at the input size; normalise in the graph."
@@ -55,55 +87,61 @@ def onnx_command(
         False, "--external-data", help="Weights in a data file beside the model (default: only over 2 GiB)."
     ),
     min_agreement: float | None = typer.Option(
-        None,
+        OnnxExportOptions.min_agreement,
         "--min-agreement",
         help="Accuracy-aware INT8 (with --int8): the fastest graph whose top-1 agreement with eager on held-out "
         "images is at least this (e.g. 0.99); sensitive nodes and nodes INT8 does not speed up stay fp32.",
     ),
     new_class_min_agreement: float | None = typer.Option(
-        None, "--new-class-min-agreement", help="The same target for the images of the new classes on their own."
+        OnnxExportOptions.new_class_min_agreement,
+        "--new-class-min-agreement",
+        help="The same target for the images of the new classes on their own.",
     ),
     max_fp32_nodes: int | None = typer.Option(
-        None, "--max-fp32-nodes", help="At most this many nodes back in fp32 for accuracy (default: no limit)."
+        OnnxExportOptions.max_fp32_nodes,
+        "--max-fp32-nodes",
+        help="At most this many nodes back in fp32 for accuracy (default: no limit).",
     ),
     heldout: str | None = typer.Option(
-        None, "--heldout", help="Held-out images for the agreement (default: the calibration data's val/test split)."
+        OnnxExportOptions.heldout,
+        "--heldout",
+        help="Held-out images for the agreement (default: the calibration data's val/test split).",
     ),
-    heldout_samples: int = typer.Option(256, "--heldout-samples", help="Number of held-out images."),
+    heldout_samples: int = typer.Option(
+        OnnxExportOptions.heldout_samples, "--heldout-samples", help="Number of held-out images."
+    ),
     no_speed_rule: bool = typer.Option(
         False, "--no-speed-rule", help="Accuracy only: keep every node INT8 unless it is too sensitive."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output file if it exists."),
 ) -> None:
     """Export MODEL_DIR to ONNX, check it against eager as 'rehead validate' would (same default
-    inputs, batch sizes 1 and 8), and write it atomically. With --int8 --min-agreement: search for
+    inputs and batch sizes), and write it atomically. With --int8 --min-agreement: search for
     the fastest INT8 graph that meets the target, recorded in <output>.int8.json (exit 1 if none)."""
     from converters import export_onnx
 
-    result = export_onnx(
-        model_dir,
-        path,
+    options = OnnxExportOptions(
         opset=opset,
-        dynamic_batch=not no_dynamic_batch,
-        fp16=fp16,
-        int8=int8,
         calib=calib,
         calib_samples=calib_samples,
         calib_method=calib_method,
         int8_target=int8_target,
-        bake_preprocess=bake_preprocess,
-        optimize=not no_optimize,
-        overwrite=overwrite,
-        progress=True,
-        external_data=True if external_data else None,
         min_agreement=min_agreement,
         new_class_min_agreement=new_class_min_agreement,
         max_fp32_nodes=max_fp32_nodes,
         heldout=heldout,
         heldout_samples=heldout_samples,
-        speed_rule=not no_speed_rule,
+        **_given(  # the on/off flags, only when given
+            dynamic_batch=_off(no_dynamic_batch),
+            fp16=_on(fp16),
+            int8=_on(int8),
+            bake_preprocess=_on(bake_preprocess),
+            optimize=_off(no_optimize),
+            external_data=_on(external_data),
+            speed_rule=_off(no_speed_rule),
+        ),
     )
-    _report(result)
+    _report(export_onnx(model_dir, path, options=options, overwrite=overwrite, progress=True))
 
 
 @export_app.command("pt2")
@@ -114,7 +152,9 @@ def pt2_command(
     path: Path = typer.Option(..., "-o", "--output", help=".pt2 package to write."),
     no_dynamic_batch: bool = typer.Option(False, "--no-dynamic-batch", help="Fix the batch size at 1."),
     device: str = typer.Option(
-        "cpu", "--device", help="cpu | cuda | cuda:N: what the package is compiled for (it runs only there)."
+        Pt2ExportOptions.device,
+        "--device",
+        help="cpu | cuda | cuda:N: what the package is compiled for (it runs only there).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output file if it exists."),
 ) -> None:
@@ -122,18 +162,25 @@ def pt2_command(
     resnet18 on CPU); the device is recorded in the package, which runs only on that kind of device."""
     from converters import export_pt2
 
-    dynamic = not no_dynamic_batch
-    result = export_pt2(model_dir, path, dynamic_batch=dynamic, device=device, overwrite=overwrite, progress=True)
-    _report(result)
+    options = Pt2ExportOptions(device=device, **_given(dynamic_batch=_off(no_dynamic_batch)))
+    _report(export_pt2(model_dir, path, options=options, overwrite=overwrite, progress=True))
 
 
 @export_app.command("tensorrt")
 def tensorrt_command(
     onnx: Path = typer.Argument(..., metavar="MODEL.onnx", help="ONNX file (from rehead export onnx)."),
     path: Path = typer.Option(..., "-o", "--output", help="Engine to write (.engine or .plan)."),
-    min_batch: int = typer.Option(1, "--min-batch", help="Smallest batch of the optimisation profile."),
-    opt_batch: int | None = typer.Option(None, "--opt-batch", help="Batch TensorRT tunes for (default: max)."),
-    max_batch: int | None = typer.Option(None, "--max-batch", help="Largest batch of the profile (default 32)."),
+    min_batch: int = typer.Option(
+        BuildOptions.min_batch, "--min-batch", help="Smallest batch of the optimisation profile."
+    ),
+    opt_batch: int | None = typer.Option(
+        BuildOptions.opt_batch, "--opt-batch", help="Batch TensorRT tunes for (default: --max-batch)."
+    ),
+    max_batch: int | None = typer.Option(
+        BuildOptions.max_batch,
+        "--max-batch",
+        help=f"Largest batch of the profile (default: {DEFAULT_MAX_BATCH}, or --min-batch when larger).",
+    ),
     min_size: str | None = typer.Option(None, "--min-size", help="HxW, only for an ONNX with dynamic height/width."),
     opt_size: str | None = typer.Option(None, "--opt-size", help="HxW the profile tunes for."),
     max_size: str | None = typer.Option(None, "--max-size", help="Largest HxW of the profile."),
@@ -149,13 +196,19 @@ def tensorrt_command(
         False, "--strongly-typed", help="Type an fp32 ONNX strongly on TensorRT 10 (fp16 and QDQ ONNX, and every "
         "ONNX on TensorRT 11, always are)."
     ),
-    workspace_mib: int | None = typer.Option(None, "--workspace", help="Workspace memory limit in MiB."),
-    opt_level: int = typer.Option(3, "--opt-level", help="Builder optimisation level 0-5 (TensorRT's default 3)."),
+    workspace_mib: int | None = typer.Option(
+        BuildOptions.workspace_mib, "--workspace", help="Workspace memory limit in MiB (default: TensorRT's)."
+    ),
+    opt_level: int = typer.Option(
+        BuildOptions.opt_level, "--opt-level", help="Builder optimisation level 0-5 (the default is TensorRT's)."
+    ),
     timing_cache: Path | None = typer.Option(
         None, "--timing-cache", help="Timing cache file: loaded if present, saved after the build."
     ),
     hardware_compat: str = typer.Option(
-        "none", "--hardware-compat", help="none | ampere+ | same-compute-capability: which GPUs may run it."
+        BuildOptions.hardware_compat,
+        "--hardware-compat",
+        help=f"{' | '.join(HARDWARE_COMPAT)}: which GPUs may run it.",
     ),
     version_compatible: bool = typer.Option(
         False, "--version-compatible", help="Runs on later TensorRT versions of the same major (lean runtime)."
@@ -164,7 +217,7 @@ def tensorrt_command(
     strip_weights: bool = typer.Option(
         False, "--strip-weights", help="Weight-stripped plan; refitted from the same ONNX (kept beside it) at load."
     ),
-    device: str = typer.Option("cuda", "--device", help="cuda | cuda:N."),
+    device: str = typer.Option(DEFAULT_DEVICE, "--device", help="cuda | cuda:N."),
     allow_mismatch: bool = typer.Option(
         False, "--allow-mismatch", help="Write the engine even if it fails its parity check (recorded)."
     ),
@@ -175,29 +228,28 @@ def tensorrt_command(
     from converters.tensorrt.build import export_tensorrt
     from toolkit.cli._parse import size
 
-    result = export_tensorrt(
-        onnx,
-        path,
+    options = BuildOptions(
         min_batch=min_batch,
         opt_batch=opt_batch,
         max_batch=max_batch,
-        min_size=size(min_size, flag="--min-size"),
-        opt_size=size(opt_size, flag="--opt-size"),
-        max_size=size(max_size, flag="--max-size"),
-        fp16=fp16,
-        bf16=bf16,
-        tf32=tf32,
-        strongly_typed=strongly_typed,
         workspace_mib=workspace_mib,
         opt_level=opt_level,
-        timing_cache=timing_cache,
         hardware_compat=hardware_compat,
-        version_compatible=version_compatible,
-        refittable=refittable,
-        strip_weights=strip_weights,
-        device=device,
-        allow_mismatch=allow_mismatch,
-        overwrite=overwrite,
-        progress=True,
+        **_given(  # the text parsed, and the on/off flags, only when given
+            min_size=size(min_size, flag="--min-size"),
+            opt_size=size(opt_size, flag="--opt-size"),
+            max_size=size(max_size, flag="--max-size"),
+            timing_cache=str(timing_cache) if timing_cache is not None else None,
+            fp16=_on(fp16),
+            bf16=_on(bf16),
+            tf32=_on(tf32),
+            strongly_typed=_on(strongly_typed),
+            version_compatible=_on(version_compatible),
+            refittable=_on(refittable),
+            strip_weights=_on(strip_weights),
+        ),
+    )
+    result = export_tensorrt(
+        onnx, path, options, device=device, allow_mismatch=allow_mismatch, overwrite=overwrite, progress=True
     )
     _report(result)

@@ -7,11 +7,19 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from toolkit.cli._app import app
 from toolkit.cli._parse import class_names_file, int_list
+from toolkit.heads.options import StrategyArgs
+
+if TYPE_CHECKING:
+    from toolkit.records import ModelConfig
+
+#: the strategy options' defaults (``StrategyArgs`` imports no torch)
+_STRATEGY = StrategyArgs()
 
 
 @app.command()
@@ -56,13 +64,17 @@ def extend(
     examples_dir: Path | None = typer.Option(
         None, "--examples", help="imprint: folder with one sub-folder of example images per new class name."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed for random rows, draws and fresh heads."),
-    std: float = typer.Option(0.01, "--std", help="pad-random: standard deviation of the new rows."),
+    seed: int = typer.Option(_STRATEGY.seed, "--seed", help="Seed for random rows, draws and fresh heads."),
+    std: float = typer.Option(_STRATEGY.std, "--std", help="pad-random: standard deviation of the new rows."),
     hidden: str | None = typer.Option(
         None, "--hidden", help="bottleneck/mlp: hidden widths (default 256 / 512,256)."
     ),
-    activation: str = typer.Option("relu", "--activation", help="bottleneck/mlp: relu | gelu | silu | tanh."),
-    dropout: float = typer.Option(0.0, "--dropout", help="bottleneck/mlp: dropout after each hidden layer."),
+    activation: str = typer.Option(
+        _STRATEGY.activation, "--activation", help="bottleneck/mlp: relu | gelu | silu | tanh."
+    ),
+    dropout: float = typer.Option(
+        _STRATEGY.dropout, "--dropout", help="bottleneck/mlp: dropout after each hidden layer."
+    ),
     head: str | None = typer.Option(None, "--head", help="Dotted module name of the head (skips the search)."),
     input_size: int | None = typer.Option(
         None, "--input-size", help="Square input size in pixels recorded in the config (default: the architecture's)."
@@ -85,46 +97,53 @@ def extend(
     Offline, named weights must already be in torch hub's / the Hugging Face cache; the error
     names the URL and the exact cache path to place the file at (exit 3).
     """
-    from rich.console import Console
-
     from toolkit.extension import extend as run_extend
 
-    console = Console(stderr=True)
+    args = StrategyArgs(
+        num_classes=num_classes,
+        keep=_indices(keep, "--keep"),
+        copy_from=_indices(copy_from, "--copy-from"),
+        seed=seed,
+        std=std,
+        hidden=_indices(hidden, "--hidden") or (),
+        activation=activation,
+        dropout=dropout,
+    )
     # a download shows torch hub's / huggingface_hub's own progress bar; a spinner would garble it
     may_download = pretrained or (weights is not None and not _is_file(weights))
-    spinner = console.status("loading the source model and changing its head")
-    with contextlib.nullcontext() if may_download else spinner:
+    with _spinner(not may_download):
         result = run_extend(
-            strategy=strategy,
-            arch=arch,
-            model_dir=model_dir,
-            weights=weights,
-            pretrained=pretrained,
-            random_init=random_init,
-            num_classes=num_classes,
-            keep=int_list(keep, flag="--keep"),
-            copy_from=int_list(copy_from, flag="--copy-from"),
-            class_names=class_names_file(class_names),
-            examples_dir=examples_dir,
-            seed=seed,
-            std=std,
-            hidden=int_list(hidden, flag="--hidden") or (),
-            activation=activation,
-            dropout=dropout,
-            head=head,
-            source_num_classes=source_num_classes,
-            input_size=input_size,
-            allow_pickle=allow_pickle,
-            output=output,
-            overwrite=overwrite,
-            progress=may_download,
-        )
-    spec = result.config.head
+            strategy=strategy, args=args, arch=arch, model_dir=model_dir, weights=weights, pretrained=pretrained,
+            random_init=random_init, class_names=class_names_file(class_names), examples_dir=examples_dir,
+            head=head, source_num_classes=source_num_classes, input_size=input_size, allow_pickle=allow_pickle,
+            output=output, overwrite=overwrite, progress=may_download,
+        )  # fmt: skip
+    _say_result(result.config, output)
+
+
+def _indices(text: str | None, flag: str) -> tuple[int, ...] | None:
+    """A list flag's numbers (``3,1,7`` or ``0-6``), or ``None`` when it is not given."""
+    values = int_list(text, flag=flag)
+    return None if values is None else tuple(values)
+
+
+def _spinner(shown: bool) -> contextlib.AbstractContextManager[object]:
+    """A spinner on stderr while the model loads, or nothing (a download shows its own progress)."""
+    from rich.console import Console
+
+    if not shown:
+        return contextlib.nullcontext()
+    return Console(stderr=True).status("loading the source model and changing its head")
+
+
+def _say_result(config: ModelConfig, output: Path) -> None:
+    """What was written: the head's change, then the new classes."""
+    spec = config.head
     typer.echo(
-        f"wrote {output}: {result.config.arch}, head '{spec.module}' {spec.old_num_classes} -> "
+        f"wrote {output}: {config.arch}, head '{spec.module}' {spec.old_num_classes} -> "
         f"{spec.num_classes} classes ({spec.strategy}; kept {len(spec.kept_indices)}, new {len(spec.new_indices)})"
     )
-    _say_new_classes(result.config.class_names, spec.new_indices, spec.strategy)
+    _say_new_classes(config.class_names, spec.new_indices, spec.strategy)
 
 
 def _say_new_classes(names: Sequence[str], new: Sequence[int], strategy: str) -> None:

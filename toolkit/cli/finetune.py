@@ -10,37 +10,56 @@ launching torchrun yourself (several nodes, ``--max-restarts``) does the same. `
 stays the global batch. Errors that every process meets alike (bad input, exit 2) are reported
 by rank 0 alone; any other error names the rank that met it.
 
-The option defaults below repeat ``FinetuneConfig``'s so that ``--help`` shows them without
-importing ``toolkit.finetune`` (and torch) when the CLI starts; a test in
-``tests/finetune/test_finetune_cli.py`` fails the moment the two disagree.
+The options named like ``FinetuneConfig``'s fields build the record (``_config``), and their
+defaults are its fields' (``toolkit.finetune.config`` imports no torch, so ``--help`` stays
+fast); 0 on the command line is the record's ``None`` ("off") for ``--clip``, ``--patience`` and
+``--checkpoint-every-steps``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from toolkit.cli._app import app
 from toolkit.cli._parse import int_list
+from toolkit.finetune.config import DEFAULT_VAL_RATIO, FinetuneConfig
 
-#: seconds a rank other than 0 waits before exiting on a bad-input error (see ``finetune``)
+if TYPE_CHECKING:
+    from toolkit.finetune.result import FinetuneResult
+
+#: seconds a rank other than 0 waits before exiting on a bad-input error (see ``_errors_by_rank``)
 _QUIET_EXIT_DELAY_S = 3.0
+#: the options' defaults: the record's
+_CONFIG = FinetuneConfig()
+#: the record's fields whose ``None`` ("off") is 0 (or less) on the command line
+_ZERO_IS_OFF = ("clip_grad_norm", "patience", "checkpoint_every_steps")
+_T = TypeVar("_T")
 
 
-@app.command()
-def finetune(
-    ctx: typer.Context,
-    model_dir: Path = typer.Argument(
-        ..., metavar="MODEL_DIR", help="Model directory to fine-tune (from 'rehead extend')."
-    ),
-    data: str = typer.Option(
-        ...,
+def _off(value: _T | None) -> _T | int:
+    """A field's default as its option's: ``None`` ("off") is 0."""
+    return 0 if value is None else value
+
+
+# The command's argument and options, each declared once: its flags and help here, its default in
+# the signature (for the options named like FinetuneConfig's fields, the record's).
+_ModelDir = Annotated[
+    Path,
+    typer.Argument(metavar="MODEL_DIR", help="Model directory to fine-tune (from 'rehead extend')."),
+]
+_Data = Annotated[
+    str,
+    typer.Option(
         "--data",
         help="'digits' (bundled 8x8 digits), a folder: DIR/train/<class>/*, DIR/val/<class>/* "
         "(optional DIR/test), or DIR/<class>/* split by --val-ratio, or a CSV manifest FILE.csv with "
@@ -48,14 +67,18 @@ def finetune(
         "classes may be a subset of the model's (e.g. images of the new classes only); the others are "
         "kept with --keep-old.",
     ),
-    class_map: Path | None = typer.Option(
-        None,
+]
+_ClassMap = Annotated[
+    Path | None,
+    typer.Option(
         "--class-map",
         help="File renaming class folders to the model's class names: a JSON object "
         '{"folder": "class"} or one "folder,class" pair per line.',
     ),
-    keep_old: str = typer.Option(
-        "auto",
+]
+_KeepOld = Annotated[
+    str,
+    typer.Option(
         "--keep-old",
         help="Classes with no images in --data: none (plain fine-tuning; they are forgotten) | "
         "freeze-rows (their head rows and bias stay bit-identical) | distill (the original model's "
@@ -63,42 +86,54 @@ def finetune(
         "(only the new rows train: backbone and old rows frozen every epoch) | auto (new-rows, or distill "
         "with --old-examples). No effect when the data covers every class.",
     ),
-    align: str = typer.Option(
-        "auto",
+]
+_Align = Annotated[
+    str,
+    typer.Option(
         "--align",
         help="After training with some classes unseen, scale the trained classes' logits down: none | "
         "weights (weight aligning: to the old rows' mean norm) | calibrate (the smallest scale that keeps "
         "95% of the validation images deciding a new class) | auto (calibrate without --old-examples, "
         "none with them).",
     ),
-    synthetic_old: int = typer.Option(
-        0,
+]
+_SyntheticOld = Annotated[
+    int,
+    typer.Option(
         "--synthetic-old",
         help="With no --old-examples: synthesise this many images per missing class from the original "
         "model (DeepInversion; needs BatchNorm layers) and replay them. 0 = off. Seconds for a small "
         "model, far more for a large one at 224 px (docs/finetune.md).",
     ),
-    old_examples: str | None = typer.Option(
-        None,
+]
+_OldExamples = Annotated[
+    str | None,
+    typer.Option(
         "--old-examples",
         help="A few labelled images of the classes missing from --data, any number per class from one: "
         "DIR/<class>/* (class folders named like the model's classes) or a CSV manifest. Replayed every "
         "step with a class-balanced loss; by far the best way to keep the old classes in the decision.",
     ),
-    unlabelled: str | None = typer.Option(
-        None,
+]
+_Unlabelled = Annotated[
+    str | None,
+    typer.Option(
         "--unlabelled",
         help="Folder of any images, no labels (any sub-folders): where the original model is sure of an old "
         "class, its decision is distilled into the fine-tuned model.",
     ),
-    distill_weight: float = typer.Option(
-        1.0, "--distill-weight", help="distill: weight of the distillation loss next to cross-entropy."
-    ),
-    distill_temperature: float = typer.Option(
-        2.0, "--distill-temperature", help="distill: softmax temperature of the soft targets."
-    ),
-    retention_data: str | None = typer.Option(
-        None,
+]
+_DistillWeight = Annotated[
+    float,
+    typer.Option("--distill-weight", help="distill: weight of the distillation loss next to cross-entropy."),
+]
+_DistillTemperature = Annotated[
+    float,
+    typer.Option("--distill-temperature", help="distill: softmax temperature of the soft targets."),
+]
+_RetentionData = Annotated[
+    str | None,
+    typer.Option(
         "--retention-data",
         help="Images on which retention of the unseen classes is measured: how often the fine-tuned "
         "model's decision over all classes is the original model's, where that is an unseen class. Class "
@@ -106,164 +141,185 @@ def finetune(
         "images; any other folder: every image. Default: --old-examples, else --unlabelled, else the "
         "training images (said plainly: they are of the new classes).",
     ),
-    output: Path = typer.Option(
-        ..., "-o", "--output", help="Model directory to write (checkpoints: OUTPUT.ckpt/)."
-    ),
-    digits: str | None = typer.Option(
-        None,
-        "--digits-subset",
-        help="digits: train on these digits only (0-6 or 0,2,4); default: the model's.",
-    ),
-    epochs: int = typer.Option(6, "--epochs", help="Epochs in all, frozen ones included."),
-    freeze_epochs: int = typer.Option(
-        1,
-        "--freeze-epochs",
-        help="First epochs with the backbone frozen (BatchNorm statistics too).",
-    ),
-    unfreeze_stages: int | None = typer.Option(
-        None,
+]
+_Output = Annotated[Path, typer.Option("-o", "--output", help="Model directory to write (checkpoints: OUTPUT.ckpt/).")]
+_Digits = Annotated[
+    str | None,
+    typer.Option("--digits-subset", help="digits: train on these digits only (0-6 or 0,2,4); default: the model's."),
+]
+_Epochs = Annotated[int, typer.Option("--epochs", help="Epochs in all, frozen ones included.")]
+_FreezeEpochs = Annotated[
+    int,
+    typer.Option("--freeze-epochs", help="First epochs with the backbone frozen (BatchNorm statistics too)."),
+]
+_UnfreezeStages = Annotated[
+    int | None,
+    typer.Option(
         "--unfreeze-stages",
         help="After the frozen epochs open only the last K backbone stages (default: all).",
     ),
-    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate of the head."),
-    backbone_lr_mult: float = typer.Option(
-        0.3, "--backbone-lr-mult", help="Backbone learning rate = --lr times this."
-    ),
-    batch_size: int = typer.Option(
-        64, "--batch-size", "-b", help="Images per training step: the global batch, split across processes."
-    ),
-    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | sgd (Nesterov momentum)."),
-    weight_decay: float = typer.Option(
-        0.05, "--weight-decay", help="Decoupled weight decay (not on biases/norms)."
-    ),
-    momentum: float = typer.Option(0.9, "--momentum", help="sgd: momentum."),
-    warmup_epochs: float = typer.Option(
-        0.5, "--warmup-epochs", help="Linear warm-up per phase, in epochs."
-    ),
-    label_smoothing: float = typer.Option(
-        0.1, "--label-smoothing", help="Cross-entropy smoothing (0 = off)."
-    ),
-    clip_grad_norm: float = typer.Option(
-        2.0, "--clip", help="Clip the gradient L2 norm to this (0 = off)."
-    ),
-    patience: int = typer.Option(
-        4,
-        "--patience",
-        help="Early stop after this many epochs without a better val top-1 (0 = off).",
-    ),
-    checkpoint_every_steps: int = typer.Option(
-        0,
-        "--checkpoint-every-steps",
-        help="Also checkpoint every N steps mid-epoch (0 = at epoch ends only).",
-    ),
-    amp: bool | None = typer.Option(
-        None, "--amp/--no-amp", help="Mixed precision (default: fp16 + grad scaler on CUDA, off on CPU)."
-    ),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
-    augment: str = typer.Option(
-        "auto",
+]
+_Lr = Annotated[float, typer.Option("--lr", help="Peak learning rate of the head.")]
+_BackboneLrMult = Annotated[float, typer.Option("--backbone-lr-mult", help="Backbone learning rate = --lr times this.")]
+_BatchSize = Annotated[
+    int,
+    typer.Option("--batch-size", "-b", help="Images per training step: the global batch, split across processes."),
+]
+_Optimizer = Annotated[str, typer.Option("--optimizer", help="adamw | sgd (Nesterov momentum).")]
+_WeightDecay = Annotated[float, typer.Option("--weight-decay", help="Decoupled weight decay (not on biases/norms).")]
+_Momentum = Annotated[float, typer.Option("--momentum", help="sgd: momentum.")]
+_WarmupEpochs = Annotated[float, typer.Option("--warmup-epochs", help="Linear warm-up per phase, in epochs.")]
+_LabelSmoothing = Annotated[float, typer.Option("--label-smoothing", help="Cross-entropy smoothing (0 = off).")]
+_ClipGradNorm = Annotated[float, typer.Option("--clip", help="Clip the gradient L2 norm to this (0 = off).")]
+_Patience = Annotated[
+    int,
+    typer.Option("--patience", help="Early stop after this many epochs without a better val top-1 (0 = off)."),
+]
+_CheckpointEverySteps = Annotated[
+    int,
+    typer.Option("--checkpoint-every-steps", help="Also checkpoint every N steps mid-epoch (0 = at epoch ends only)."),
+]
+_Amp = Annotated[
+    bool | None,
+    typer.Option("--amp/--no-amp", help="Mixed precision (default: fp16 + grad scaler on CUDA, off on CPU)."),
+]
+_Device = Annotated[str, typer.Option("--device", help="cpu | cuda.")]
+_Threads = Annotated[int | None, typer.Option("--threads", help="torch CPU threads (default: torch's).")]
+_Augment = Annotated[
+    str,
+    typer.Option(
         "--augment",
         help="auto | none | shift | shift-flip (auto: shift for digits, shift-flip for folders).",
     ),
-    val_ratio: float = typer.Option(
-        0.15, "--val-ratio", help="Folder without val/: fraction held out per class."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of weights, data order and augmentation."),
-    workers: int = typer.Option(
-        0, "--workers", help="Processes decoding the images of a folder or manifest (0 = this process)."
-    ),
-    sync_bn: bool = typer.Option(
-        False,
+]
+_ValRatio = Annotated[float, typer.Option("--val-ratio", help="Folder without val/: fraction held out per class.")]
+_Seed = Annotated[int, typer.Option("--seed", help="Seed of weights, data order and augmentation.")]
+_Workers = Annotated[
+    int,
+    typer.Option("--workers", help="Processes decoding the images of a folder or manifest (0 = this process)."),
+]
+_SyncBn = Annotated[
+    bool,
+    typer.Option(
         "--sync-bn",
         help="Several processes: BatchNorm statistics over the global batch, not each process's share "
         "(phases that train BatchNorm).",
     ),
-    nproc: int | None = typer.Option(
-        None,
+]
+_Nproc = Annotated[
+    int | None,
+    typer.Option(
         "--nproc",
         help="Run on N processes on this machine: hands this command to torchrun "
         "(python -m torch.distributed.run --standalone --nproc-per-node N -m toolkit.cli finetune ...).",
     ),
-    work_dir: Path | None = typer.Option(
-        None, "--work-dir", help="Checkpoint folder (default: OUTPUT.ckpt)."
-    ),
-    keep_checkpoints: bool = typer.Option(
-        False, "--keep-checkpoints", help="Keep the checkpoint folder after success."
-    ),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write curves.png (needs matplotlib)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the newest readable checkpoint."),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace OUTPUT (and stale checkpoints) if they exist."
-    ),
+]
+_WorkDir = Annotated[Path | None, typer.Option("--work-dir", help="Checkpoint folder (default: OUTPUT.ckpt).")]
+_KeepCheckpoints = Annotated[bool, typer.Option("--keep-checkpoints", help="Keep the checkpoint folder after success.")]
+_Plot = Annotated[bool, typer.Option("--plot/--no-plot", help="Write curves.png (needs matplotlib).")]
+_Resume = Annotated[bool, typer.Option("--resume", help="Continue from the newest readable checkpoint.")]
+_Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT (and stale checkpoints) if they exist.")]
+
+
+@app.command()
+def finetune(
+    ctx: typer.Context,
+    *,  # keyword-only: a required option (--output) may follow options with defaults
+    model_dir: _ModelDir,
+    data: _Data,
+    class_map: _ClassMap = None,
+    keep_old: _KeepOld = _CONFIG.keep_old,
+    align: _Align = _CONFIG.align,
+    synthetic_old: _SyntheticOld = _CONFIG.synthetic_old,
+    old_examples: _OldExamples = None,
+    unlabelled: _Unlabelled = None,
+    distill_weight: _DistillWeight = _CONFIG.distill_weight,
+    distill_temperature: _DistillTemperature = _CONFIG.distill_temperature,
+    retention_data: _RetentionData = None,
+    output: _Output,
+    digits: _Digits = None,
+    epochs: _Epochs = _CONFIG.epochs,
+    freeze_epochs: _FreezeEpochs = _CONFIG.freeze_epochs,
+    unfreeze_stages: _UnfreezeStages = _CONFIG.unfreeze_stages,
+    lr: _Lr = _CONFIG.lr,
+    backbone_lr_mult: _BackboneLrMult = _CONFIG.backbone_lr_mult,
+    batch_size: _BatchSize = _CONFIG.batch_size,
+    optimizer: _Optimizer = _CONFIG.optimizer,
+    weight_decay: _WeightDecay = _CONFIG.weight_decay,
+    momentum: _Momentum = _CONFIG.momentum,
+    warmup_epochs: _WarmupEpochs = _CONFIG.warmup_epochs,
+    label_smoothing: _LabelSmoothing = _CONFIG.label_smoothing,
+    clip_grad_norm: _ClipGradNorm = _off(_CONFIG.clip_grad_norm),
+    patience: _Patience = _off(_CONFIG.patience),
+    checkpoint_every_steps: _CheckpointEverySteps = _off(_CONFIG.checkpoint_every_steps),
+    amp: _Amp = _CONFIG.amp,
+    device: _Device = _CONFIG.device,
+    threads: _Threads = _CONFIG.threads,
+    augment: _Augment = _CONFIG.augment,
+    val_ratio: _ValRatio = DEFAULT_VAL_RATIO,
+    seed: _Seed = _CONFIG.seed,
+    workers: _Workers = 0,
+    sync_bn: _SyncBn = _CONFIG.sync_bn,
+    nproc: _Nproc = None,
+    work_dir: _WorkDir = None,
+    keep_checkpoints: _KeepCheckpoints = _CONFIG.keep_checkpoints,
+    plot: _Plot = _CONFIG.plot,
+    resume: _Resume = False,
+    overwrite: _Overwrite = False,
 ) -> None:
     """Fine-tune a model directory (head-only, then the whole model) and write a new model directory."""
     if nproc is not None:
         raise typer.Exit(_hand_to_torchrun(ctx, nproc))
-    from toolkit.errors import ReheadError
-    from toolkit.finetune.config import FinetuneConfig
-    from toolkit.finetune.distributed import launched
     from toolkit.finetune.trainer import finetune as run_finetune
 
-    rank = int(os.environ.get("RANK", "0")) if launched() else 0
-    try:
-        config = FinetuneConfig(
-            epochs=epochs,
-            freeze_epochs=freeze_epochs,
-            unfreeze_stages=unfreeze_stages,
-            batch_size=batch_size,
-            lr=lr,
-            backbone_lr_mult=backbone_lr_mult,
-            optimizer=optimizer,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            warmup_epochs=warmup_epochs,
-            label_smoothing=label_smoothing,
-            clip_grad_norm=clip_grad_norm if clip_grad_norm > 0 else None,
-            amp=amp,
-            patience=patience if patience > 0 else None,
-            augment=augment,
-            seed=seed,
-            device=device,
-            threads=threads,
-            checkpoint_every_steps=checkpoint_every_steps if checkpoint_every_steps > 0 else None,
-            keep_checkpoints=keep_checkpoints,
-            plot=plot,
-            keep_old=keep_old,
-            distill_weight=distill_weight,
-            distill_temperature=distill_temperature,
-            align=align,
-            sync_bn=sync_bn,
-            synthetic_old=synthetic_old,
-        )
+    rank = _rank()
+    with _errors_by_rank(rank):
         result = run_finetune(
-            model_dir,
-            data,
-            config,
-            output=output,
-            overwrite=overwrite,
-            resume=resume,
-            work_dir=work_dir,
-            digits=int_list(digits, flag="--digits-subset"),
-            val_ratio=val_ratio,
-            class_map=class_map,
-            retention_data=retention_data,
-            old_examples=old_examples,
-            unlabelled=unlabelled,
-            workers=workers,
-            progress=True,
-        )
+            model_dir, data, _config(ctx.params), output=output, overwrite=overwrite, resume=resume,
+            work_dir=work_dir, digits=int_list(digits, flag="--digits-subset"), val_ratio=val_ratio,
+            class_map=class_map, retention_data=retention_data, old_examples=old_examples, unlabelled=unlabelled,
+            workers=workers, progress=True,
+        )  # fmt: skip
+    if rank == 0:
+        _say_result(result)
+
+
+def _config(params: Mapping[str, Any]) -> FinetuneConfig:
+    """The record built from the options named like its fields (0 is "off" for ``_ZERO_IS_OFF``)."""
+    values = {f.name: params[f.name] for f in dataclasses.fields(FinetuneConfig) if f.name in params}
+    for name in _ZERO_IS_OFF:
+        values[name] = values[name] if values[name] > 0 else None
+    return FinetuneConfig(**values)
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 when not launched by it)."""
+    from toolkit.finetune.distributed import launched
+
+    return int(os.environ.get("RANK", "0")) if launched() else 0
+
+
+@contextlib.contextmanager
+def _errors_by_rank(rank: int) -> Iterator[None]:
+    """Rank 0 reports errors as they are. Bad input (exit 2) every rank meets alike, so another
+    rank exits quietly and leaves the report to rank 0; any other error names the rank that met it."""
+    from toolkit.errors import ReheadError
+
+    try:
+        yield
     except ReheadError as exc:
         if rank == 0:
             raise
         if exc.exit_code == 2:
-            # every rank met the same bad input: rank 0 reports it. The pause keeps torchrun, which
-            # stops the whole group at the first exit, from cutting rank 0's report short.
+            # The pause keeps torchrun, which stops the whole group at the first exit, from cutting
+            # rank 0's report short.
             time.sleep(_QUIET_EXIT_DELAY_S)
             raise typer.Exit(exc.exit_code) from exc
         raise type(exc)(f"rank {rank}: {exc.message}", hint=exc.hint, param=exc.param) from exc
-    if rank != 0:
-        return
+
+
+def _say_result(result: FinetuneResult) -> None:
+    """The run's one-line summary, and the retention of the unseen classes when some were kept."""
     test = "n/a (no test split)" if result.test_top1 is None else f"{result.test_top1:.4f}"
     typer.echo(
         f"wrote {result.path}: {len(result.history)} epochs in {result.seconds:.0f} s, "

@@ -29,7 +29,7 @@ def lint_command(
     import json
 
     from converters.tensorrt import ops as trt_ops
-    from converters.onnx.preflight import lint_onnx
+    from converters.tensorrt.lint import lint_onnx
 
     table = trt_ops.table_for(trt_version)
     found = lint_onnx(model, target=target, trt_version=table.version)

@@ -1,40 +1,67 @@
-"""Data sources: image folders, CSV manifests, the bundled digits, preprocessing from a model's config."""
+"""Data sources: image folders, CSV manifests, the bundled digits, preprocessing from a model's config.
 
-from toolkit.data.augment import AUGMENTATIONS, augment_batch
-from toolkit.data.decode import decode_images
-from toolkit.data.digits import DIGIT_NAMES, digits_tensors, digits_uint8
-from toolkit.data.images import IMAGE_EXTENSIONS, list_class_images, load_image, preprocess_image
-from toolkit.data.manifest import Manifest, ManifestRow, is_manifest, read_manifest
-from toolkit.data.samples import load_samples
-from toolkit.data.training import (
-    TrainingData,
-    check_folder_classes,
-    digit_classes,
-    load_training_data,
-    read_class_map,
-)
-from toolkit.data.unlabelled import load_images
+Names are imported on first use; the ``TYPE_CHECKING`` block names the same imports for
+readers and type checkers (a test keeps the two lists equal).
+"""
 
-__all__ = [
-    "AUGMENTATIONS",
-    "DIGIT_NAMES",
-    "IMAGE_EXTENSIONS",
-    "Manifest",
-    "ManifestRow",
-    "TrainingData",
-    "augment_batch",
-    "check_folder_classes",
-    "decode_images",
-    "digit_classes",
-    "digits_tensors",
-    "digits_uint8",
-    "is_manifest",
-    "list_class_images",
-    "load_image",
-    "load_images",
-    "load_samples",
-    "load_training_data",
-    "preprocess_image",
-    "read_class_map",
-    "read_manifest",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.data.augment import AUGMENTATIONS as AUGMENTATIONS
+    from toolkit.data.augment import augment_batch as augment_batch
+    from toolkit.data.decode import decode_images as decode_images
+    from toolkit.data.digits import DIGIT_NAMES as DIGIT_NAMES
+    from toolkit.data.digits import digits_tensors as digits_tensors
+    from toolkit.data.digits import digits_uint8 as digits_uint8
+    from toolkit.data.images import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
+    from toolkit.data.images import list_class_images as list_class_images
+    from toolkit.data.images import load_image as load_image
+    from toolkit.data.images import preprocess_image as preprocess_image
+    from toolkit.data.manifest import Manifest as Manifest
+    from toolkit.data.manifest import ManifestRow as ManifestRow
+    from toolkit.data.manifest import is_manifest as is_manifest
+    from toolkit.data.manifest import read_manifest as read_manifest
+    from toolkit.data.samples import load_samples as load_samples
+    from toolkit.data.training import TrainingData as TrainingData
+    from toolkit.data.training import check_folder_classes as check_folder_classes
+    from toolkit.data.training import digit_classes as digit_classes
+    from toolkit.data.training import load_training_data as load_training_data
+    from toolkit.data.training import read_class_map as read_class_map
+    from toolkit.data.unlabelled import load_images as load_images
+
+_EXPORTS = {
+    "AUGMENTATIONS": "toolkit.data.augment",
+    "augment_batch": "toolkit.data.augment",
+    "decode_images": "toolkit.data.decode",
+    "DIGIT_NAMES": "toolkit.data.digits",
+    "digits_tensors": "toolkit.data.digits",
+    "digits_uint8": "toolkit.data.digits",
+    "IMAGE_EXTENSIONS": "toolkit.data.images",
+    "list_class_images": "toolkit.data.images",
+    "load_image": "toolkit.data.images",
+    "preprocess_image": "toolkit.data.images",
+    "Manifest": "toolkit.data.manifest",
+    "ManifestRow": "toolkit.data.manifest",
+    "is_manifest": "toolkit.data.manifest",
+    "read_manifest": "toolkit.data.manifest",
+    "load_samples": "toolkit.data.samples",
+    "TrainingData": "toolkit.data.training",
+    "check_folder_classes": "toolkit.data.training",
+    "digit_classes": "toolkit.data.training",
+    "load_training_data": "toolkit.data.training",
+    "read_class_map": "toolkit.data.training",
+    "load_images": "toolkit.data.unlabelled",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'toolkit.data' has no attribute '{name}'")

@@ -8,15 +8,24 @@ Runtime until a predictor is opened).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toolkit.deploy.bundle import package as package
+    from toolkit.deploy.manifest import BundleArtifact as BundleArtifact
+    from toolkit.deploy.manifest import BundleFile as BundleFile
+    from toolkit.deploy.manifest import Manifest as Manifest
+    from toolkit.deploy.predictor import Predictor as Predictor
+    from toolkit.deploy.verification import open_bundle as open_bundle
+    from toolkit.deploy.verification import verify as verify
 
 _EXPORTS = {
-    "Manifest": "toolkit.deploy.bundle",
-    "BundleArtifact": "toolkit.deploy.bundle",
-    "BundleFile": "toolkit.deploy.bundle",
+    "Manifest": "toolkit.deploy.manifest",
+    "BundleArtifact": "toolkit.deploy.manifest",
+    "BundleFile": "toolkit.deploy.manifest",
     "package": "toolkit.deploy.bundle",
-    "verify": "toolkit.deploy.bundle",
-    "open_bundle": "toolkit.deploy.bundle",
+    "verify": "toolkit.deploy.verification",
+    "open_bundle": "toolkit.deploy.verification",
     "Predictor": "toolkit.deploy.predictor",
 }
 

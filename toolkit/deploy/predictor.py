@@ -8,8 +8,13 @@ the logits it returns are the ones validation measured:
 1. a TensorRT engine, when TensorRT and a CUDA GPU are present and the engine's sidecar says it
    was built for them (``converters.tensorrt.record.check_compatible``);
 2. an ONNX file with ONNX Runtime, on CUDA when onnxruntime-gpu and a GPU are present, else on
-   the CPU (fp32 preferred on the CPU, fp16 on a GPU);
-3. a ``.pt2`` package (AOTInductor).
+   the CPU (fp32 preferred on the CPU, fp16 on a GPU). On an x86 CPU with OpenVINO installed,
+   OpenVINO competes for the same precision: the ONNX file run by OpenVINO, and the bundle's
+   OpenVINO IRs of that precision, are timed side by side with ONNX Runtime at batch 1 (a few
+   interleaved rounds, ``converters.timing``) and the fastest runs; the choice and the times are
+   in ``notes``. Runtime and precision are chosen by measurement on this machine, never assumed;
+3. an OpenVINO IR alone (no ONNX in the bundle), on the CPU;
+4. a ``.pt2`` package (AOTInductor).
 
 Artifacts that passed validation come before forced ones. Images (PIL images, file paths,
 uint8 HWC arrays) go through ``toolkit.data.images`` with the bundle's ``Preprocessing``;
@@ -32,15 +37,23 @@ import numpy as np
 
 from toolkit._args import check_device, positive_int
 from toolkit._device import device_kind, on_device
-from toolkit.deploy.bundle import BundleArtifact, Manifest, is_temporary, open_bundle
+from toolkit.deploy.manifest import BundleArtifact, Manifest
+from toolkit.deploy.verification import is_temporary, open_bundle
 from toolkit.errors import ArtifactError, HardwareUnavailableError, InputShapeError, InvalidArgumentError
 from toolkit.records import Preprocessing
 
-BACKENDS = ("tensorrt", "onnxruntime", "pt2")
-#: artifact kind -> backend that runs it
-_BACKEND_OF = {"tensorrt": "tensorrt", "onnx": "onnxruntime", "pt2": "pt2"}
+BACKENDS = ("tensorrt", "onnxruntime", "openvino", "pt2")
+#: side-by-side timing of the CPU runtimes at load: rounds x runs per round, batch 1
+CHOICE_ROUNDS, CHOICE_RUNS = 5, 4
 #: the largest batch sent to a dynamic-batch artifact at once
 DEFAULT_MAX_BATCH = 32
+
+
+def _backend(kind: str) -> str:
+    """The backend that runs an artifact of ``kind`` (the artifact registry says)."""
+    from converters import artifact
+
+    return artifact.by_kind(kind).backend
 
 
 def _cuda_available() -> bool:
@@ -65,7 +78,7 @@ def _precision_rank(artifact: BundleArtifact, gpu: bool) -> int:
 def _tensorrt_usable(root: Path, artifact: BundleArtifact, device: str) -> str | None:
     """None when this engine can run here, else why not (TensorRT, GPU or the sidecar's build)."""
     from converters.tensorrt.record import check_compatible, read_record
-    from converters.tensorrt.build import gpu_info, tensorrt_version
+    from converters.tensorrt.runtime import gpu_info, tensorrt_version
 
     version = tensorrt_version()
     if version is None:
@@ -85,7 +98,7 @@ def choose_artifact(
 ) -> tuple[BundleArtifact, str, str, tuple[str, ...]]:
     """The artifact to run, its backend, the device, and why better ones were passed over."""
     if backend is not None and backend not in BACKENDS:
-        aliases = {"onnx": "onnxruntime", "ort": "onnxruntime", "trt": "tensorrt"}
+        aliases = {"onnx": "onnxruntime", "ort": "onnxruntime", "trt": "tensorrt", "ov": "openvino"}
         if backend not in aliases:
             raise InvalidArgumentError(
                 f"unknown backend {backend!r}", hint=f"choose one of {', '.join(BACKENDS)}", param="backend"
@@ -95,10 +108,13 @@ def choose_artifact(
         device = check_device(device)
     skipped: list[str] = []
     # passed artifacts first, then by backend preference
-    ordered = sorted(manifest.artifacts, key=lambda a: (not a.passed, BACKENDS.index(_BACKEND_OF[a.kind])))
-    candidates = [a for a in ordered if backend is None or _BACKEND_OF[a.kind] == backend]
+    ordered = sorted(manifest.artifacts, key=lambda a: (not a.passed, BACKENDS.index(_backend(a.kind))))
+    # OpenVINO runs ONNX files too
+    candidates = [
+        a for a in ordered if backend in (None, _backend(a.kind)) or (backend == "openvino" and a.kind == "onnx")
+    ]
     if not candidates:
-        have = sorted({_BACKEND_OF[a.kind] for a in manifest.artifacts})
+        have = sorted({_backend(a.kind) for a in manifest.artifacts})
         raise InvalidArgumentError(
             f"the bundle holds no artifact for backend '{backend}'",
             hint=f"it holds {', '.join(have)}; choose one of those or leave the backend unset",
@@ -118,10 +134,17 @@ def choose_artifact(
         elif engines:
             skipped.extend(f"{e.file}: TensorRT needs a CUDA device, not {device}" for e in engines)
         onnx = [a for a in group if a.kind == "onnx"]
-        if onnx:
-            on_gpu = device.startswith("cuda") if device is not None else _ort_cuda_available()
-            best = min(onnx, key=lambda a: _precision_rank(a, on_gpu))
-            return best, "onnxruntime", device or ("cuda" if on_gpu else "cpu"), tuple(skipped)
+        irs = [a for a in group if a.kind == "openvino"]
+        on_gpu = (device.startswith("cuda") if device is not None else _ort_cuda_available()) and bool(onnx)
+        if onnx or irs:
+            if on_gpu or not _openvino_here():
+                if onnx and backend != "openvino":
+                    best = min(onnx, key=lambda a: _precision_rank(a, on_gpu))
+                    return best, "onnxruntime", device or ("cuda" if on_gpu else "cpu"), tuple(skipped)
+                skipped.extend(f"{a.file}: OpenVINO is not installed (or this is no x86 CPU)" for a in irs)
+            else:
+                entry, chosen, why = _cpu_choice(root, manifest, onnx, irs, backend)
+                return entry, chosen, "cpu", (*skipped, why)
         for package in (a for a in group if a.kind == "pt2"):
             from converters.pt2.export import package_device
 
@@ -140,6 +163,72 @@ def choose_artifact(
         "no artifact of the bundle can run here: " + "; ".join(skipped),
         hint="package an ONNX artifact too, or run where the engine was built",
     )
+
+
+def _openvino_here() -> bool:
+    """OpenVINO is installed and this is an x86 CPU (the target its CPU plugin is tuned for)."""
+    import importlib.util
+    import platform
+
+    return platform.machine().lower() in ("x86_64", "amd64") and importlib.util.find_spec("openvino") is not None
+
+
+def _cpu_choice(
+    root: Path, manifest: Manifest, onnx: list[BundleArtifact], irs: list[BundleArtifact], backend: str | None
+) -> tuple[BundleArtifact, str, str]:
+    """The fastest CPU runtime for the preferred precision, timed here side by side; and why."""
+    pool = onnx or irs
+    best = min(pool, key=lambda a: _precision_rank(a, False))
+    contenders: list[tuple[BundleArtifact, str]] = []
+    if onnx:
+        if backend in (None, "onnxruntime"):
+            contenders.append((best, "onnxruntime"))
+        if backend in (None, "openvino"):
+            contenders.append((best, "openvino"))
+    if backend in (None, "openvino"):
+        contenders += [(a, "openvino") for a in irs if a.precision == best.precision]
+    if len(contenders) == 1:
+        entry, chosen = contenders[0]
+        return entry, chosen, f"{_label(entry, chosen)}: the only {best.precision} candidate here"
+    times = _time_contenders(root, manifest, contenders)
+    fastest = min(range(len(contenders)), key=times.__getitem__)
+    entry, chosen = contenders[fastest]
+    others = ", ".join(f"{_label(*c)} {times[i]:.2f} ms" for i, c in enumerate(contenders) if i != fastest)
+    return entry, chosen, (
+        f"{_label(entry, chosen)}: fastest here at batch 1 ({times[fastest]:.2f} ms against {others}; "
+        f"{CHOICE_ROUNDS} interleaved rounds, {best.precision})"
+    )
+
+
+def _label(entry: BundleArtifact, backend: str) -> str:
+    return f"{Path(entry.file).name} [{backend}]"
+
+
+def _time_contenders(root: Path, manifest: Manifest, contenders: list[tuple[BundleArtifact, str]]) -> list[float]:
+    """Median batch-1 milliseconds of each (artifact, runtime), timed in interleaved rounds."""
+    import functools
+
+    from converters.runners.registry import open_runner
+    from converters.timing import interleaved_ms
+
+    runners: list[Any] = []
+    try:
+        for entry, backend in contenders:
+            runtime = "openvino" if backend == "openvino" and entry.kind == "onnx" else None
+            runner = open_runner(root / entry.file, device="cpu", prep=manifest.prep, runtime=runtime)
+            runners.append(runner)
+            runner.load()
+        # a fixed-batch artifact runs its own batch: compared per image
+        batches = [r.fixed_batch or 1 for r in runners]
+        calls = {
+            str(i): functools.partial(r.run, np.zeros(manifest.prep.input_shape(n), dtype=np.float32))
+            for i, (r, n) in enumerate(zip(runners, batches, strict=True))
+        }
+        timed = interleaved_ms(calls, rounds=CHOICE_ROUNDS, per_round=CHOICE_RUNS)
+        return [timed[str(i)] / batches[i] for i in range(len(runners))]
+    finally:
+        for runner in runners:
+            runner.close()
 
 
 def _remove(path: str) -> None:
@@ -186,7 +275,10 @@ class Predictor:
         self._runner: Any = None
         try:
             with on_device(device):
-                self._runner = open_runner(self.artifact, device=device, threads=threads, prep=self.preprocessing)
+                runtime = "openvino" if backend == "openvino" and entry.kind == "onnx" else None
+                self._runner = open_runner(
+                    self.artifact, device=device, threads=threads, prep=self.preprocessing, runtime=runtime
+                )
                 self._runner.load()
         except BaseException:
             self.close()

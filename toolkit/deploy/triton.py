@@ -23,8 +23,9 @@ from typing import Any
 
 from toolkit._args import positive_int, positive_ints
 from toolkit._atomic import output_dir
-from toolkit.deploy.bundle import BundleArtifact, is_temporary, open_bundle
-from toolkit.errors import ArtifactError, InvalidArgumentError, require
+from toolkit.deploy.manifest import BundleArtifact
+from toolkit.deploy.verification import is_temporary, open_bundle
+from toolkit.errors import ArtifactError, InternalError, InvalidArgumentError, require
 
 KINDS = ("cpu", "gpu")
 #: how long Triton's dynamic batcher waits for more requests to fill a preferred batch, in microseconds
@@ -100,6 +101,37 @@ def onnx_signature(path: str | os.PathLike[str]) -> Signature:
     if not inputs or not outputs or any(not t.dims for t in inputs + outputs):
         raise ArtifactError(f"'{path}' has no batched inputs and outputs", hint="re-export it with rehead export onnx")
     firsts = {t.dims[0] for t in inputs + outputs}
+    if firsts == {-1}:
+        return Signature(inputs, outputs, (1, None), fixed_batch=False)
+    fixed = max(firsts)
+    return Signature(inputs, outputs, (fixed, fixed), fixed_batch=True)
+
+
+#: what Triton configures with ``backend:`` rather than ``platform:``
+BACKEND_NOT_PLATFORM = ("openvino",)
+_OV_TO_TRITON = {"f32": "TYPE_FP32", "f16": "TYPE_FP16", "u8": "TYPE_UINT8", "i64": "TYPE_INT64", "i32": "TYPE_INT32"}
+
+
+def openvino_signature(path: str | os.PathLike[str]) -> Signature:
+    """Inputs, outputs and batch range of an OpenVINO IR, as OpenVINO reads it."""
+    from converters.openvino import _runtime
+    from converters.openvino.artifact import check_weights
+
+    check_weights(Path(path))
+    try:
+        model = _runtime.core().read_model(str(path))
+    except RuntimeError as exc:
+        raise ArtifactError(f"cannot read OpenVINO IR '{path}': {str(exc).strip()[:300]}", hint="re-export it") from exc
+
+    def spec(port: Any) -> TensorSpec:
+        elem = port.get_element_type().get_type_name()
+        if elem not in _OV_TO_TRITON:
+            raise ArtifactError(f"'{path}': tensor '{port.any_name}' has type {elem}, which Triton does not serve")
+        dims = tuple(d.get_length() if d.is_static else -1 for d in port.get_partial_shape())
+        return TensorSpec(port.any_name, _OV_TO_TRITON[elem], dims)
+
+    inputs, outputs = tuple(spec(p) for p in model.inputs), tuple(spec(p) for p in model.outputs)
+    firsts = {t.dims[0] for t in inputs + outputs if t.dims}
     if firsts == {-1}:
         return Signature(inputs, outputs, (1, None), fixed_batch=False)
     fixed = max(firsts)
@@ -200,7 +232,9 @@ def model_config(
     their ``label_filename``; ``max_batch_size > 0`` turns on dynamic batching.
     """
     pb = require("tritonclient.grpc.model_config_pb2", extra="serve", purpose="Triton model configs")
-    config = pb.ModelConfig(name=name, platform=platform, max_batch_size=max_batch_size)  # type: ignore[attr-defined]
+    # Triton names most runtimes by platform; OpenVINO by its backend
+    where = {"backend": platform} if platform in BACKEND_NOT_PLATFORM else {"platform": platform}
+    config = pb.ModelConfig(name=name, max_batch_size=max_batch_size, **where)  # type: ignore[attr-defined]
 
     def dims(spec: TensorSpec) -> list[int]:
         return list(spec.dims[1:] if max_batch_size > 0 else spec.dims)
@@ -227,48 +261,46 @@ def config_text(config: Any) -> str:
     return str(text_format.MessageToString(config))
 
 
-def _external_files(onnx_path: Path) -> list[str]:
-    """The external-data files an ONNX names (relative to its folder)."""
-    import onnx
+def _data_files(source: Path, target: str) -> list[tuple[Path, str]]:
+    """The files the model's runtime loads beside it, as (source, name in the version folder):
+    ONNX external data under the names the graph records; an IR's ``.bin`` named after the
+    target ``.xml`` (OpenVINO finds it by name). Checked as strictly as at export and packaging."""
+    from converters import artifact
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    names: list[str] = []
-    for tensor in _all_tensors(model.graph):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            location = {entry.key: entry.value for entry in tensor.external_data}.get("location", "")
-            if Path(location).is_absolute() or ".." in Path(location).parts:
-                # the copy must stay inside the model folder, as ONNX Runtime's loader requires
-                raise ArtifactError(
-                    f"'{onnx_path.name}' names external data outside its folder: '{location}'",
-                    hint="re-export the model with rehead export onnx",
-                )
-            if location and location not in names:
-                names.append(location)
-    return names
+    kind = artifact.format_of(source).kind
+    if kind == "onnx":
+        return [(path, name) for path, name in artifact.companions(source)]
+    if kind == "openvino":
+        return [(path, Path(target).with_suffix(".bin").name) for path, _ in artifact.companions(source)]
+    return []  # an engine's sidecar and script are rehead's, not Triton's
 
 
-def _all_tensors(graph: Any) -> list[Any]:
-    tensors = list(graph.initializer)
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                tensors.append(attr.t)
-            if attr.HasField("g"):
-                tensors.extend(_all_tensors(attr.g))
-            for sub in attr.graphs:
-                tensors.extend(_all_tensors(sub))
-    return tensors
+def _triton_target(kind: str) -> tuple[str, str]:
+    """Triton's platform for ``kind`` and the model file's name in the version folder."""
+    from converters import artifact
+
+    target = artifact.by_kind(kind).triton
+    if target is None:  # _pick_artifact chooses servable kinds only
+        raise InternalError(f"Triton has no backend for artifacts of kind '{kind}'")
+    return target
+
+
+def _servable(kind: str) -> bool:
+    """Triton has a backend for artifacts of ``kind``."""
+    from converters import artifact
+
+    return artifact.by_kind(kind).triton is not None
 
 
 def _pick_artifact(artifacts: Sequence[BundleArtifact], kind: str, artifact: str | None) -> tuple[str, str]:
     """(relative file, kind) of the artifact to serve."""
     servable = [(a.file, a.kind) for a in artifacts]
-    servable = [(f, k) for f, k in servable if k in ("onnx", "tensorrt")]
+    servable = [(f, k) for f, k in servable if _servable(k)]
     if artifact is not None:
         chosen = [(f, k) for f, k in servable if f == artifact or Path(f).name == artifact]
         if not chosen:
             raise InvalidArgumentError(
-                f"the bundle holds no ONNX or TensorRT artifact named '{artifact}'",
+                f"the bundle holds no artifact Triton can serve named '{artifact}'",
                 hint=f"one of: {', '.join(f for f, _ in servable) or 'none'}",
                 param="artifact",
             )
@@ -276,7 +308,8 @@ def _pick_artifact(artifacts: Sequence[BundleArtifact], kind: str, artifact: str
     else:
         engines = [a for a in servable if a[1] == "tensorrt"]
         onnxes = [a for a in servable if a[1] == "onnx"]
-        ranked = (engines + onnxes) if kind == "gpu" else onnxes
+        irs = [a for a in servable if a[1] == "openvino"]
+        ranked = (engines + onnxes) if kind == "gpu" else (onnxes + irs)
         if not ranked:
             raise InvalidArgumentError(
                 f"the bundle holds no artifact Triton can serve on {kind}",
@@ -346,10 +379,11 @@ def triton_repository(
             built_from = read_record(source).onnx_name
             match = next((root / f for f in onnx_files if Path(f).name == built_from), None)
             signature = engine_signature(source, match, len(class_names))
-            platform, target = "tensorrt_plan", "model.plan"
+        elif artifact_kind == "openvino":
+            signature = openvino_signature(source)
         else:
             signature = onnx_signature(source)
-            platform, target = "onnxruntime_onnx", "model.onnx"
+        platform, target = _triton_target(artifact_kind)
         preferred = check_batching(signature, max_batch_size, preferred_batch_sizes)
         label_outputs = [o.name for o in signature.outputs if o.dims[-1:] == (len(class_names),)]
         config = model_config(
@@ -363,15 +397,15 @@ def triton_repository(
             kind=kind,
             label_outputs=label_outputs,
         )
-        extra = _external_files(source) if artifact_kind == "onnx" else []
+        extra = _data_files(source, target)
         with output_dir(Path(output) / model_name, overwrite=overwrite) as stage:
             version = stage / "1"
             version.mkdir()
             shutil.copyfile(source, version / target)
-            for data in extra:
-                # External data is found relative to the graph file, under the name the graph records.
-                (version / data).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source.parent / data, version / data)
+            for data, name in extra:
+                # found relative to the graph file, under the name the graph (or OpenVINO) expects
+                (version / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(data, version / name)
             (stage / LABEL_FILE).write_text("".join(f"{c}\n" for c in class_names), encoding="utf-8")
             (stage / "config.pbtxt").write_text(config_text(config), encoding="utf-8")
     finally:

@@ -30,7 +30,7 @@ from toolkit.finetune import rng
 from toolkit.finetune.checkpoints import FORMAT, CheckpointStore
 from toolkit.finetune.config import NEW_ROWS_LR_MULT, FinetuneConfig
 from toolkit.finetune.distributed import Distributed
-from toolkit.finetune.evaluate import Evaluation, evaluate_sums
+from toolkit.finetune.evaluation import Evaluation, evaluate_sums
 from toolkit.finetune.keep_old import FrozenRows, distill_loss
 from toolkit.finetune.optim import Phase, apply_policy, group_lrs, make_optimizer, make_scheduler, plan_phases
 from toolkit.finetune.progress import TrainingProgress

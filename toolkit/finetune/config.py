@@ -35,6 +35,11 @@ ALIGN_CHOICES = ("auto", "none", "weights", "calibrate")
 #: issue-22 keep-old study in the README; change it only with that study's numbers.
 DEFAULT_ALIGN = "calibrate"
 
+#: ``finetune``'s ``val_ratio``: the fraction of each class held out for validation when the data
+#: has no validation part. Not a field of ``FinetuneConfig`` (it says how the data is read, and
+#: the data is recorded apart); the CLI's ``--val-ratio`` default too.
+DEFAULT_VAL_RATIO = 0.15
+
 #: Settings that do not change the trajectory of a run: a resume may change them.
 RESUME_FREE = frozenset({"device", "threads", "keep_checkpoints", "checkpoint_every_steps", "plot"})
 

@@ -1,36 +1,63 @@
-"""Head surgery: locate a classifier's head, change it with a named strategy, freeze around it."""
+"""Head surgery: locate a classifier's head, change it with a named strategy, freeze around it.
 
-from toolkit.heads.freeze import (
-    ParamSplit,
-    backbone_stages,
-    freeze_backbone,
-    param_groups,
-    split,
-    unfreeze_all,
-    unfreeze_stages,
-)
-from toolkit.heads.locate import HeadLocation, candidates, locate_head
-from toolkit.heads.strategies import STRATEGIES, StrategyArgs
-from toolkit.heads.surgery import apply_head_structure, extend_head, head_features, identity_spec
-from toolkit.records import ClassOrigin, HeadSpec
+Each public name is imported on first use, as in ``toolkit``: the CLI reads ``StrategyArgs``'
+defaults when it starts, and that must not import torch. The ``TYPE_CHECKING`` block names the
+same imports (``x as x``: an explicit re-export) for readers and type checkers; a test keeps the
+two lists equal.
+"""
 
-__all__ = [
-    "STRATEGIES",
-    "ClassOrigin",
-    "HeadLocation",
-    "HeadSpec",
-    "ParamSplit",
-    "StrategyArgs",
-    "apply_head_structure",
-    "backbone_stages",
-    "candidates",
-    "extend_head",
-    "freeze_backbone",
-    "head_features",
-    "identity_spec",
-    "locate_head",
-    "param_groups",
-    "split",
-    "unfreeze_all",
-    "unfreeze_stages",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.heads.freeze import ParamSplit as ParamSplit
+    from toolkit.heads.freeze import backbone_stages as backbone_stages
+    from toolkit.heads.freeze import freeze_backbone as freeze_backbone
+    from toolkit.heads.freeze import param_groups as param_groups
+    from toolkit.heads.freeze import split as split
+    from toolkit.heads.freeze import unfreeze_all as unfreeze_all
+    from toolkit.heads.freeze import unfreeze_stages as unfreeze_stages
+    from toolkit.heads.locate import HeadLocation as HeadLocation
+    from toolkit.heads.locate import candidates as candidates
+    from toolkit.heads.locate import locate_head as locate_head
+    from toolkit.heads.options import StrategyArgs as StrategyArgs
+    from toolkit.heads.strategies import STRATEGIES as STRATEGIES
+    from toolkit.heads.surgery import apply_head_structure as apply_head_structure
+    from toolkit.heads.surgery import extend_head as extend_head
+    from toolkit.heads.surgery import head_features as head_features
+    from toolkit.heads.surgery import identity_spec as identity_spec
+    from toolkit.records import ClassOrigin as ClassOrigin
+    from toolkit.records import HeadSpec as HeadSpec
+
+_EXPORTS = {
+    "ParamSplit": "toolkit.heads.freeze",
+    "backbone_stages": "toolkit.heads.freeze",
+    "freeze_backbone": "toolkit.heads.freeze",
+    "param_groups": "toolkit.heads.freeze",
+    "split": "toolkit.heads.freeze",
+    "unfreeze_all": "toolkit.heads.freeze",
+    "unfreeze_stages": "toolkit.heads.freeze",
+    "HeadLocation": "toolkit.heads.locate",
+    "candidates": "toolkit.heads.locate",
+    "locate_head": "toolkit.heads.locate",
+    "StrategyArgs": "toolkit.heads.options",
+    "STRATEGIES": "toolkit.heads.strategies",
+    "apply_head_structure": "toolkit.heads.surgery",
+    "extend_head": "toolkit.heads.surgery",
+    "head_features": "toolkit.heads.surgery",
+    "identity_spec": "toolkit.heads.surgery",
+    "ClassOrigin": "toolkit.records",
+    "HeadSpec": "toolkit.records",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'toolkit.heads' has no attribute '{name}'")

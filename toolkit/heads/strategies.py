@@ -1,14 +1,14 @@
 """Head strategies: each a small function in a registry by name.
 
-A strategy receives the old output layer and a ``StrategyArgs`` and returns the new head module
-with one ``ClassOrigin`` per output row. Row strategies (``select``, ``pad-*``, ``imprint``)
+A strategy receives the old output layer and a ``StrategyArgs`` (declared in
+``toolkit.heads.options``, importable from here too) and returns the new head module with one
+``ClassOrigin`` per output row. Row strategies (``select``, ``pad-*``, ``imprint``)
 keep old rows bit-for-bit; ``replace``, ``bottleneck`` and ``mlp`` build a fresh head.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -17,30 +17,8 @@ from toolkit._args import positive_int
 from toolkit._text import listing
 from toolkit.errors import InvalidArgumentError
 from toolkit.heads.modules import layer_bias, layer_matrix, layer_weight, make_head, make_layer, seeded
+from toolkit.heads.options import StrategyArgs
 from toolkit.records import ClassOrigin
-
-
-@dataclasses.dataclass(frozen=True)
-class StrategyArgs:
-    """Settings for a strategy.
-
-    ``num_classes``: outputs of the new head. ``keep``: old indices for ``select``.
-    ``copy_from``: old index for each new row (``pad-copy``), else a seeded draw.
-    ``std``: standard deviation of ``pad-random`` rows. ``features``: for ``imprint``, a mapping of
-    new output index to a (n, in_features) tensor of penultimate features of its example images.
-    ``hidden``/``activation``/``dropout``: ``bottleneck`` and ``mlp`` heads.
-    """
-
-    num_classes: int
-    keep: tuple[int, ...] | None = None
-    copy_from: tuple[int, ...] | None = None
-    seed: int = 0
-    std: float = 0.01
-    hidden: tuple[int, ...] = ()
-    activation: str = "relu"
-    dropout: float = 0.0
-    features: Mapping[int, torch.Tensor] | None = None
-
 
 Result = tuple[nn.Module, tuple[ClassOrigin, ...]]
 Strategy = Callable[[nn.Module, str, StrategyArgs], Result]
@@ -95,16 +73,24 @@ def _padded(layer: nn.Module, kind: str, new_rows: torch.Tensor, new_bias: torch
     return _build_rows(layer, kind, rows, full_bias)
 
 
+def _num_classes(args: StrategyArgs, name: str) -> int:
+    """The new head's class count; ``extend_head`` resolves it, a direct call must give it."""
+    if args.num_classes is None:
+        raise InvalidArgumentError(f"strategy '{name}' needs num_classes", hint="e.g. 12", param="num_classes")
+    return args.num_classes
+
+
 def _n_new(layer: nn.Module, args: StrategyArgs, name: str) -> int:
     _, old = _widths(layer)
-    if args.num_classes <= old:
+    num_classes = _num_classes(args, name)
+    if num_classes <= old:
         raise InvalidArgumentError(
             f"strategy '{name}' adds classes: num_classes must exceed the {old} the head has "
-            f"(got {args.num_classes})",
+            f"(got {num_classes})",
             hint="use strategy 'select' to keep a subset, or 'replace' for a fresh head",
             param="num_classes",
         )
-    return args.num_classes - old
+    return num_classes - old
 
 
 def _kept(old: int) -> list[ClassOrigin]:
@@ -115,9 +101,10 @@ def _kept(old: int) -> list[ClassOrigin]:
 def replace(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     """A new head of ``num_classes`` rows with the layer's default initialisation (seeded)."""
     in_f, _ = _widths(layer)
+    n = _num_classes(args, "replace")
     with seeded(args.seed):
-        new = _like(layer, make_layer(kind, in_f, args.num_classes, bias=layer_bias(layer) is not None))
-    return new, tuple(ClassOrigin("init") for _ in range(args.num_classes))
+        new = _like(layer, make_layer(kind, in_f, n, bias=layer_bias(layer) is not None))
+    return new, tuple(ClassOrigin("init") for _ in range(n))
 
 
 @register("select")
@@ -204,30 +191,29 @@ def imprint(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     return new, (*_kept(old), *(ClassOrigin("imprint") for _ in range(n)))
 
 
-def _block(layer: nn.Module, kind: str, args: StrategyArgs, hidden: tuple[int, ...]) -> Result:
+def _block(layer: nn.Module, kind: str, args: StrategyArgs, hidden: tuple[int, ...], name: str) -> Result:
     in_f, _ = _widths(layer)
+    n = _num_classes(args, name)
     # not positive_ints: that drops repeats, and (256, 256) is two layers
     hidden = tuple(positive_int(h, "hidden", example="512,256") for h in hidden)
     if not 0.0 <= args.dropout < 1.0:
         raise InvalidArgumentError(f"dropout must be in [0, 1) (got {args.dropout})", param="dropout")
     with seeded(args.seed):
-        head = make_head(
-            kind, in_f, args.num_classes, hidden=hidden, activation=args.activation, dropout=args.dropout
-        )
-    return _like(layer, head), tuple(ClassOrigin("init") for _ in range(args.num_classes))
+        head = make_head(kind, in_f, n, hidden=hidden, activation=args.activation, dropout=args.dropout)
+    return _like(layer, head), tuple(ClassOrigin("init") for _ in range(n))
 
 
 @register("bottleneck")
 def bottleneck(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     """One hidden layer (default width 256) between the pooled features and the classes."""
     hidden = args.hidden[:1] or (256,)
-    return _block(layer, kind, args, hidden)
+    return _block(layer, kind, args, hidden, "bottleneck")
 
 
 @register("mlp")
 def mlp(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     """Any number of hidden layers (default 512, 256) with activation and dropout."""
-    return _block(layer, kind, args, args.hidden or (512, 256))
+    return _block(layer, kind, args, args.hidden or (512, 256), "mlp")
 
 
 def check_indices(

@@ -46,8 +46,8 @@ def inspect_model(
         origin, prep = weights_source(loaded.config.lineage), loaded.config.preprocessing
     else:
         assert arch is not None
-        from toolkit.models.architectures import default_preprocessing
         from toolkit.heads.surgery import identity_spec
+        from toolkit.models.architectures import default_preprocessing
         from toolkit.models.loading import load_model
 
         model = load_model(arch)

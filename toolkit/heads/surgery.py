@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,12 +14,8 @@ from toolkit._args import positive_int
 from toolkit.errors import InvalidArgumentError
 from toolkit.heads.locate import HeadLocation, locate_head
 from toolkit.heads.modules import get_submodule, layer_bias, make_layer, out_width, output_layer, set_submodule
-from toolkit.heads.strategies import (
-    BLOCK_STRATEGIES,
-    PAD_STRATEGIES,
-    STRATEGIES,
-    StrategyArgs,
-)
+from toolkit.heads.options import StrategyArgs, strategy_args
+from toolkit.heads.strategies import BLOCK_STRATEGIES, PAD_STRATEGIES, STRATEGIES
 from toolkit.records import HeadSpec
 
 
@@ -70,51 +67,43 @@ def head_features(model: nn.Module, head: str, images: torch.Tensor, *, batch_si
 def extend_head(
     model: nn.Module,
     strategy: str,
+    args: StrategyArgs | None = None,
     *,
-    num_classes: int | None = None,
-    keep: Sequence[int] | None = None,
-    copy_from: Sequence[int] | None = None,
-    seed: int = 0,
-    std: float = 0.01,
-    hidden: Sequence[int] = (),
-    activation: str = "relu",
-    dropout: float = 0.0,
     examples: Mapping[int, torch.Tensor] | None = None,
     head: str | None = None,
     input_shape: Sequence[int] = (1, 3, 224, 224),
     previous: HeadSpec | None = None,
+    **settings: Any,
 ) -> HeadSpec:
     """Change ``model``'s head in place with ``strategy`` and return the record of what was done.
 
-    ``examples`` (``imprint``) maps each new output index to a batch of preprocessed images.
-    ``previous`` is the spec recorded for this model, if any: its head name is used instead of
-    searching, and a block head keeps its hidden layers under row strategies.
+    Args:
+        model: The classifier whose head changes (in place).
+        strategy: A name in ``STRATEGIES``: ``replace``, ``select``, ``pad-random``, ``pad-copy``,
+            ``pad-mean``, ``imprint``, ``bottleneck`` or ``mlp``.
+        args: The strategy's settings (``StrategyArgs``); its ``num_classes`` is checked against
+            the strategy and the head found (``select``: default ``len(keep)``).
+        examples: ``imprint``: each new output index -> a batch of preprocessed images (N, C, H, W).
+        head: Dotted name of the head module (default: found by ``locate_head``).
+        input_shape: One input's shape for that search (default (1, 3, 224, 224)).
+        previous: The spec recorded for this model, if any: its head name is used instead of
+            searching, and a block head keeps its hidden layers under row strategies.
+        **settings: ``StrategyArgs``' fields as keywords (``num_classes=12, seed=1``), instead of
+            ``args``.
+
+    Returns:
+        The ``HeadSpec`` of the new head: strategy, where each row came from, shape and seed.
     """
+    args = strategy_args(args, settings, caller="extend_head")
     location = locate_head(model, head=head or (previous.module if previous else None), input_shape=input_shape)
     if previous is not None and not head:
         location = dataclasses.replace(location, aux_modules=previous.aux_modules)
     head_module = get_submodule(model, location.module)
     layer = output_layer(head_module)
     old = out_width(layer)
-    n = resolve_num_classes(strategy, num_classes, keep, old)
-    features = None
-    if strategy == "imprint":
-        if not examples:
-            raise InvalidArgumentError(
-                "imprint needs example images of the new classes", hint="pass examples", param="examples"
-            )
-        features = {idx: head_features(model, location.module, imgs) for idx, imgs in examples.items()}
-    args = StrategyArgs(
-        num_classes=n,
-        keep=tuple(keep) if keep is not None else None,
-        copy_from=tuple(copy_from) if copy_from is not None else None,
-        seed=seed,
-        std=std,
-        hidden=tuple(hidden),
-        activation=activation,
-        dropout=dropout,
-        features=features,
-    )
+    n = resolve_num_classes(strategy, args.num_classes, args.keep, old)
+    features = _features(model, location.module, examples, args) if strategy == "imprint" else args.features
+    args = args.replace(num_classes=n, features=features)
     new_head, origins = STRATEGIES[strategy](layer, location.kind, args)
     block_hidden: tuple[int, ...] = ()
     if strategy in BLOCK_STRATEGIES:
@@ -127,7 +116,7 @@ def extend_head(
         block_hidden = previous.hidden if previous else ()
     set_submodule(model, location.module, new_head)
     _resize_aux(model, location, strategy, args)
-    activation_name = activation if block_hidden else (previous.activation if previous else "relu")
+    activation_name = args.activation if block_hidden else (previous.activation if previous else "relu")
     return HeadSpec(
         strategy=strategy,
         module=location.module,
@@ -139,9 +128,23 @@ def extend_head(
         bias=location.bias if strategy not in BLOCK_STRATEGIES else True,
         hidden=block_hidden,
         activation=activation_name,
-        dropout=dropout if strategy in BLOCK_STRATEGIES else (previous.dropout if previous else 0.0),
+        dropout=args.dropout if strategy in BLOCK_STRATEGIES else (previous.dropout if previous else 0.0),
         aux_modules=location.aux_modules,
-        seed=seed,
+        seed=args.seed,
+    )
+
+
+def _features(
+    model: nn.Module, head: str, examples: Mapping[int, torch.Tensor] | None, args: StrategyArgs
+) -> Mapping[int, torch.Tensor]:
+    """``imprint``'s input: the head's input features of each new class's example images (or the
+    features ``args`` already holds when no images are given)."""
+    if examples:
+        return {idx: head_features(model, head, imgs) for idx, imgs in examples.items()}
+    if args.features:
+        return args.features
+    raise InvalidArgumentError(
+        "imprint needs example images of the new classes", hint="pass examples", param="examples"
     )
 
 

@@ -137,8 +137,8 @@ def read_config(path: str | os.PathLike[str]) -> ModelConfig:
 
 def build_from_config(config: ModelConfig) -> nn.Module:
     """The architecture with the head structure the record describes, random weights."""
-    from toolkit.models.architectures import build_architecture
     from toolkit.heads.surgery import apply_head_structure
+    from toolkit.models.architectures import build_architecture
 
     model = build_architecture(config.arch, **dict(config.arch_kwargs))
     if config.head.strategy != "none":

@@ -324,42 +324,7 @@ def _latency_section(report: ValidationReport) -> str:
             why=why,
         ),
     ]
-    cold = [
-        [escape(a.name), *(f"{ms(a.cold_start[key])} ms" for key in ("load_ms", "first_run_ms", "total_ms"))]
-        for a in report.artifacts
-        if a.cold_start
-    ]
-    if cold:
-        parts += [
-            "<h3>Cold start</h3>",
-            '<p class="muted">load: opening the artifact (session or module); first run: the first batch '
-            "after it; total: load + first run.</p>",
-            _table(["artifact", "load", "first run", "total (load + first run)"], cold),
-        ]
-    head = report.head_latency
-    if head:
-        hrows = [
-            [
-                str(r["batch_size"]),
-                ms(r["old_head"]["p50_ms"]),
-                ms(r["old_head"]["p99_ms"]),
-                ms(r["new_head"]["p50_ms"]),
-                ms(r["new_head"]["p99_ms"]),
-                _noted(times(r.get("new_over_old")), head_note(report, r)),
-                _cls("inconclusive" if head_reasons(r) else "ok"),
-            ]
-            for r in head["batches"]
-        ]
-        hwhy = ["; ".join(escape(reason) for reason in head_reasons(r)) for r in head["batches"]]
-        parts += [
-            f"<h3>Head on its own (eager): old {escape(head['shapes']['old_head'])} vs new "
-            f"{escape(head['shapes']['new_head'])}</h3>",
-            _table(
-                ["batch", "old p50 ms", "old p99 ms", "new p50 ms", "new p99 ms", "new / old", "status"], hrows,
-                why=hwhy,
-                named=False,
-            ),
-        ]
+    parts += [_cold_start(report), _head_only(report)]
     parts.append(
         '<div class="plots">'
         + "".join(
@@ -368,6 +333,53 @@ def _latency_section(report: ValidationReport) -> str:
         + "</div>"
     )
     return "".join(parts)
+
+
+
+def _cold_start(report: ValidationReport) -> str:
+    """The cold-start table (load, first run, total) of every artifact that measured one."""
+    cold = [
+        [escape(a.name), *(f"{ms(a.cold_start[key])} ms" for key in ("load_ms", "first_run_ms", "total_ms"))]
+        for a in report.artifacts
+        if a.cold_start
+    ]
+    if not cold:
+        return ""
+    return (
+        "<h3>Cold start</h3>"
+        '<p class="muted">load: opening the artifact (session or module); first run: the first batch '
+        "after it; total: load + first run.</p>"
+        + _table(["artifact", "load", "first run", "total (load + first run)"], cold)
+    )
+
+
+def _head_only(report: ValidationReport) -> str:
+    """The old head against the new head on their own (eager), per batch size."""
+    head = report.head_latency
+    if not head:
+        return ""
+    hrows = [
+        [
+            str(r["batch_size"]),
+            ms(r["old_head"]["p50_ms"]),
+            ms(r["old_head"]["p99_ms"]),
+            ms(r["new_head"]["p50_ms"]),
+            ms(r["new_head"]["p99_ms"]),
+            _noted(times(r.get("new_over_old")), head_note(report, r)),
+            _cls("inconclusive" if head_reasons(r) else "ok"),
+        ]
+        for r in head["batches"]
+    ]
+    hwhy = ["; ".join(escape(reason) for reason in head_reasons(r)) for r in head["batches"]]
+    return (
+        f"<h3>Head on its own (eager): old {escape(head['shapes']['old_head'])} vs new "
+        f"{escape(head['shapes']['new_head'])}</h3>"
+        + _table(
+            ["batch", "old p50 ms", "old p99 ms", "new p50 ms", "new p99 ms", "new / old", "status"], hrows,
+            why=hwhy,
+            named=False,
+        )
+    )
 
 
 def _environment(report: ValidationReport) -> str:

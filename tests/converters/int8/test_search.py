@@ -144,7 +144,7 @@ def test_unreachable_target_exits_1_with_the_best_figure(planted_dir: Path, tmp_
 
 def test_cli_refuses_an_unreachable_target_in_one_line(planted_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
-    env_path = str(Path(__file__).parent)
+    env_path = str(Path(__file__).parents[1])  # tests/converters: the test models
     proc = subprocess.run(
         [sys.executable, "-m", "toolkit.cli", "export", "onnx", str(planted_dir), "-o", str(out), "--int8",
          "--calib", "digits", "--min-agreement", "0.95", "--max-fp32-nodes", "1"],

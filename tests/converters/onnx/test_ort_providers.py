@@ -15,10 +15,10 @@ import onnxruntime
 import pytest
 
 from converters.onnx.ort import _check_active, open_session, ort_trt_cache_dir, providers_for
+from converters.onnx.runner import OrtRunner
+from converters.runners import registry
 from toolkit.cli import main
 from toolkit.errors import HardwareUnavailableError, InvalidArgumentError
-from converters.runners import registry
-from converters.onnx.runner import OrtRunner
 
 GPU_EPS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 AVAILABLE = list(onnxruntime.get_available_providers())

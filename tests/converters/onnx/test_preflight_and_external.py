@@ -23,28 +23,28 @@ def _codes(found: list[converters.Finding]) -> dict[str, str]:
 
 
 def test_clean_model_has_no_findings() -> None:
-    assert converters.onnx.preflight(TinyNet().eval(), None, None) == []
+    assert converters.preflight(TinyNet().eval(), None, None) == []
 
 
 def test_train_mode_is_reported_as_handled() -> None:
-    found = converters.onnx.preflight(TinyNet().train(), None, 18)
+    found = converters.preflight(TinyNet().train(), None, 18)
     assert _codes(found) == {"train-mode": "info"}
 
 
 def test_int64_weights_warn_and_wide_ones_stop() -> None:
-    assert _codes(converters.onnx.preflight(Int64BufferNet().eval(), None, None)) == {"int64-weights": "warning"}
-    wide = converters.onnx.preflight(Int64BufferNet(wide=True).eval(), None, None)
+    assert _codes(converters.preflight(Int64BufferNet().eval(), None, None)) == {"int64-weights": "warning"}
+    wide = converters.preflight(Int64BufferNet(wide=True).eval(), None, None)
     assert _codes(wide) == {"int64-weights": "error"} and wide[0].node == "table"
 
 
 @pytest.mark.parametrize("opset", [0, 6, 99, 18.0, True])
 def test_bad_opset_is_an_error(opset: object) -> None:
-    assert _codes(converters.onnx.preflight(TinyNet().eval(), None, opset))["opset-range"] == "error"  # type: ignore[arg-type]
+    assert _codes(converters.preflight(TinyNet().eval(), None, opset))["opset-range"] == "error"  # type: ignore[arg-type]
 
 
 def test_record_head_must_exist_in_module() -> None:
     config = ModelConfig("py:x:y", HeadSpec.identity("classifier", "linear", 16, 10), tuple("abcdefghij"))
-    assert _codes(converters.onnx.preflight(TinyNet().eval(), config, None)) == {"record-mismatch": "error"}
+    assert _codes(converters.preflight(TinyNet().eval(), config, None)) == {"record-mismatch": "error"}
 
 
 def test_op_newer_than_the_opset_is_named_with_its_node() -> None:
@@ -67,7 +67,7 @@ def test_model_over_two_gib_goes_to_external_data(monkeypatch: pytest.MonkeyPatc
     import sys
 
     monkeypatch.setattr(sys.modules["converters.onnx.preflight"], "EXTERNAL_THRESHOLD", 1000)
-    assert _codes(converters.onnx.preflight(TinyNet().eval(), None, None)) == {"external-data": "info"}
+    assert _codes(converters.preflight(TinyNet().eval(), None, None)) == {"external-data": "info"}
 
 
 @pytest.mark.parametrize("name", ["", "..", "../secret.data", "/etc/passwd", "sub/w.data", "a\\b.data", "C:evil"])
@@ -131,5 +131,5 @@ def test_preflight_does_not_run_the_model() -> None:
     net = TinyNet().eval()
     calls = []
     net.register_forward_hook(lambda *a: calls.append(a))
-    converters.onnx.preflight(net, None, None)
+    converters.preflight(net, None, None)
     assert calls == []

@@ -21,7 +21,7 @@ import converters
 from toolkit.errors import InvalidArgumentError, OutputExistsError
 from toolkit.models.model_dir import load_model_dir
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 _EXPORT = (
     "import pickle, sys, converters;"
     "r = converters.export_pt2(sys.argv[1], sys.argv[2]);"

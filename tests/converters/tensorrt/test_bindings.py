@@ -1,6 +1,6 @@
 """converters.tensorrt._trt against the real TensorRT 10.x and 11.x Python bindings, without TensorRT's libraries.
 
-mypy checks ``_trt`` against NVIDIA's 10.13 stubs (test_trt_typing.py); no stubs exist for 11. So
+mypy checks ``_trt`` against NVIDIA's 10.13 stubs (test_typing.py); no stubs exist for 11. So
 this test takes the bindings themselves: the registry's ``tensorrt-cu12-bindings`` wheel (1.3 MB)
 downloads alone, and its extension module needs from NVIDIA's libraries only nine C entry points
 (``createInferBuilder_INTERNAL`` and friends, read from its dynamic symbol table), called when a
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CACHE = ROOT / "build" / "trt-bindings"
-TRT_MODULE = ROOT / "converters" / "_trt.py"
+TRT_MODULE = ROOT / "converters" / "tensorrt" / "_trt.py"
 MAJORS = ("10", "11")
 
 #: the C functions the bindings take from libnvinfer, libnvonnxparser and libnvinfer_plugin
@@ -173,7 +173,7 @@ _PROBE = textwrap.dedent(
     import tensorrt_bindings
     sys.modules["tensorrt"] = tensorrt_bindings  # what the tensorrt package re-exports
     from converters.tensorrt import _trt
-    from converters.tensorrt.record import HARDWARE_COMPAT, BuildOptions, TrtFeatures
+    from converters.tensorrt.options import HARDWARE_COMPAT, BuildOptions, TrtFeatures
 
     def lookup(root, dotted):
         for part in dotted.split("."):

@@ -16,31 +16,24 @@ import onnx
 import pytest
 
 from converters import export_onnx
+from converters.tensorrt.options import TENSORRT_10, TENSORRT_11, BuildOptions, TrtFeatures
+from converters.tensorrt.parity import judge_engine
+from converters.tensorrt.profile import Profile, resolve_profile
 from converters.tensorrt.record import (
-    TENSORRT_10,
-    TENSORRT_11,
-    BuildOptions,
     EngineRecord,
     GpuInfo,
-    Profile,
-    TrtFeatures,
     check_compatible,
-    graph_signature,
     read_record,
-    resolve_profile,
     sha256_of,
     sidecar_path,
-    trtexec_command,
     verify_engine,
 )
-from converters.tensorrt.build import (
-    check_refit_source,
-    judge_engine,
-    open_engine,
-    read_onnx,
-    require_runtime,
-    tensorrt_version,
-)
+from converters.tensorrt.refit import check_refit_source
+from converters.tensorrt.runtime import require_runtime, tensorrt_version
+from converters.tensorrt.session import open_engine
+from converters.tensorrt.signature import graph_signature
+from converters.tensorrt.source import read_onnx
+from converters.tensorrt.trtexec import trtexec_command
 from toolkit.cli import main
 from toolkit.errors import (
     ArtifactError,
@@ -307,6 +300,33 @@ def test_missing_or_huge_sidecar_is_refused(exports: dict[str, Path], tmp_path: 
     sidecar_path(engine).write_text(" " * (2 << 20))
     with pytest.raises(ArtifactError, match="not an engine record"):
         verify_engine(engine)
+
+
+def test_engine_sidecar_and_script_are_published_together(exports: dict[str, Path], tmp_path: Path) -> None:
+    """What a build or refit writes last, without TensorRT: the plan, its sidecar and its trtexec
+    script, in one staged publish; a sidecar or script left beside a missing engine is its own."""
+    from converters.tensorrt._output import check_engine_path, publish_engine, sha256_bytes
+    from converters.tensorrt.record import trtexec_path
+    from toolkit.errors import OutputExistsError
+
+    plan = np.random.default_rng(1).bytes(2048)
+    source = _fake_engine(tmp_path, exports["trained"])
+    record = dataclasses.replace(read_record(source), engine_sha256=sha256_bytes(plan), engine_bytes=len(plan))
+    out = tmp_path / "out" / "new.engine"
+    out.parent.mkdir()
+    sidecar_path(out).write_text("stale")  # a dead engine's leftovers: replaced without overwrite
+    publish_engine(check_engine_path(out, overwrite=False), plan, record, overwrite=False)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["new.engine", "new.engine.json", "new.engine.trtexec.sh"]
+    assert verify_engine(out) == record  # the engine and its sidecar agree
+    script = trtexec_path(out).read_text().splitlines()
+    assert script[0] == "#!/bin/sh" and script[-1] == record.trtexec
+    with pytest.raises(OutputExistsError):
+        check_engine_path(out, overwrite=False)
+    with pytest.raises(OutputExistsError):
+        publish_engine(out, plan[::-1], record, overwrite=False)
+    assert verify_engine(out) == record  # the refused run changed nothing
+    with pytest.raises(InvalidArgumentError, match=r"\.engine or \.plan"):
+        check_engine_path(tmp_path / "model.onnx", overwrite=False)
 
 
 # --- compatibility -----------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converters.tensorrt.build import tensorrt_installed
+from converters.tensorrt.options import BuildOptions
+from converters.tensorrt.runtime import tensorrt_installed
 
 pytestmark = [
     pytest.mark.gpu,
@@ -57,11 +58,11 @@ def _validate(model_dir: Path, engine: Path) -> None:
 def test_engine_passes_its_preset(
     resnet18: Path, onnx_files: dict[str, Path], tmp_path: Path, flags: dict[str, bool]
 ) -> None:
-    from converters.tensorrt.record import read_record
     from converters.tensorrt.build import export_tensorrt
+    from converters.tensorrt.record import read_record
 
     engine = tmp_path / "r18.engine"
-    result = export_tensorrt(onnx_files["fp32"], engine, max_batch=16, opt_batch=8, **flags)
+    result = export_tensorrt(onnx_files["fp32"], engine, BuildOptions(max_batch=16, opt_batch=8, **flags))
     assert result.checks["parity_passed"] == 1.0
     record = read_record(engine)
     assert record.precision == ("fp16" if flags else "fp32") and record.parity["passed"]
@@ -75,18 +76,19 @@ def test_int8_qdq_engine_passes_the_int8_preset(resnet18: Path, onnx_files: dict
     from converters.tensorrt.build import export_tensorrt
 
     engine = tmp_path / "r18-int8.engine"
-    export_tensorrt(onnx_files["int8"], engine, max_batch=8)
+    export_tensorrt(onnx_files["int8"], engine, BuildOptions(max_batch=8))
     _validate(resnet18, engine)
 
 
 def test_dynamic_batch_inside_the_profile_and_a_clear_error_outside(
     onnx_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    from converters.tensorrt.build import export_tensorrt, open_engine
+    from converters.tensorrt.build import export_tensorrt
+    from converters.tensorrt.session import open_engine
     from toolkit.errors import InputShapeError
 
     engine = tmp_path / "r18.engine"
-    export_tensorrt(onnx_files["fp32"], engine, min_batch=1, opt_batch=4, max_batch=8)
+    export_tensorrt(onnx_files["fp32"], engine, BuildOptions(min_batch=1, opt_batch=4, max_batch=8))
     session, _, _ = open_engine(engine)
     try:
         rng = np.random.default_rng(0)
@@ -102,10 +104,11 @@ def test_dynamic_batch_inside_the_profile_and_a_clear_error_outside(
 
 
 def test_cuda_graph_replay_equals_plain_runs(onnx_files: dict[str, Path], tmp_path: Path) -> None:
-    from converters.tensorrt.build import export_tensorrt, open_engine
+    from converters.tensorrt.build import export_tensorrt
+    from converters.tensorrt.session import open_engine
 
     engine = tmp_path / "r18.engine"
-    export_tensorrt(onnx_files["fp32"], engine, max_batch=8)
+    export_tensorrt(onnx_files["fp32"], engine, BuildOptions(max_batch=8))
     rng = np.random.default_rng(1)
     plain, _, _ = open_engine(engine)
     graphed, _, _ = open_engine(engine, cuda_graph=True)
@@ -121,15 +124,18 @@ def test_cuda_graph_replay_equals_plain_runs(onnx_files: dict[str, Path], tmp_pa
 
 
 def test_refit_equals_a_fresh_build(onnx_files: dict[str, Path], tmp_path: Path) -> None:
-    from converters.tensorrt.build import export_tensorrt, open_engine, refit_engine
+    from converters.tensorrt.build import export_tensorrt
+    from converters.tensorrt.refit import refit_engine
+    from converters.tensorrt.session import open_engine
 
     refittable = tmp_path / "r18.engine"
-    export_tensorrt(onnx_files["fp32"], refittable, max_batch=8, refittable=True)
+    export_tensorrt(onnx_files["fp32"], refittable, BuildOptions(max_batch=8, refittable=True))
     refitted = tmp_path / "r18-refit.engine"
     result = refit_engine(refittable, onnx_files["other"], refitted)
     assert result.checks["parity_passed"] == 1.0  # judged against ONNX Runtime on the new ONNX, bias included
     fresh = tmp_path / "r18-fresh.engine"
-    export_tensorrt(onnx_files["other"], fresh, max_batch=8)  # not REFIT: free of its documented bias issue
+    # not REFIT: free of its documented bias issue
+    export_tensorrt(onnx_files["other"], fresh, BuildOptions(max_batch=8))
     x = np.random.default_rng(2).standard_normal((8, 3, 224, 224)).astype(np.float32)
     outputs = []
     for path in (refitted, fresh):
@@ -144,15 +150,16 @@ def test_refit_equals_a_fresh_build(onnx_files: dict[str, Path], tmp_path: Path)
 def test_weight_stripped_engine_runs_beside_its_onnx(onnx_files: dict[str, Path], tmp_path: Path) -> None:
     import shutil
 
-    from converters.tensorrt.build import export_tensorrt, open_engine
+    from converters.tensorrt.build import export_tensorrt
+    from converters.tensorrt.session import open_engine
 
     onnx_copy = tmp_path / onnx_files["fp32"].name
     shutil.copy(onnx_files["fp32"], onnx_copy)
     engine = tmp_path / "r18-stripped.engine"
-    export_tensorrt(onnx_copy, engine, max_batch=8, strip_weights=True)
+    export_tensorrt(onnx_copy, engine, BuildOptions(max_batch=8, strip_weights=True))
     assert engine.stat().st_size < onnx_copy.stat().st_size / 2  # the weights are not in the plan
     full = tmp_path / "r18-full.engine"
-    export_tensorrt(onnx_copy, full, max_batch=8)
+    export_tensorrt(onnx_copy, full, BuildOptions(max_batch=8))
     x = np.random.default_rng(3).standard_normal((8, 3, 224, 224)).astype(np.float32)
     outputs = []
     for path in (engine, full):
@@ -170,7 +177,7 @@ def test_tampered_engine_is_refused(resnet18: Path, onnx_files: dict[str, Path],
     from toolkit.cli import main
 
     engine = tmp_path / "r18.engine"
-    export_tensorrt(onnx_files["fp32"], engine, max_batch=8)
+    export_tensorrt(onnx_files["fp32"], engine, BuildOptions(max_batch=8))
     data = bytearray(engine.read_bytes())
     data[len(data) // 2] ^= 0x01
     engine.write_bytes(bytes(data))

@@ -18,8 +18,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import converters
+from converters.onnx.preflight import Finding
 from converters.tensorrt import ops as trt_ops
-from converters.onnx.preflight import Finding, lint_onnx
+from converters.tensorrt.lint import lint_onnx
 from toolkit.cli import main
 from toolkit.errors import ArtifactError, InvalidArgumentError
 

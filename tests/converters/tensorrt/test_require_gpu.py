@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from converters.tensorrt.build import tensorrt_installed, tensorrt_load_error
+from converters.tensorrt.runtime import tensorrt_installed, tensorrt_load_error
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 #: a real gpu-marked test that needs only CUDA (and onnxruntime-gpu)
 GPU_TEST = "tests/converters/onnx/test_ort_providers.py::test_a_cuda_session_runs_on_cuda_without_fallback_or_tf32"
 
@@ -43,6 +43,6 @@ def test_tensorrt_absent_and_broken_are_told_apart() -> None:
     if not tensorrt_installed():
         assert tensorrt_load_error() is None
     else:
-        from converters.tensorrt.build import tensorrt_version
+        from converters.tensorrt.runtime import tensorrt_version
 
         assert (tensorrt_version() is None) is (tensorrt_load_error() is not None)

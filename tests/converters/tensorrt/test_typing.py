@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STUBS = ROOT / "build" / "trt-stubs"
 
 
@@ -33,11 +33,12 @@ def stubs() -> Path:
 
 
 def test_trt_module_type_checks_and_an_any_escape_is_caught(stubs: Path, tmp_path: Path) -> None:
-    package = tmp_path / "converters"
-    package.mkdir()
+    package = tmp_path / "converters" / "tensorrt"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
     module = package / "_trt.py"
-    shutil.copy(ROOT / "converters" / "_trt.py", module)
+    shutil.copy(ROOT / "converters" / "tensorrt" / "_trt.py", module)
     (tmp_path / "toolkit").mkdir()  # the one rehead module _trt imports
     (tmp_path / "toolkit" / "__init__.py").write_text("")
     shutil.copy(ROOT / "toolkit" / "errors.py", tmp_path / "toolkit" / "errors.py")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from toolkit.models.architectures import min_input_size, torchvision_classifiers
 from toolkit.cli import main
 from toolkit.errors import ModelDirError, OutputExistsError
 from toolkit.extension import extend
+from toolkit.models.architectures import min_input_size, torchvision_classifiers
 from toolkit.models.model_dir import load_model_dir, save_model_dir
 from toolkit.records import ModelConfig, Preprocessing
 

@@ -37,13 +37,29 @@ def pretrain(
 ) -> FinetuneResult:
     """Build ``arch`` with random weights and a ``len(class_names)``-class head, train it, save it.
 
-    ``config`` defaults to ``PRETRAIN_CONFIG`` (5 epochs, no freezing, AdamW at 3e-3 for every
-    layer). ``input_size`` (pixels, default 32) sets the recorded preprocessing unless
-    ``preprocessing`` is given. The same ``config.seed`` gives the same initial weights, so a
-    ``resume`` finds its checkpoints again. ``progress`` (default False) prints the training's
-    progress on stderr.
+    The same ``config.seed`` gives the same initial weights, so a ``resume`` finds its
+    checkpoints again.
+
+    Args:
+        arch: The architecture (as ``extend`` names it).
+        data: The training data, as ``finetune`` takes it.
+        class_names: The classes of the head, in output order.
+        config: The run's settings (default ``PRETRAIN_CONFIG``: 5 epochs, no freezing, AdamW at
+            3e-3 for every layer).
+        output: The model directory to write.
+        input_size: Sets the recorded preprocessing (pixels, default 32) unless ``preprocessing``
+            is given.
+        preprocessing: The preprocessing record.
+        digits: ``"digits"`` data: these digits only.
+        overwrite: Replace ``output``.
+        resume: Continue from the newest readable checkpoint.
+        progress: Print the training's progress on stderr (default False).
+
+    Returns:
+        ``finetune``'s result.
     """
     from toolkit.extension import extend
+    from toolkit.heads.options import StrategyArgs
 
     config = config or PRETRAIN_CONFIG
     out = _atomic.check_output(output, overwrite=overwrite)
@@ -54,11 +70,10 @@ def pretrain(
         # extend draws the random backbone and the fresh head from config.seed
         init = extend(
             strategy="replace",
+            args=StrategyArgs(num_classes=len(class_names), seed=config.seed),
             arch=arch,
-            num_classes=len(class_names),
             class_names=list(class_names),
             preprocessing=prep,
-            seed=config.seed,
             output=stage / "model",
             random_init=True,  # pretraining from scratch is the point: no random-initialisation warning
         )

@@ -1,0 +1,123 @@
+"""An OpenVINO IR (``.xml`` + ``.bin``) as an artifact: runner, companions, precision, record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ArtifactError
+
+#: where rehead's record sits in the IR's runtime info (``<rt_info><rehead><record value=...>``)
+RT_KEY = ("rehead", "record")
+#: the sha256 of the ``.bin`` the ``.xml`` was saved with (``<rt_info><rehead><bin_sha256>``)
+BIN_KEY = ("rehead", "bin_sha256")
+
+
+def bin_path(xml: Path) -> Path:
+    """The weights file of an IR: same name, ``.bin``."""
+    return xml.with_suffix(".bin")
+
+
+def open_runner(
+    path: Path, *, device: str, threads: int | None, prep: Any = None, ov_precision: str | None = None, **_: Any
+) -> Any:
+    """OpenVINO on ``device`` at inference precision ``ov_precision``."""
+    from converters.openvino.runner import OpenVinoRunner
+
+    return OpenVinoRunner(
+        path,
+        device=device,
+        threads=threads,
+        ov_precision=ov_precision or "f32",
+        precision=precision(path),
+        preprocessing=prep,
+    )
+
+
+def companions(path: Path) -> list[tuple[Path, str]]:
+    """The ``.bin`` beside the ``.xml``, checked to be the one the IR was saved with."""
+    return [(check_weights(path), bin_path(path).name)]
+
+
+def check_weights(path: Path) -> Path:
+    """The IR's ``.bin``: present, and (when rehead recorded its sha256) the one written with
+    this ``.xml``; ``ArtifactError`` otherwise (a ``.bin`` of another model would load silently)."""
+    weights = bin_path(path)
+    if not weights.is_file():
+        raise ArtifactError(
+            f"'{path.name}' needs its weights '{weights.name}' beside it, which is missing",
+            hint="copy the .bin with the .xml (they travel together)",
+        )
+    recorded = _read_value(path, BIN_KEY)
+    if recorded is not None:
+        from toolkit.models.model_dir import sha256_file
+
+        actual = sha256_file(weights)
+        if actual != recorded:
+            raise ArtifactError(
+                f"'{weights.name}' is not the weights '{path.name}' was saved with "
+                f"(sha256 {actual[:12]}, recorded {recorded[:12]})",
+                hint="copy the .xml and .bin of one export together, or export again",
+            )
+    return weights
+
+
+def _read_value(path: Path, key: tuple[str, str]) -> str | None:
+    """A value of the IR's runtime info, read from the ``.xml`` text alone (weights not loaded)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ArtifactError(f"cannot read OpenVINO IR '{path.name}': {exc}", hint="re-export it") from exc
+    node = root.find(f"rt_info/{key[0]}/{key[1]}")
+    return None if node is None else node.attrib.get("value")
+
+
+def stamp_weights(path: Path) -> None:
+    """Record the sha256 of the IR's ``.bin`` in its ``.xml`` (runtime info), once both are written."""
+    import xml.etree.ElementTree as ET
+
+    from toolkit.models.model_dir import sha256_file
+
+    tree = ET.parse(path)
+    rt_info = tree.getroot().find("rt_info")
+    if rt_info is None:
+        rt_info = ET.SubElement(tree.getroot(), "rt_info")
+    group = rt_info.find(BIN_KEY[0])
+    if group is None:
+        group = ET.SubElement(rt_info, BIN_KEY[0])
+    for old in group.findall(BIN_KEY[1]):
+        group.remove(old)
+    ET.SubElement(group, BIN_KEY[1], value=sha256_file(bin_path(path)))
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """rehead's record stored in the IR's runtime info, or None (an IR another tool wrote)."""
+    value = _read_value(path, RT_KEY)
+    if value is None:
+        return None
+    try:
+        record = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"'{path.name}' holds a damaged rehead record: {exc}", hint="re-export it") from exc
+    return record if isinstance(record, dict) else None
+
+
+def recorded_model(path: Path) -> dict[str, Any] | None:
+    """The model record (``weights_sha256``, class names, ...) rehead stored in the IR."""
+    return read_record(path)
+
+
+def precision(path: Path) -> str:
+    """The precision rehead recorded (``fp32``, ``fp16`` weights, ``int8``), else ``fp32``."""
+    recorded = str((read_record(path) or {}).get("precision", "fp32")).lower()
+    return recorded if recorded in ("fp32", "fp16", "int8") else "fp32"
+
+
+def size(path: Path) -> int:
+    """The ``.xml`` and its ``.bin``."""
+    weights = bin_path(path)
+    return path.stat().st_size + (weights.stat().st_size if weights.is_file() else 0)

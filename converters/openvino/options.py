@@ -1,0 +1,52 @@
+"""``OpenVinoExportOptions``: what an OpenVINO IR export makes, declared once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from toolkit.errors import InvalidArgumentError
+
+SCHEMA_VERSION = 1
+#: inference precisions an IR can be checked at before it is published
+CHECK_PRECISIONS = ("f32", "bf16", "f16")
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenVinoExportOptions:
+    """The settings of one OpenVINO export (``export_openvino``).
+
+    Args:
+        compress_to_fp16: store the weights in fp16 (half the ``.bin``; what iGPUs and NPUs run;
+            a CPU decompresses them at load). Default False. An INT8 QDQ source keeps its INT8.
+        check_precision: the inference precision the IR is judged at against eager before it
+            is published: ``f32`` (default), ``bf16`` or ``f16``, each with its preset.
+        threads: threads of the check (None: OpenVINO's choice).
+    """
+
+    compress_to_fp16: bool = False
+    check_precision: str = "f32"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.check_precision not in CHECK_PRECISIONS:
+            raise InvalidArgumentError(
+                f"unknown OpenVINO inference precision '{self.check_precision}'",
+                hint=f"check_precision is one of {', '.join(CHECK_PRECISIONS)}",
+                param="check_precision",
+            )
+
+    def replace(self, **changes: Any) -> OpenVinoExportOptions:
+        """A copy with ``changes`` (field names; ``TypeError`` for another name)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON, with ``schema_version``."""
+        return {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OpenVinoExportOptions:
+        """Read ``to_json``'s output back (keys it lacks keep their defaults)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
