@@ -6,7 +6,7 @@
 #   gpu: the same plus TensorRT engines and `rehead serve` (Triton through PyTriton).
 #     docker build --target gpu -t rehead:gpu .
 #     docker run --rm --gpus all -p 8000-8002:8000-8002 -v "$PWD/out:/out" rehead:gpu serve /out/BUNDLE --host 0.0.0.0
-# The install line of each stage is the README's quick-start line (`pip install ".[cpu,serve]"`), with the
+# The install line of each stage is the README's quick-start line (`pip install ".[cpu,serve,openvino]"`), with the
 # gpu stage's extras in place of cpu; the test holds them to it.
 
 # ---------------------------------------------------------------------------------------------------
@@ -39,7 +39,7 @@ COPY converters ./converters
 COPY validation ./validation
 # DL3013 (pin pip versions): "." is this source tree; pyproject.toml bounds its dependencies.
 # hadolint ignore=DL3013
-RUN pip install ".[gpu,serve]"
+RUN pip install ".[gpu,serve,openvino]"
 
 USER 10001
 WORKDIR /home/rehead
@@ -83,7 +83,7 @@ COPY converters ./converters
 COPY validation ./validation
 # DL3013: as in gpu.
 # hadolint ignore=DL3013
-RUN pip install ".[cpu,serve]"
+RUN pip install ".[cpu,serve,openvino]"
 
 USER 10001
 WORKDIR /home/rehead

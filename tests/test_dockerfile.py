@@ -181,7 +181,7 @@ def check_install_lines(text: str) -> None:
     stages = parse_stages(text)
     readme = readme_install_line()
     assert install_line(stage(stages, "cpu")) == readme, "the cpu install line differs from the README's"
-    expected = readme.replace(".[cpu,serve]", ".[gpu,serve]")
+    expected = readme.replace(".[cpu,serve,openvino]", ".[gpu,serve,openvino]")
     gpu = install_line(stage(stages, "gpu"))
     assert gpu == expected, f"gpu installs with {gpu!r}; expected the README's line with gpu extras: {expected!r}"
 
@@ -291,8 +291,8 @@ BROKEN = {
     "gpu as root": ("non_root", _swap("USER 10001", "USER 0:0"), "'gpu'"),
     "shell-form entrypoint": ("entrypoint", _swap('ENTRYPOINT ["rehead"]', "ENTRYPOINT rehead"), "exec form"),
     "other entrypoint": ("entrypoint", _last('ENTRYPOINT ["rehead"]', 'ENTRYPOINT ["python3"]'), "'cpu'"),
-    "cpu install differs": ("install_lines", _last('pip install ".[cpu,serve]"', 'pip install ".[cpu,dev]"'), "cpu"),
-    "gpu extras lost": ("install_lines", _swap('pip install ".[gpu,serve]"', 'pip install ".[gpu]"'), "gpu"),
+    "cpu install differs": ("install_lines", _last('pip install ".[cpu,serve,openvino]"', 'pip install ".[cpu,dev]"'), "cpu"),
+    "gpu extras lost": ("install_lines", _swap('pip install ".[gpu,serve,openvino]"', 'pip install ".[gpu]"'), "gpu"),
     "CUDA torch": ("cpu_torch", _swap(CPU_TORCH_INDEX, "https://download.pytorch.org/whl/cu128"), "expected one"),
     "torch bound drifts": ("cpu_torch", _swap('"torch>=2.4"', '"torch>=2.0"'), "pyproject"),
     "no healthcheck": ("healthcheck", _swap("HEALTHCHECK ", "# HEALTHCHECK "), "no HEALTHCHECK"),
@@ -318,7 +318,7 @@ def test_context_check_fails_when_a_copy_source_is_ignored(dockerfile: str) -> N
 
 def test_the_install_line_is_read_from_the_readme() -> None:
     # Guards the extraction itself: a README reshuffle that hides the install line must not pass.
-    assert readme_install_line() == 'pip install ".[cpu,serve]"'
+    assert readme_install_line() == 'pip install ".[cpu,serve,openvino]"'
 
 
 def test_install_line_extras_exist_in_pyproject(dockerfile: str) -> None:

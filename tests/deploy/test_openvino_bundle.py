@@ -52,7 +52,7 @@ def test_a_changed_bin_is_refused(ov_bundle: Path, tmp_path: Path) -> None:
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(BundleMismatchError, match="model.bin"):
+    with pytest.raises(BundleMismatchError, match=r"model\.bin"):
         verify(copy)
 
 
