@@ -291,7 +291,11 @@ BROKEN = {
     "gpu as root": ("non_root", _swap("USER 10001", "USER 0:0"), "'gpu'"),
     "shell-form entrypoint": ("entrypoint", _swap('ENTRYPOINT ["rehead"]', "ENTRYPOINT rehead"), "exec form"),
     "other entrypoint": ("entrypoint", _last('ENTRYPOINT ["rehead"]', 'ENTRYPOINT ["python3"]'), "'cpu'"),
-    "cpu install differs": ("install_lines", _last('pip install ".[cpu,serve,openvino]"', 'pip install ".[cpu,dev]"'), "cpu"),
+    "cpu install differs": (
+        "install_lines",
+        _last('pip install ".[cpu,serve,openvino]"', 'pip install ".[cpu,dev]"'),
+        "cpu",
+    ),
     "gpu extras lost": ("install_lines", _swap('pip install ".[gpu,serve,openvino]"', 'pip install ".[gpu]"'), "gpu"),
     "CUDA torch": ("cpu_torch", _swap(CPU_TORCH_INDEX, "https://download.pytorch.org/whl/cu128"), "expected one"),
     "torch bound drifts": ("cpu_torch", _swap('"torch>=2.4"', '"torch>=2.0"'), "pyproject"),
