@@ -40,6 +40,8 @@ LIGHT = (
     "converters.int8.record",
     "converters.onnx",
     "converters.onnx.options",
+    "converters.openvino",
+    "converters.openvino.options",
     "converters.pt2",
     "converters.pt2.options",
     "converters.tensorrt",

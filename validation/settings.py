@@ -55,6 +55,31 @@ def check_batch_sizes(batch_sizes: Sequence[int]) -> list[int]:
     return sizes
 
 
+#: who may run an ``.onnx`` artifact (``runtimes``: one or both, each a row of the report)
+ONNX_RUNTIMES = ("onnxruntime", "openvino")
+#: OpenVINO's inference precisions (``ov_precision``)
+OV_PRECISIONS = ("f32", "bf16", "f16")
+
+
+def check_runtimes(runtimes: Sequence[str]) -> tuple[str, ...]:
+    """The runtimes asked for, each known, duplicates dropped, at least one.
+
+    Args:
+        runtimes: names from ``ONNX_RUNTIMES``.
+    """
+    if isinstance(runtimes, str):
+        runtimes = [r for r in runtimes.split(",") if r.strip()]
+    names = tuple(dict.fromkeys(str(r).strip() for r in runtimes))
+    unknown = [r for r in names if r not in ONNX_RUNTIMES]
+    if unknown or not names:
+        raise InvalidArgumentError(
+            f"unknown runtime '{unknown[0]}'" if unknown else "no runtime given",
+            hint=f"runtimes are {', '.join(ONNX_RUNTIMES)} (e.g. runtimes=('onnxruntime', 'openvino'))",
+            param="runtimes",
+        )
+    return names
+
+
 @dataclasses.dataclass(frozen=True)
 class LatencySettings:
     """``warmup_s``: seconds of untimed runs first (default 0.5); ``min_runs`` (default 20) and
@@ -110,6 +135,8 @@ class ValidateSettings:
     reference_cache: str | os.PathLike[str] | None = DEFAULT_CACHE
     ort_provider: str | None = None
     require_real_data: bool = False
+    runtimes: Sequence[str] = ("onnxruntime",)
+    ov_precision: str = "f32"
 
     def replace(self, **changes: Any) -> ValidateSettings:
         """A copy with ``changes`` applied (the record itself never changes).
@@ -132,10 +159,19 @@ class ValidateSettings:
         batch_sizes = tuple(check_batch_sizes(self.batch_sizes))
         device = check_device(self.device)
         ort_provider = check_provider(self.ort_provider, self.device)
+        runtimes = check_runtimes(self.runtimes)
+        if self.ov_precision not in OV_PRECISIONS:
+            raise InvalidArgumentError(
+                f"unknown OpenVINO inference precision '{self.ov_precision}'",
+                hint=f"ov_precision is one of {', '.join(OV_PRECISIONS)}",
+                param="ov_precision",
+            )
         if self.preset is not None:
             resolve_preset(self.preset, "fp32")
         with_overrides(PRESETS["fp32"], atol=self.atol, rtol=self.rtol)  # reject bad overrides before any work
-        return self.replace(samples=samples, batch_sizes=batch_sizes, device=device, ort_provider=ort_provider)
+        return self.replace(
+            samples=samples, batch_sizes=batch_sizes, device=device, ort_provider=ort_provider, runtimes=runtimes
+        )
 
     def as_bench(self) -> ValidateSettings:
         """This record as a ``bench`` run: latency only, on one batch of the largest batch size of
@@ -169,6 +205,8 @@ class ValidateSettings:
             "parity": self.parity,
             "cross_check": self.cross_check,
             "ort_provider": self.ort_provider,
+            "runtimes": list(self.runtimes),
+            "ov_precision": self.ov_precision,
             "reference": REFERENCE,
         }
 
@@ -190,6 +228,10 @@ class ValidateSettings:
         fields.update({name: value for name, value in (gates or {}).items() if name in ("max_p99_ms", "min_speedup")})
         if "batch_sizes" in data:
             fields["batch_sizes"] = tuple(data["batch_sizes"])
+        if "runtimes" in data:
+            fields["runtimes"] = tuple(data["runtimes"])
+        if "ov_precision" in data:
+            fields["ov_precision"] = str(data["ov_precision"])
         if "latency" in data:
             latency = data["latency"]
             fields["latency"] = latency is not None

@@ -56,22 +56,42 @@ def open_all(
     settings: Settings,
     threads: int,
     stack: contextlib.ExitStack,
-) -> list[Runner]:
-    """Check each artifact's lineage, then open its runner; every runner is closed by ``stack``."""
-    runners = []
+) -> list[tuple[Artifact, Runner]]:
+    """Check each artifact's lineage, then open its runner (an ``.onnx`` file one per runtime
+    asked for); every runner is closed by ``stack``. Returns (artifact, runner) per report row."""
+    runners: list[tuple[Artifact, Runner]] = []
     for artifact in artifacts:
         if not isinstance(artifact, Runner) and not str(artifact).startswith("eager:") and Path(artifact).is_file():
             check_lineage(loaded.config, Path(artifact), cross_check=settings.cross_check)
-        runner = open_runner(
-            artifact,
-            device=settings.device,
-            threads=threads,
-            module=loaded.module,
-            prep=loaded.config.preprocessing,
-            ort_provider=settings.ort_provider,
-        )
-        runners.append(stack.enter_context(runner))
+        for runtime in _runtimes_of(artifact, settings):
+            runner = open_runner(
+                artifact,
+                device=settings.device,
+                threads=threads,
+                module=loaded.module,
+                prep=loaded.config.preprocessing,
+                ort_provider=settings.ort_provider if runtime != "openvino" else None,
+                runtime=runtime,
+                ov_precision=settings.ov_precision if settings.ov_precision != "f32" else None,
+            )
+            runners.append((artifact, stack.enter_context(runner)))
     return runners
+
+
+def rows(artifacts: Sequence[Artifact], settings: Settings) -> int:
+    """How many report rows ``artifacts`` make (an ``.onnx`` file one per runtime)."""
+    return sum(len(_runtimes_of(a, settings)) for a in artifacts)
+
+
+def _runtimes_of(artifact: Artifact, settings: Settings) -> tuple[str | None, ...]:
+    """An ``.onnx`` file is opened once per runtime asked for (each a row of the report); any
+    other artifact once, by its format's runtime."""
+    from converters.artifact import find_format
+
+    if isinstance(artifact, Runner) or str(artifact).startswith("eager:"):
+        return (None,)
+    fmt = find_format(artifact)
+    return tuple(settings.runtimes) if fmt is not None and fmt.kind == "onnx" else (None,)
 
 
 def parity_inputs(loaded: LoadedModel, runners: list[Runner], settings: Settings) -> ParityInputs:
@@ -92,13 +112,13 @@ def parity_inputs(loaded: LoadedModel, runners: list[Runner], settings: Settings
 def _pixel_grid_if_baked(inputs: ParityInputs, runners: list[Runner], prep: Preprocessing) -> ParityInputs:
     """With a baked-preprocessing artifact among ``runners``, every runner (and the reference)
     gets inputs on the uint8 pixel grid, so that all of them see exactly the same images."""
-    from converters.onnx.runner import OrtRunner, on_pixel_grid
+    from converters.onnx.runner import on_pixel_grid
 
     baked = False
     for runner in runners:
-        if isinstance(runner, OrtRunner):
+        if hasattr(runner, "baked"):  # the runners of graphs (ONNX Runtime, OpenVINO)
             runner.load()
-            baked = baked or runner.baked
+            baked = baked or bool(runner.baked)
     if not baked:
         return inputs
     grid = on_pixel_grid(inputs.images, prep)

@@ -82,6 +82,8 @@ def validate(
     reference_cache: str | os.PathLike[str] | None = _DEFAULTS.reference_cache,
     ort_provider: str | None = _DEFAULTS.ort_provider,
     require_real_data: bool = _DEFAULTS.require_real_data,
+    runtimes: Sequence[str] = _DEFAULTS.runtimes,
+    ov_precision: str = _DEFAULTS.ov_precision,
     progress: bool = False,
 ) -> ValidationReport:
     """Prove each artifact matches the eager fp32 model and measure how fast it runs.
@@ -121,6 +123,8 @@ def validate(
             running the model. Other artifacts ignore it.
         require_real_data: fail parity (an ``inputs`` failure, exit 1) when it was checked on
             random inputs only (default False).
+        runtimes: who runs ``.onnx`` artifacts, each a row: ``onnxruntime`` (default), ``openvino``.
+        ov_precision: OpenVINO's inference precision, ``f32`` (default) | ``bf16`` | ``f16``.
         progress: print a progress bar on stderr (default False: silent).
 
     Returns the report; ``report.raise_for_status()`` turns failures into ``GateFailedError``.
@@ -148,6 +152,8 @@ def validate(
         reference_cache=reference_cache,
         ort_provider=ort_provider,
         require_real_data=require_real_data,
+        runtimes=runtimes,
+        ov_precision=ov_precision,
     )
     return run(model_dir, artifacts, settings, progress=progress)
 
@@ -166,6 +172,8 @@ def bench(
     head_latency: bool = _DEFAULTS.head_latency,
     cross_check: bool = _DEFAULTS.cross_check,
     ort_provider: str | None = _DEFAULTS.ort_provider,
+    runtimes: Sequence[str] = _DEFAULTS.runtimes,
+    ov_precision: str = _DEFAULTS.ov_precision,
     progress: bool = False,
 ) -> ValidationReport:
     """Latency only (no parity): eager and every artifact at each batch size, plus the head.
@@ -187,6 +195,7 @@ def bench(
         cross_check: as in ``validate``.
         ort_provider: ``cuda`` | ``tensorrt`` for ``.onnx`` artifacts on a CUDA device, as in
             ``validate``.
+        runtimes, ov_precision: as in ``validate``.
         progress: print a progress bar on stderr (default False: silent).
     """
     latency = LatencySettings(warmup_s=warmup_s, min_runs=min_runs, min_duration_s=duration_s, max_cv=max_cv)
@@ -198,6 +207,8 @@ def bench(
         latency_settings=latency,
         cross_check=cross_check,
         ort_provider=ort_provider,
+        runtimes=runtimes,
+        ov_precision=ov_precision,
     ).as_bench()
     return run(model_dir, artifacts, settings, progress=progress)
 
@@ -240,18 +251,16 @@ def run(
         contextlib.ExitStack() as stack,
         Progress(
             "validating" if settings.parity else "benchmarking",
-            total=_steps(len(artifacts), settings),
+            total=_steps(stages.rows(artifacts, settings), settings),
             enabled=progress,
         ) as bar,
     ):
         settings = settings.replace(threads=n_threads)  # the report records the count that was used
         with bar.step("open"):
-            runners = stages.open_all(loaded, artifacts, settings, n_threads, stack)
-            inputs = stages.parity_inputs(loaded, runners, settings)
+            opened = stages.open_all(loaded, artifacts, settings, n_threads, stack)
+            inputs = stages.parity_inputs(loaded, [runner for _, runner in opened], settings)
         judge, cached = _reference(loaded, inputs, settings, bar)
-        results = [
-            stages.run_artifact(artifact, runner, judge) for artifact, runner in zip(artifacts, runners, strict=True)
-        ]
+        results = [stages.run_artifact(artifact, runner, judge) for artifact, runner in opened]
         head = None
         if settings.latency and settings.head_latency:
             with bar.step("head latency"):

@@ -140,6 +140,8 @@ class Int8Decision:
     heldout: Mapping[str, Any]
     sensitivity_method: str
     search_seconds: float
+    #: where agreement and latency were measured (``onnxruntime``; ``openvino`` for that target)
+    runtime: str = "onnxruntime"
     schema_version: int = SCHEMA_VERSION
 
     def summary(self) -> str:
@@ -151,7 +153,7 @@ class Int8Decision:
             speed = f"; {lat['chosen']:.2f} ms vs fp32 {lat['fp32']:.2f} ms ({lat['fp32'] / lat['chosen']:.2f}x)"
         kept = f"{len(self.fp32_nodes)} of {self.quantized_nodes + len(self.fp32_nodes)} nodes in fp32"
         what = "fp32 (no INT8 variant was faster)" if self.chosen == "fp32" else f"INT8, {kept}"
-        return f"accuracy-aware INT8: {what}; top-1 agreement {agree}{speed}"
+        return f"accuracy-aware INT8: {what}; top-1 agreement {agree}{speed} ({self.runtime})"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,6 +171,7 @@ class Int8Decision:
             "heldout": dict(self.heldout),
             "sensitivity_method": self.sensitivity_method,
             "search_seconds": self.search_seconds,
+            "runtime": self.runtime,
         }
 
     @classmethod
@@ -198,6 +201,7 @@ class Int8Decision:
                 heldout=dict(data["heldout"]),
                 sensitivity_method=str(data["sensitivity_method"]),
                 search_seconds=float(data["search_seconds"]),
+                runtime=str(data.get("runtime", "onnxruntime")),  # decisions written before OpenVINO
             )
         except (KeyError, TypeError, ValueError, AttributeError, InvalidArgumentError) as exc:
             raise ArtifactError(

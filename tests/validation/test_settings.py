@@ -61,7 +61,7 @@ def test_report_settings_round_trip() -> None:
     data = record.to_json()
     assert list(data) == [
         "batch_sizes", "device", "preset", "atol", "rtol", "threads", "seed", "latency", "parity", "cross_check",
-        "ort_provider", "reference",
+        "ort_provider", "runtimes", "ov_precision", "reference",
     ]
     assert data["reference"] == REFERENCE and data["latency"]["max_cv"] == 1.0
     back = ValidateSettings.from_json(data, record.gates_json())

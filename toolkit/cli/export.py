@@ -15,13 +15,15 @@ from typing import Any
 import typer
 
 from converters.onnx.options import CALIB_METHODS, OnnxExportOptions
+from converters.openvino.options import CHECK_PRECISIONS, OpenVinoExportOptions
 from converters.pt2.options import Pt2ExportOptions
 from converters.tensorrt.options import DEFAULT_DEVICE, DEFAULT_MAX_BATCH, HARDWARE_COMPAT, BuildOptions
 from toolkit.cli._app import app
 
 export_app = typer.Typer(
     name="export",
-    help="Export a model directory to ONNX (fp32, fp16, INT8) or an AOTInductor .pt2 package.",
+    help="Export a model directory to ONNX (fp32, fp16, INT8), an OpenVINO IR, a TensorRT engine or an "
+    "AOTInductor .pt2 package.",
     no_args_is_help=True,
 )
 app.add_typer(export_app, name="export")
@@ -253,3 +255,68 @@ def tensorrt_command(
         onnx, path, options, device=device, allow_mismatch=allow_mismatch, overwrite=overwrite, progress=True
     )
     _report(result)
+
+
+@export_app.command("openvino")
+def openvino_command(
+    source: Path = typer.Argument(
+        ..., metavar="MODEL_DIR|MODEL.onnx", help="A model directory, or rehead's ONNX (with --model-dir)."
+    ),
+    path: Path = typer.Option(..., "-o", "--output", help="OpenVINO IR to write (.xml; its .bin goes beside it)."),
+    model_dir: Path | None = typer.Option(
+        None, "--model-dir", help="The model directory an ONNX source was exported from (its eager model is the "
+        "reference the IR is checked against)."
+    ),
+    compress_fp16: bool = typer.Option(
+        False, "--compress-fp16", help="fp16 weights (half the .bin; what iGPUs and NPUs run)."
+    ),
+    check_precision: str = typer.Option(
+        OpenVinoExportOptions.check_precision,
+        "--check-precision",
+        help=f"Inference precision of the check against eager: {' | '.join(CHECK_PRECISIONS)}.",
+    ),
+    int8: bool = typer.Option(False, "--int8", help="From a model directory: the INT8 QDQ graph (OpenVINO runs it)."),
+    calib: str | None = typer.Option(
+        OnnxExportOptions.calib, "--calib", help="Calibration images with --int8: 'digits' or an image folder."
+    ),
+    calib_samples: int = typer.Option(
+        OnnxExportOptions.calib_samples, "--calib-samples", help="Number of calibration images."
+    ),
+    min_agreement: float | None = typer.Option(
+        OnnxExportOptions.min_agreement,
+        "--min-agreement",
+        help="Accuracy-aware INT8 (with --int8): the fastest graph IN OPENVINO whose top-1 agreement with eager "
+        "on held-out images is at least this (e.g. 0.99).",
+    ),
+    new_class_min_agreement: float | None = typer.Option(
+        OnnxExportOptions.new_class_min_agreement,
+        "--new-class-min-agreement",
+        help="The same target for the images of the new classes on their own.",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the IR if it exists."),
+) -> None:
+    """Write an OpenVINO IR (.xml + .bin) from MODEL_DIR (exported to ONNX first; --int8 for the
+    INT8 QDQ graph, searched in OpenVINO with --min-agreement) or from rehead's ONNX, check it in
+    OpenVINO against eager per class slice, and publish both files together. OpenVINO's
+    telemetry stays off."""
+    from converters.openvino.export import export_openvino
+
+    options = OpenVinoExportOptions(check_precision=check_precision, **_given(compress_to_fp16=_on(compress_fp16)))
+    onnx_options = OnnxExportOptions(
+        calib=calib,
+        calib_samples=calib_samples,
+        min_agreement=min_agreement,
+        new_class_min_agreement=new_class_min_agreement,
+        **_given(int8=_on(int8), int8_target="openvino" if int8 else None),
+    )
+    _report(
+        export_openvino(
+            source,
+            path,
+            model_dir=model_dir,
+            options=options,
+            onnx_options=onnx_options,
+            overwrite=overwrite,
+            progress=True,
+        )
+    )

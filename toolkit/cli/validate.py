@@ -16,7 +16,12 @@ from toolkit.cli._app import app
 from toolkit.cli._parse import int_list
 from validation.settings import LatencySettings, ValidateSettings
 
-_ARTIFACTS_HELP = "Exported artifacts (.onnx, .pt2, .engine/.plan) or eager:fp16 / eager:bf16."
+_ARTIFACTS_HELP = "Exported artifacts (.onnx, .xml, .pt2, .engine/.plan) or eager:fp16 / eager:bf16."
+_RUNTIMES = ",".join(ValidateSettings.runtimes)
+_RUNTIME_HELP = (
+    "Who runs .onnx artifacts: onnxruntime | openvino, or both (onnxruntime,openvino: one row each, side by side)."
+)
+_OV_PRECISION_HELP = "OpenVINO's inference precision for .xml (and --runtime openvino): f32 | bf16 | f16."
 _ORT_PROVIDER_HELP = (
     "ONNX Runtime execution provider for .onnx artifacts with --device cuda: cuda | tensorrt "
     "(needs onnxruntime-gpu; default: the device's default)."
@@ -39,10 +44,13 @@ def _console() -> object:
     return Console(width=None if sys.stdout.isatty() else 160)
 
 
-def _check_outputs(overwrite: bool, *paths: Path | None) -> None:
-    """Refuse existing report outputs before any work is done (no clobber without --overwrite)."""
+def _check_outputs(overwrite: bool, *paths: Path | None, device: str) -> None:
+    """Refuse a bad device, then existing report outputs, before any work is done (no clobber
+    without --overwrite)."""
     from toolkit import _atomic
+    from toolkit._args import check_device
 
+    check_device(device)
     for path in paths:
         if path is not None:
             _atomic.check_output(path, overwrite=overwrite)
@@ -114,15 +122,14 @@ def validate(
         False, "--cross-check", help="Compare artifacts exported from another model directory on purpose."
     ),
     ort_provider: str | None = typer.Option(ValidateSettings.ort_provider, "--ort-provider", help=_ORT_PROVIDER_HELP),
+    runtime: str = typer.Option(_RUNTIMES, "--runtime", help=_RUNTIME_HELP),
+    ov_precision: str = typer.Option(ValidateSettings.ov_precision, "--ov-precision", help=_OV_PRECISION_HELP),
     timings: bool = typer.Option(False, "--timings", help="After the table, print where the time went (seconds)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing report outputs."),
 ) -> None:
     """Prove each ARTIFACT matches the eager model (kept and new classes checked on their own) and
     time it. Exit 1 when parity or a latency gate fails."""
-    from toolkit._args import check_device
-
-    check_device(device)
-    _check_outputs(overwrite, report_dir, json_path, junit_path)
+    _check_outputs(overwrite, report_dir, json_path, junit_path, device=device)
     from toolkit.cli.export import _given, _off, _on
     from validation.report import write_reports
     from validation.report.console import print_summary
@@ -142,6 +149,8 @@ def validate(
         max_p99_ms=max_p99_ms,
         min_speedup=min_speedup,
         ort_provider=ort_provider,
+        runtimes=tuple(runtime.split(",")),
+        ov_precision=ov_precision,
         **_given(  # the on/off flags, only when given
             latency=_off(no_latency), cross_check=_on(cross_check), require_real_data=_on(require_real_data)
         ),
@@ -183,14 +192,13 @@ def bench(
         False, "--cross-check", help="Time artifacts exported from another model directory on purpose."
     ),
     ort_provider: str | None = typer.Option(ValidateSettings.ort_provider, "--ort-provider", help=_ORT_PROVIDER_HELP),
+    runtime: str = typer.Option(_RUNTIMES, "--runtime", help=_RUNTIME_HELP),
+    ov_precision: str = typer.Option(ValidateSettings.ov_precision, "--ov-precision", help=_OV_PRECISION_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """Latency of eager PyTorch and every ARTIFACT (p50/p90/p95/p99, throughput, speed-up), and of
     the old head against the new head."""
-    from toolkit._args import check_device
-
-    check_device(device)
-    _check_outputs(overwrite, json_path)
+    _check_outputs(overwrite, json_path, device=device)
     from toolkit.cli.export import _given, _on
     from validation.report import write_reports
     from validation.report.console import print_summary
@@ -202,6 +210,8 @@ def bench(
         device=device,
         latency_settings=LatencySettings(warmup_s=warmup_s, min_duration_s=min_duration_s, max_cv=max_cv),
         ort_provider=ort_provider,
+        runtimes=tuple(runtime.split(",")),
+        ov_precision=ov_precision,
         **_given(cross_check=_on(cross_check)),
     ).as_bench()
     result = run(model_dir, artifacts, settings, progress=True)
