@@ -21,7 +21,8 @@ def test_demo_writes_every_stage_and_report(demo_run: tuple[Path, int]) -> None:
     assert code == 0
     for folder in ("pretrained", "extended", "finetuned"):
         assert (out / folder / "model.safetensors").is_file() and (out / folder / "config.json").is_file()
-    for name in ("model.onnx", "model-int8.onnx", "model.pt2"):
+    # the openvino extra is part of the quick start and CI: the demo writes both graphs as IRs too
+    for name in ("model.onnx", "model-int8.onnx", "model.pt2", "model.xml", "model.bin", "model-int8.xml"):
         assert (out / "artifacts" / name).stat().st_size > 1000
     for name in ("report.html", "report.json", "junit.xml"):
         assert (out / "report" / name).is_file()
@@ -30,7 +31,9 @@ def test_demo_writes_every_stage_and_report(demo_run: tuple[Path, int]) -> None:
     assert [s["stage"] for s in cfg["lineage"]][-1] == "finetune"
     summary = json.loads((out / "summary.json").read_text())
     rows = {r["artifact"]: r for r in summary["rows"]}
-    assert set(rows) == {"eager", "model.onnx", "model-int8.onnx", "model.pt2"}
+    assert set(rows) == {"eager", "model.onnx", "model-int8.onnx", "model.pt2", "model.xml", "model-int8.xml"}
+    assert rows["model.xml"]["test_top1"] == pytest.approx(rows["eager"]["test_top1"], abs=1 / 270)
+    assert rows["model.xml"]["size_bytes"] > (out / "artifacts" / "model.bin").stat().st_size
     # fp32 artifacts agree with eager on every test image; INT8 stays close
     assert rows["model.onnx"]["test_top1"] == pytest.approx(rows["eager"]["test_top1"], abs=1 / 270)
     assert rows["model.pt2"]["test_top1"] == pytest.approx(rows["eager"]["test_top1"], abs=1 / 270)
@@ -49,7 +52,7 @@ def test_demo_ends_with_a_bundle_a_triton_repository_and_a_live_round_trip(
     capsys.readouterr()
     assert main(["verify", str(out / "bundle")]) == 0
     manifest = json.loads((out / "bundle" / "manifest.json").read_text())
-    assert {a["file"].split("/")[-1] for a in manifest["artifacts"]} >= {"model.onnx"}
+    assert {a["file"].split("/")[-1] for a in manifest["artifacts"]} >= {"model.onnx", "model.xml"}
     assert (out / "triton" / "digits" / "config.pbtxt").is_file()
     assert (out / "triton" / "digits" / "1" / "model.onnx").is_file()
     state = json.loads((out / "demo-state.json").read_text())

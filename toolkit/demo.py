@@ -3,7 +3,8 @@
 1. pretrain a resnet18 (32x32 input) on digits 0-6 from random weights;
 2. extend its head to all ten digits with a strategy;
 3. fine-tune it with the two-phase policy (head only, then everything);
-4. export ONNX fp32, ONNX INT8 (calibrated on digits) and an AOTInductor ``.pt2``;
+4. export ONNX fp32, ONNX INT8 (calibrated on digits), an AOTInductor ``.pt2`` and, with OpenVINO
+   installed, both ONNX graphs as OpenVINO IRs;
 5. validate parity (kept vs new classes) and latency of each artifact against eager;
 6. write the HTML/JSON/JUnit report and return a summary table.
 
@@ -180,7 +181,8 @@ def _run_stages(root: Path, strategy: str, fresh: bool, s: DemoSettings, progres
                        lambda t: _extend(pretrained, t, strategy, s))
     d_tune = stages.run("finetune", {"epochs": s.finetune_epochs, "freeze": s.freeze_epochs, "seed": s.seed,
                                      "input": d_ext}, tuned, lambda t: _finetune(extended, t, s, progress))
-    d_art = stages.run("export", {"calib": s.calib_samples, "pt2": s.pt2, "input": d_tune}, artifacts,
+    d_art = stages.run("export", {"calib": s.calib_samples, "pt2": s.pt2, "openvino": _openvino_installed(),
+                                  "input": d_tune}, artifacts,
                        lambda t: _export(tuned, t, s, progress))
     stages.run("validate", {"samples": s.validate_samples, "batch_sizes": s.batch_sizes, "threads": s.threads,
                             "duration": s.latency_duration_s, "input": d_art}, report_dir,
@@ -259,6 +261,17 @@ def _export(model_dir: Path, target: Path, settings: DemoSettings, progress: boo
                     calib_samples=settings.calib_samples, progress=progress)
         if settings.pt2:
             export_pt2(model_dir, stage / "model.pt2", progress=progress)
+        if _openvino_installed():  # the same two graphs as OpenVINO IRs (Intel CPUs, iGPUs, NPUs)
+            from converters.openvino.export import export_openvino
+
+            for name in ("model", "model-int8"):
+                export_openvino(stage / f"{name}.onnx", stage / f"{name}.xml", model_dir=model_dir, progress=progress)
+
+
+def _openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def _validate(model_dir: Path, artifacts: Path, target: Path, summary_path: Path, settings: DemoSettings,
@@ -266,8 +279,8 @@ def _validate(model_dir: Path, artifacts: Path, target: Path, summary_path: Path
     from validation import validate, write_reports
     from validation.latency import LatencySettings
 
-    files = [p for p in (artifacts / "model.onnx", artifacts / "model-int8.onnx", artifacts / "model.pt2")
-             if p.is_file()]
+    names = ("model.onnx", "model-int8.onnx", "model.xml", "model-int8.xml", "model.pt2")
+    files = [artifacts / name for name in names if (artifacts / name).is_file()]
     report = validate(model_dir, [str(p) for p in files], data="digits", samples=settings.validate_samples,
                       batch_sizes=settings.batch_sizes, threads=settings.threads,
                       latency_settings=LatencySettings(warmup_s=0.2, min_duration_s=settings.latency_duration_s),
@@ -386,6 +399,7 @@ def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: Dem
     """One row per artifact (eager first): size, test top-1 (all / old / new digits), parity, p50, speedup."""
     import numpy as np
 
+    from converters import artifact
     from toolkit.data.digits import digits_tensors
     from toolkit.models.model_dir import load_model_dir
     from validation import open_runner
@@ -408,7 +422,7 @@ def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: Dem
         latency = result.latency.get(bs) if result else report.reference_latency.get(bs)
         rows.append({
             "artifact": name,
-            "size_bytes": path.stat().st_size if path else (model_dir / "model.safetensors").stat().st_size,
+            "size_bytes": artifact.size(path) if path else (model_dir / "model.safetensors").stat().st_size,
             "test_top1": float((preds == y).mean()),
             "test_top1_old": float((preds[old] == y[old]).mean()),
             "test_top1_new": float((preds[~old] == y[~old]).mean()),

@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'rehead[openvino]'")
-
 from tests.deploy.conftest import FAST, QUICK
 from toolkit.deploy.predictor import Predictor
 

@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'rehead[openvino]'")
-
 from validation import validate
 
 QUICK = {"samples": 8, "batch_sizes": (1, 4), "latency": False, "reference_cache": None}

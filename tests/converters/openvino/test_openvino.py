@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'rehead[openvino]'")
-
 from converters import artifact
 from converters.openvino.export import export_openvino
 from converters.openvino.options import OpenVinoExportOptions
@@ -184,3 +182,21 @@ def test_a_wrong_suffix_is_refused_before_any_work(digits_model_dir: Path, tmp_p
     with pytest.raises(InvalidArgumentError, match=r"\.xml"):
         export_openvino(digits_model_dir, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_accuracy_aware_int8_is_searched_in_openvino(digits_model_dir: Path, tmp_path: Path) -> None:
+    """--int8 --min-agreement for OpenVINO: agreement and the speed rule measured in OpenVINO,
+    recorded in the IR (the decision's ``runtime``), the target met."""
+    from converters.onnx.options import OnnxExportOptions
+
+    out = tmp_path / "search.xml"
+    options = OnnxExportOptions(
+        int8=True, calib="digits", int8_target="openvino", min_agreement=0.95, calib_samples=32, heldout_samples=64
+    )
+    export_openvino(digits_model_dir, out, onnx_options=options)
+    quantization = (artifact.recorded_model(out) or {})["quantization"]
+    assert quantization["target"] == "openvino"
+    search = quantization["search"]
+    assert search["runtime"] == "openvino" and search["met"]
+    assert search["agreement"]["all"] >= 0.95
+    assert set(search["latency_ms"]) == {"fp32", "all_int8", "chosen"}
