@@ -87,7 +87,7 @@ def predict(
     top_k: int = typer.Option(5, "--top-k", help="How many classes to print per image."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
     backend: str | None = typer.Option(
-        None, "--backend", help="tensorrt | onnxruntime | pt2 (default: the best this machine runs)."
+        None, "--backend", help="tensorrt | onnxruntime | openvino | pt2 (default: the best this machine runs)."
     ),
     device: str | None = typer.Option(None, "--device", help="cpu | cuda (default: the GPU when usable)."),
 ) -> None:
@@ -102,6 +102,7 @@ def predict(
                 "backend": predictor.backend,
                 "device": predictor.device,
                 "artifact": predictor.entry.file,
+                "why": list(predictor.notes),
                 "predictions": [
                     {"image": str(path), "top_k": [{"label": label, "probability": prob} for label, prob in top]}
                     for path, top in zip(images, results, strict=True)
@@ -110,5 +111,7 @@ def predict(
             typer.echo(json.dumps(payload, indent=2))
             return
         typer.echo(f"{predictor.entry.file} on {predictor.backend} ({predictor.device})")
+        for note in predictor.notes:  # why this artifact and runtime (a CPU runtime chosen by timing says how)
+            typer.echo(f"  {note}", err=True)
         for path, top in zip(images, results, strict=True):
             typer.echo(f"{path}: " + ", ".join(f"{label} {prob:.4f}" for label, prob in top))
