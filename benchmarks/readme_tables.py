@@ -200,8 +200,14 @@ def keep_old_section() -> str:
     lines = ["## Keep-old study: fine-tuning with data for the new classes only", ""]
     if data is None:
         return "\n".join([*lines, "No results committed yet: run `python benchmarks/keep_old_study.py`.", ""])
-    if data.get("issue") == 22:  # the issue-22 study writes its whole section to keep_old.md
-        return "\n".join([*lines, (RESULTS / "keep_old.md").read_text().strip(), ""])
+    if data.get("issue") == 22:  # the issue-22 study: its tables (keep_old.md) between the hand-written
+        # introduction and reading, committed beside them so that regenerating the README keeps them
+        parts = [RESULTS / "keep_old_intro.md", RESULTS / "keep_old.md", None, RESULTS / "keep_old_reading.md"]
+        for part in parts:
+            text = "![keep-old study](benchmarks/results/keep_old.png)" if part is None else (
+                part.read_text().strip() if part.is_file() else "")
+            lines += [text, ""] if text else []
+        return "\n".join(lines)
     s = data["settings"]
     lines += [
         f"`benchmarks/keep_old_study.py`: one resnet18 pretrained from scratch on digits 0-6 (32x32, test top-1 "
