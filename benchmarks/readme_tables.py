@@ -230,6 +230,70 @@ def keep_old_section() -> str:
     return "\n".join(lines)
 
 
+#: the OpenVINO benchmark's backends, in table order: (key, label, floor kind, size key)
+_OV_ROWS = (
+    ("eager", "eager PyTorch", "fp32", None),
+    ("ort_fp32", "ONNX Runtime fp32", "fp32", "onnx_fp32"),
+    ("ort_int8", "ONNX Runtime INT8 (all)", "int8", "onnx_int8"),
+    ("ov_fp32", "OpenVINO fp32", "fp32", "ov_fp32"),
+    ("ov_bf16", "OpenVINO bf16 (fp32 IR, bf16 inference)", "bf16", "ov_fp32"),
+    ("ov_int8", "OpenVINO INT8 (all, rehead's QDQ)", "int8", "ov_int8"),
+    ("ov_int8_aware", "OpenVINO INT8 (accuracy-aware 99%, searched in OpenVINO)", "int8", "ov_int8_aware"),
+    ("ov_int8_nncf", "OpenVINO INT8 (NNCF accuracy control, 1% drop)", "int8", None),
+)
+
+
+def openvino_section() -> str:
+    """The OpenVINO table: every ``openvino-<model>.json``, backends side by side per batch size."""
+    import statistics
+
+    files = sorted(RESULTS.glob("openvino-*.json"))
+    lines = ["## OpenVINO beside ONNX Runtime (CPU)", ""]
+    if not files:
+        return "\n".join([*lines, "No results committed yet: run `python benchmarks/openvino_bench.py`.", ""])
+    first = json.loads(files[0].read_text())
+    lines += [
+        "Generated from `benchmarks/results/openvino-*.json` (`benchmarks/openvino_bench.py`): the benchmark "
+        "models of the table above (224x224, trained on the digits), every backend timed side by side in one "
+        "process, rounds interleaved, 2 threads. " + _machine_line(first["machine"]) + f" OpenVINO "
+        f"{first['machine'].get('openvino', '?')}. 'of floor' = the model's FLOPs at the compute floor measured "
+        "between the rounds (fp32: a 2048³ torch.mm; INT8: ONNX Runtime's MatMulInteger u8×s8; bf16: a 2048³ "
+        "MatMul in OpenVINO with bf16 inference, AMX here) / measured time.",
+        "",
+        "| model | batch | backend | p50 ms | p99 ms | speedup | size MiB | top-1 agreement % (all / new) | of floor |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in files:
+        report = json.loads(path.read_text())
+        model = report["model"]
+        floors = model.get("floors") or []
+        floor = {
+            kind: statistics.median(f[key] for f in floors) if floors else None
+            for kind, key in (("fp32", "fp32_gflops_per_s"), ("int8", "int8_gops_per_s"), ("bf16", "bf16_gflops_per_s"))
+        }
+        sizes = dict(model.get("size_bytes", {}))
+        if "nncf" in model:
+            sizes["ov_int8_nncf"] = model["nncf"]["size_bytes"]
+        agree = model.get("top1_agreement_with_eager", {})
+        for batch_key, timing in model["latency"].items():
+            batch = int(batch_key.removeprefix("batch"))
+            for key, label, kind, size_key in _OV_ROWS:
+                row = timing.get(key)
+                if row is None:
+                    continue
+                size = sizes.get(size_key or key)
+                of_floor = "-"
+                if floor.get(kind):
+                    seconds = row["median_ms"] / 1e3
+                    of_floor = f"{100 * model['gflops_per_image'] * batch / floor[kind] / seconds:.0f}%"
+                lines.append(
+                    f"| {model['arch']} | {batch} | {label} | {row['median_ms']:.2f} | {row['p99_ms']:.2f} | "
+                    f"{row['speedup_vs_eager']:.2f}x | {'-' if size is None else f'{size / 2**20:.2f}'} | "
+                    f"{_agree(agree, key if key != 'eager' else None)} | {of_floor} |"
+                )
+    return "\n".join([*lines, ""])
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.S)
     return pattern.sub(lambda _: f"<!-- {name}:start -->\n{body}\n<!-- {name}:end -->", text)
@@ -278,6 +342,7 @@ def main() -> None:
     text = replace_block(text, "study", study_section())
     text = replace_block(text, "keepold", keep_old_section())
     text = replace_block(text, "perf", perf_section())
+    text = replace_block(text, "openvino", openvino_section())
     readme.write_text(text)
     print(f"updated {readme}")
 
