@@ -14,7 +14,11 @@ from toolkit.models.model_dir import LoadedModel
 
 
 def resolve_source(source: str | os.PathLike[str] | LoadedModel) -> LoadedModel:
-    """A ``LoadedModel`` as given, or the model directory at ``source`` loaded (hash checked)."""
+    """A ``LoadedModel`` as given, or the model directory at ``source`` loaded (hash checked).
+
+    Args:
+        source: a model directory (loaded, hash checked) or a ``LoadedModel`` (returned as given).
+    """
     if isinstance(source, LoadedModel):
         return source
     if isinstance(source, (str, os.PathLike)):
@@ -34,6 +38,9 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 
     (``preflight`` reports a model left in train mode: BatchNorm/Dropout would have made the
     export differ from inference.)
+
+    Args:
+        module: the model; each submodule's own train/eval mode is restored on exit.
     """
     modes = {name: sub.training for name, sub in module.named_modules()}
     module.eval()

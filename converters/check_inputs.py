@@ -39,8 +39,14 @@ class CheckInputs:
 def default_check_inputs(
     config: ModelConfig, *, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED
 ) -> CheckInputs:
-    """Up to ``samples`` held-out images of the data ``config.lineage`` records, else ``samples``
-    seeded random images (``seed``) with a ``note`` saying why."""
+    """Up to ``samples`` held-out images of the data ``config.lineage`` records, else seeded random
+    images with a ``note`` saying why.
+
+    Args:
+        config: the model's config (its lineage names the data, its preprocessing the input size).
+        samples: how many images (default ``DEFAULT_SAMPLES``).
+        seed: the seed of the random images (default ``DEFAULT_SEED``).
+    """
     recorded = recorded_data(config)
     why = "the model directory records no fine-tuning data"
     if recorded is not None:

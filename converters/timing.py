@@ -16,7 +16,14 @@ def interleaved_samples(
     calls: Mapping[str, Callable[[], object]], rounds: int, per_round: int, *, warmup: int = 2
 ) -> dict[str, list[list[float]]]:
     """Milliseconds of every call, per callable and per round: ``result[name][round]`` holds
-    ``per_round`` timings. Each callable runs ``warmup`` times first, outside the timed rounds."""
+    ``per_round`` timings.
+
+    Args:
+        calls: the callables to time, by name.
+        rounds: how many rounds (the order rotates every round).
+        per_round: timed calls of each callable per round.
+        warmup: untimed calls of each callable first, outside the rounds (default 2).
+    """
     names = list(calls)
     for fn in calls.values():
         for _ in range(warmup):
@@ -35,6 +42,12 @@ def interleaved_samples(
 
 
 def interleaved_ms(calls: Mapping[str, Callable[[], object]], rounds: int = 7, per_round: int = 5) -> dict[str, float]:
-    """Median milliseconds per call of each callable, timed by ``interleaved_samples``."""
+    """Median milliseconds per call of each callable, timed by ``interleaved_samples``.
+
+    Args:
+        calls: the callables to time, by name.
+        rounds: how many rounds (default 7).
+        per_round: timed calls of each callable per round (default 5).
+    """
     samples = interleaved_samples(calls, rounds, per_round)
     return {n: float(statistics.median(t for part in rounds_ for t in part)) for n, rounds_ in samples.items()}

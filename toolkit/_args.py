@@ -12,7 +12,13 @@ from toolkit.errors import HardwareUnavailableError, InvalidArgumentError
 
 
 def positive_int(value: object, name: str, *, example: str = "") -> int:
-    """``value`` if it is an ``int`` (not a bool) greater than 0; ``InvalidArgumentError`` otherwise."""
+    """``value`` if it is an ``int`` (not a bool) greater than 0; ``InvalidArgumentError`` otherwise.
+
+    Args:
+        value: the value to check.
+        name: the argument's name, for the error message (and its ``param``).
+        example: a valid value for the error's hint (default none).
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         kind = "" if isinstance(value, int) and not isinstance(value, bool) else f" ({type(value).__name__})"
         raise InvalidArgumentError(
@@ -24,7 +30,13 @@ def positive_int(value: object, name: str, *, example: str = "") -> int:
 
 
 def positive_ints(values: Iterable[object], name: str, *, example: str = "") -> list[int]:
-    """A non-empty list of positive integers, duplicates dropped (order kept)."""
+    """A non-empty list of positive integers, duplicates dropped (order kept).
+
+    Args:
+        values: the values to check.
+        name: the argument's name, for the error message (and its ``param``).
+        example: a valid value for the error's hint (default none).
+    """
     items = [positive_int(v, name, example=example) for v in values]
     if not items:
         raise InvalidArgumentError(f"{name} is empty", hint=f"e.g. {example}" if example else None, param=name)
@@ -33,7 +45,11 @@ def positive_ints(values: Iterable[object], name: str, *, example: str = "") -> 
 
 def check_device(device: str) -> str:
     """``cpu``, ``cuda`` or ``cuda:N``; ``HardwareUnavailableError`` (exit 3) at once when no CUDA
-    GPU (or not that index) is usable, ``InvalidArgumentError`` for anything else."""
+    GPU (or not that index) is usable, ``InvalidArgumentError`` for anything else.
+
+    Args:
+        device: the device asked for.
+    """
     if device == "cpu":
         return device
     head, _, index = device.partition(":")

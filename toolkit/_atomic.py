@@ -47,7 +47,11 @@ ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 def out_of_room(exc: BaseException) -> OSError | None:
     """The OSError behind ``exc`` (itself, its cause or its context) that says a write ran out
-    of room, or None. Library writers (torch.save, safetensors) wrap the OS error in their own."""
+    of room, or None. Library writers (torch.save, safetensors) wrap the OS error in their own.
+
+    Args:
+        exc: the exception a write raised.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -96,7 +100,12 @@ def _room_error(exc: BaseException, out: Path, where: Path, written: list[Path] 
 
 def raise_if_out_of_room(exc: Exception, out: Path) -> None:
     """Raise ``DiskFullError`` (from ``exc``) when writing ``out`` or its staging files failed for
-    lack of room; return otherwise (the caller re-raises ``exc``)."""
+    lack of room; return otherwise (the caller re-raises ``exc``).
+
+    Args:
+        exc: the exception the write raised.
+        out: the output that was being written.
+    """
     if isinstance(exc, (DiskFullError, OutputExistsError, OutputNotWritableError)):
         return
     parent = out.parent if str(out.parent) else Path(".")
@@ -135,7 +144,12 @@ def owner_tag() -> str:
 
 
 def alive(pid: int, start: int) -> bool:
-    """Whether the process ``pid`` that started at ``start`` (clock ticks; 0: unknown) still runs."""
+    """Whether a process still runs (and is the same one: its start time matches).
+
+    Args:
+        pid: the process id.
+        start: when it started, in clock ticks since boot (0: unknown, any live ``pid`` counts).
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -151,7 +165,11 @@ def alive(pid: int, start: int) -> bool:
 
 def reap_stale(out: Path) -> list[Path]:
     """Remove the temp files, staging folders and set-aside outputs that dead runs left beside
-    ``out``; put a dead run's ``.old`` back when ``out`` is missing. Returns what was removed."""
+    ``out``; put a dead run's ``.old`` back when ``out`` is missing. Returns what was removed.
+
+    Args:
+        out: the output whose leftovers are looked for.
+    """
     parent = out.parent if str(out.parent) else Path(".")
     prefix = f".{out.name}."
     removed: list[Path] = []
@@ -178,14 +196,23 @@ def reap_stale(out: Path) -> list[Path]:
 
 
 def fault(point: str) -> None:
-    """Kill this process with SIGKILL if ``REHEAD_FAULT_AT`` names ``point`` (tests only)."""
+    """Kill this process with SIGKILL if ``REHEAD_FAULT_AT`` names ``point`` (tests only).
+
+    Args:
+        point: the point's name (``staged``, ``rename``, ``renamed``).
+    """
     if os.environ.get("REHEAD_FAULT_AT") == point:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def check_output(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Refuse an existing output unless ``overwrite``; check that its folder can be written.
-    Dead runs' leftovers beside it are cleaned up first (``reap_stale``)."""
+    Dead runs' leftovers beside it are cleaned up first (``reap_stale``).
+
+    Args:
+        path: the output file or folder.
+        overwrite: whether an existing output may be replaced.
+    """
     out = Path(path)
     reap_stale(out)  # first: a dead run's set-aside previous output is put back before the check
     if out.exists() and not overwrite:
@@ -201,8 +228,13 @@ def write_with(
 ) -> Path:
     """Call ``writer(tmp_path)`` then move the finished file over ``path`` atomically.
 
-    ``writer`` may be any library call that writes a file by name (``torch.save``, ``onnx.save``).
     On any failure the temp file is removed and ``path`` keeps its previous content.
+
+    Args:
+        path: the file to write.
+        writer: writes the file at the path it is given: any library call that writes a file by
+            name (``torch.save``, ``onnx.save``).
+        overwrite: replace an existing file (default True; False: ``OutputExistsError``).
     """
     out = check_output(path, overwrite=overwrite)
     try:
@@ -237,7 +269,13 @@ def write_with(
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically.
+
+    Args:
+        path: the file to write.
+        data: its content.
+        overwrite: replace an existing file (default True; False: ``OutputExistsError``).
+    """
     def writer(tmp: Path) -> None:
         tmp.write_bytes(data)
 
@@ -245,12 +283,22 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = 
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
+    """Write UTF-8 ``text`` to ``path`` atomically.
+
+    Args:
+        path: the file to write.
+        text: its content (written as UTF-8).
+        overwrite: replace an existing file (default True; False: ``OutputExistsError``).
+    """
     return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
 def staging_dir(out: Path) -> Path:
-    """A new hidden folder beside ``out`` (same file system, so a rename can publish from it)."""
+    """A new hidden folder beside ``out`` (same file system, so a rename can publish from it).
+
+    Args:
+        out: the output the folder will be published as.
+    """
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -267,6 +315,10 @@ def output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     Yields the staging folder. On success the staging folder replaces ``path``; on any error it
     is deleted and ``path`` is untouched. Two runs racing for the same new ``path``: the first
     rename wins, the second raises ``OutputExistsError`` and leaves the winner intact.
+
+    Args:
+        path: the folder to publish.
+        overwrite: replace an existing folder (default False: ``OutputExistsError``).
     """
     out = check_output(path, overwrite=overwrite)
     parent = out.parent if str(out.parent) else Path(".")

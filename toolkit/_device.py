@@ -16,7 +16,11 @@ from toolkit.errors import InvalidArgumentError
 
 
 def device_index(device: str) -> int | None:
-    """``None`` for ``cpu``; the CUDA index for ``cuda`` (the current one) or ``cuda:N`` (N)."""
+    """``None`` for ``cpu``; the CUDA index for ``cuda`` (the current one) or ``cuda:N`` (N).
+
+    Args:
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+    """
     if device == "cpu":
         return None
     head, _, index = device.partition(":")
@@ -28,14 +32,22 @@ def device_index(device: str) -> int | None:
 
 
 def device_kind(device: str) -> str:
-    """``cpu`` or ``cuda`` (``cuda:N`` is ``cuda``)."""
+    """``cpu`` or ``cuda`` (``cuda:N`` is ``cuda``).
+
+    Args:
+        device: a device string.
+    """
     return "cuda" if device.partition(":")[0] == "cuda" else "cpu"
 
 
 @contextlib.contextmanager
 def on_device(device: str) -> Iterator[int | None]:
     """Make ``device`` torch's current CUDA device inside (``torch.cuda.device``); nothing for
-    ``cpu`` and nothing for a bare ``cuda`` (the current device already). Yields the index."""
+    ``cpu`` and nothing for a bare ``cuda`` (the current device already). Yields the index.
+
+    Args:
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+    """
     if device == "cpu" or device == "cuda":
         yield None if device == "cpu" else device_index(device)
         return

@@ -6,7 +6,13 @@ from collections.abc import Iterable
 
 
 def listing(items: Iterable[object], *, limit: int = 5, sep: str = ", ") -> str:
-    """``a, b, c, ... (1000 in all)``: the first ``limit`` items, then how many there are."""
+    """``a, b, c, ... (1000 in all)``: the first ``limit`` items, then how many there are.
+
+    Args:
+        items: the values, each written with ``str``.
+        limit: how many items are written before the count (default 5).
+        sep: the separator between items (default ``", "``).
+    """
     values = [str(i) for i in items]
     if len(values) <= limit:
         return sep.join(values)

@@ -107,13 +107,30 @@ class _Stages:
                 self.say(f"ignoring unreadable {STATE_FILE}: every stage runs again")
 
     def say(self, text: str) -> None:
+        """Print ``text`` after the demo's title (only when progress is enabled).
+
+        Args:
+            text: the message.
+        """
         self.progress.message(f"{self.progress.title}: {text}")
 
     def outputs_hash(self, name: str) -> str:
+        """The digest recorded for stage ``name``'s output ('' when there is none).
+
+        Args:
+            name: the stage's name.
+        """
         return str(self.state.get(name, {}).get("digest", ""))
 
     def run(self, name: str, recipe: dict[str, Any], target: Path, build: Callable[[Path], None]) -> str:
-        """Reuse ``target`` if its recipe and files match the record, else ``build(target)``."""
+        """Reuse ``target`` if its recipe and files match the record, else ``build(target)``.
+
+        Args:
+            name: the stage's name, its key in ``demo-state.json``.
+            recipe: what changes the stage's output (its hash is recorded).
+            target: the stage's output file or folder.
+            build: writes the output at the path it is given.
+        """
         key = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
         record = self.state.get(name)
         if not self.invalidated and record and record.get("recipe") == key and target.exists():
@@ -144,9 +161,15 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole pipeline on digits into ``output`` and return the summary.
 
-    ``strategy`` defaults to ``DEFAULT_STRATEGY`` (the study's winner). ``fresh`` ignores what a
-    previous run left. ``progress`` (default False: silent) reports each stage and its time, and
-    the stages' own progress, on stderr. Raises ``GateFailedError`` (exit 1) at the end if an artifact failed parity.
+    Raises ``GateFailedError`` (exit 1) at the end if an artifact failed parity.
+
+    Args:
+        output: the demo's folder (default ``rehead-demo``).
+        strategy: the head strategy (default None: ``DEFAULT_STRATEGY``, the study's winner).
+        fresh: ignore what a previous run left (default False: stages whose recipe matches are reused).
+        settings: the demo's sizes, epochs and seeds (default None: ``DemoSettings()``).
+        progress: report each stage and its time, and the stages' own progress, on stderr (default
+            False: silent).
     """
     import torch
 
@@ -213,7 +236,14 @@ def _pretrain(target: Path, settings: DemoSettings, progress: bool) -> None:
 
 
 def imprint_examples(prep: Any, digits: Sequence[int], shots: int, seed: int) -> dict[str, Any]:
-    """``shots`` train-split images per digit in ``digits`` (a seeded draw), for ``imprint``."""
+    """``shots`` train-split images per digit in ``digits`` (a seeded draw), for ``imprint``.
+
+    Args:
+        prep: the model's preprocessing, applied to the images.
+        digits: the digits to draw images of.
+        shots: how many images per digit.
+        seed: the draw's seed.
+    """
     import torch
 
     from toolkit.data.digits import digits_tensors
@@ -438,7 +468,11 @@ def _summary_rows(model_dir: Path, files: list[Path], report: Any, settings: Dem
 
 
 def format_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """Summary rows as table cells (strings) for the console."""
+    """Summary rows as table cells (strings) for the console.
+
+    Args:
+        rows: the summary's rows (``DemoResult.rows``).
+    """
     cells = []
     for r in rows:
         cells.append([

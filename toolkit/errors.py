@@ -163,7 +163,13 @@ class InternalError(ReheadError):
 
 
 def require(module: str, *, extra: str = "cpu", purpose: str = "") -> object:
-    """Import an optional dependency lazily, or raise ``MissingDependencyError`` naming the extra."""
+    """Import an optional dependency lazily, or raise ``MissingDependencyError`` naming the extra.
+
+    Args:
+        module: the module to import.
+        extra: the rehead extra that installs it, for the hint (default ``cpu``).
+        purpose: what it is needed for, said in the message (default none).
+    """
     import importlib
 
     try:

@@ -103,7 +103,12 @@ class Progress:
 
     @contextlib.contextmanager
     def step(self, name: str, detail: str = "") -> Iterator[None]:
-        """Time the block as step ``name``; when enabled, say when it starts and how long it took."""
+        """Time the block as step ``name``; when enabled, say when it starts and how long it took.
+
+        Args:
+            name: the step's name, its key in ``timings``.
+            detail: said in parentheses after the name (default none).
+        """
         text = f"{self.title}: {name}" + (f" ({detail})" if detail else "")
         start = time.perf_counter()
         if self.enabled:
@@ -122,7 +127,12 @@ class Progress:
                 self._bar.update(self._task, description=self._describe(""))
 
     def advance(self, label: str = "", n: int = 1) -> None:
-        """Move the bar by ``n``; ``label`` says what was just done (or what runs next)."""
+        """Move the bar on.
+
+        Args:
+            label: what was just done, or what runs next (default none).
+            n: how many units to move (default 1).
+        """
         self.done += n
         if not self.enabled:
             return
@@ -137,7 +147,13 @@ class Progress:
             self._write(f"{count} {self._describe(label)}")
 
     def reset(self, title: str | None = None, *, total: int | None = None, done: int = 0) -> None:
-        """Start a new round on the same bar (a new epoch): new title, total and count done."""
+        """Start a new round on the same bar (a new epoch): new title, total and count done.
+
+        Args:
+            title: the new title (default None: the title stays).
+            total: the new total of ``advance`` units (default None: no total).
+            done: how many units are already done (default 0).
+        """
         if title is not None:
             self.title = title
         self.total = total
@@ -149,7 +165,11 @@ class Progress:
             self._start_bar()
 
     def message(self, text: str) -> None:
-        """Print one line as given (only when enabled); on a terminal it goes above the bar."""
+        """Print one line as given (only when enabled); on a terminal it goes above the bar.
+
+        Args:
+            text: the line.
+        """
         if self.enabled:
             self._write(text)
 

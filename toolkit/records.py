@@ -125,11 +125,20 @@ class HeadSpec:
         return data
 
     def with_trained_run(self, classes: tuple[int, ...]) -> HeadSpec:
-        """This spec with one more fine-tuning run that trained ``classes`` (output indices)."""
+        """This spec with one more fine-tuning run that trained ``classes`` (output indices).
+
+        Args:
+            classes: the output indices of the classes that run had training images for.
+        """
         return dataclasses.replace(self, trained_runs=(*self.trained_runs, tuple(classes)))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HeadSpec:
+        """Read ``config.json``'s ``head`` object (``ModelDirError`` when it is malformed).
+
+        Args:
+            data: the JSON object.
+        """
         where = "config.json head"
         if not isinstance(data, Mapping):
             raise ModelDirError(f"{where} must be a JSON object, got {type(data).__name__}")
@@ -153,7 +162,15 @@ class HeadSpec:
 
     @classmethod
     def identity(cls, module: str, kind: str, in_features: int, num_classes: int, *, bias: bool = True) -> HeadSpec:
-        """The record of an untouched head: every class kept."""
+        """The record of an untouched head: every class kept.
+
+        Args:
+            module: the dotted name of the head in the model (``fc``, ``classifier.1``).
+            kind: the head's layer type, ``linear`` or ``conv1x1``.
+            in_features: the head's input width.
+            num_classes: how many classes it outputs.
+            bias: whether the head has a bias (default True).
+        """
         return cls(
             strategy="none",
             module=module,
@@ -204,7 +221,11 @@ class Preprocessing:
 
     def with_input_size(self, side: int) -> Preprocessing:
         """This preprocessing at a square ``side`` x ``side`` input; a resize before the crop
-        keeps its ratio to the crop (256/224 stays 256/224), as timm's ``crop_pct`` does."""
+        keeps its ratio to the crop (256/224 stays 256/224), as timm's ``crop_pct`` does.
+
+        Args:
+            side: the input's height and width, in pixels.
+        """
         resize = None
         if self.resize_size is not None:
             resize = max(side, round(side * self.resize_size / min(self.input_size)))
@@ -212,6 +233,11 @@ class Preprocessing:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Preprocessing:
+        """Read ``config.json``'s ``preprocessing`` object (``ModelDirError`` when it is malformed).
+
+        Args:
+            data: the JSON object.
+        """
         where = "config.json preprocessing"
         if not isinstance(data, Mapping):
             raise ModelDirError(f"{where} must be a JSON object, got {type(data).__name__}")
@@ -248,7 +274,11 @@ class Preprocessing:
             raise ModelDirError(f"invalid preprocessing in config.json: {exc}") from exc
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
-        """NCHW shape of a batch of ``batch`` images."""
+        """NCHW shape of a batch of ``batch`` images.
+
+        Args:
+            batch: how many images (default 1).
+        """
         return (batch, self.channels, *self.input_size)
 
 
@@ -282,7 +312,11 @@ class ModelConfig:
         return self.head.num_classes
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with ``changes`` applied (records are frozen)."""
+        """A copy with ``changes`` applied (records are frozen).
+
+        Args:
+            changes: the fields to change, by name, and their new values.
+        """
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
@@ -302,6 +336,11 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Read a parsed ``config.json``: schema version and fields checked (``ModelDirError`` otherwise).
+
+        Args:
+            data: the JSON object.
+        """
         if not isinstance(data, Mapping):
             raise ModelDirError("config.json must hold a JSON object")
         version = data.get("schema_version", SCHEMA_VERSION)
@@ -343,7 +382,12 @@ class ModelConfig:
 
 
 def check_class_names(names: Sequence[str], num_classes: int) -> tuple[str, ...]:
-    """Class names must be ``num_classes`` distinct non-empty strings."""
+    """Class names must be ``num_classes`` distinct non-empty strings.
+
+    Args:
+        names: the class names (surrounding spaces are stripped).
+        num_classes: how many classes the head has.
+    """
     from toolkit.errors import InvalidArgumentError
 
     names = tuple(str(n).strip() for n in names)

@@ -37,7 +37,12 @@ def _driver() -> str | None:
 
 
 def capture(*, threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
-    """A JSON-able description of this machine and the settings that affect timings."""
+    """A JSON-able description of this machine and the settings that affect timings.
+
+    Args:
+        threads: the intra-op threads the run uses (default None: PyTorch's current count).
+        device: the device the run uses (default ``cpu``).
+    """
     import torch
 
     versions = {}

@@ -30,9 +30,21 @@ def assert_parity(
     cosine, top-1 agreement and the worst class), unless ``artifact`` matches the eager model of
     ``model_dir``; return the report.
 
-    Defaults: 16 seeded random inputs at batch sizes 1 and 4, the preset implied by the
-    artifact's precision. Errors in the inputs themselves (wrong shape, missing files) raise
-    the usual ``ReheadError`` subclasses.
+    Errors in the inputs themselves (wrong shape, missing files) raise the usual ``ReheadError``
+    subclasses.
+
+    Args:
+        model_dir: the model directory (or a ``LoadedModel``) the artifact was exported from.
+        artifact: the artifact's path, ``eager:<precision>`` or a ``Runner``.
+        data: the parity inputs, as in ``validate`` (default ``random``: 16 seeded random inputs).
+        samples: how many inputs (default 16).
+        batch_sizes: the batch sizes to run at (default 1 and 4).
+        preset: the tolerance preset (default None: the one implied by the artifact's precision).
+        atol: absolute tolerance overriding the preset's (default None).
+        rtol: relative tolerance overriding the preset's (default None).
+        device: ``cpu`` (the default), ``cuda`` or ``cuda:N``.
+        threads: intra-op threads (default None: PyTorch's current setting).
+        localise: on a failure of an fp32 ONNX artifact, find the first diverging tensor (default True).
     """
     __tracebackhide__ = True
     from validation.suite import validate

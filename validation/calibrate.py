@@ -60,8 +60,18 @@ def calibrate(
     factor: float | None = None,
     runners: list[Runner] | None = None,
 ) -> Tolerance:
-    """The auto tolerance for an artifact of ``precision``; eager runners used are appended to
-    ``runners`` (so their time counts as model time)."""
+    """The auto tolerance for an artifact of a precision.
+
+    Args:
+        module: the eager model.
+        images: the parity inputs (the first ``CALIBRATION_SAMPLES`` are used).
+        slices: the class slices to derive an atol for.
+        precision: the artifact's precision (``int8`` has no PyTorch twin: its preset).
+        device: where eager runs (default ``cpu``).
+        batch_size: the batch size of the eager runs (default 8).
+        factor: how many times PyTorch's own spread to allow (default None: ``DEFAULT_FACTOR``).
+        runners: the eager runners used are appended here (so their time counts as model time).
+    """
     if precision == "int8":
         base = PRESETS["int8"]
         return dataclasses.replace(

@@ -16,7 +16,14 @@ def gates(
     max_p99_ms: float | None,
     min_speedup: float | None,
 ) -> list[Failure]:
-    """The latency gates at every batch size: failed (``conclusive``) or undecidable (not)."""
+    """The latency gates at every batch size: failed (``conclusive``) or undecidable (not).
+
+    Args:
+        result: the artifact's result, its latency measured.
+        reference: eager's latency per batch size (the speed-up's denominator).
+        max_p99_ms: the p99 latency gate in milliseconds, or None.
+        min_speedup: the speed-up gate (× eager p50), or None.
+    """
     fails: list[Failure] = []
     for bs, stats in result.latency.items():
         if max_p99_ms is not None:

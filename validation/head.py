@@ -18,7 +18,12 @@ from validation.latency import LatencySettings, LatencyStats, measure
 
 
 def head_module(model: nn.Module, spec: HeadSpec) -> nn.Module:
-    """The new head: the module at ``spec.module``."""
+    """The new head: the module at ``spec.module``.
+
+    Args:
+        model: the eager model.
+        spec: its head spec.
+    """
     try:
         return get_submodule(model, spec.module)
     except AttributeError as exc:
@@ -29,13 +34,24 @@ def head_module(model: nn.Module, spec: HeadSpec) -> nn.Module:
 
 
 def old_head(spec: HeadSpec) -> nn.Module:
-    """A layer of the old shape: ``in_features`` × ``old_num_classes`` of the recorded kind."""
+    """A layer of the old shape: ``in_features`` × ``old_num_classes`` of the recorded kind.
+
+    Args:
+        spec: the head spec (the old head's shape and kind).
+    """
     with seeded(0):  # the weights only need to be fixed, not the caller's RNG moved
         return make_layer(spec.kind, spec.in_features, spec.old_num_classes, bias=spec.bias).eval()
 
 
 def capture_head_input(model: nn.Module, spec: HeadSpec, sample: np.ndarray, device: str) -> np.ndarray:
-    """The tensor the head receives for ``sample`` (one image, batch axis kept)."""
+    """The tensor the head receives for ``sample`` (one image, batch axis kept).
+
+    Args:
+        model: the eager model.
+        spec: its head spec.
+        sample: one preprocessed image, batch axis kept.
+        device: where the model runs.
+    """
     head = head_module(model, spec)
     seen: list[torch.Tensor] = []
 
@@ -63,7 +79,17 @@ def head_latency(
     settings: LatencySettings,
     runners: list[Runner] | None = None,
 ) -> dict[str, Any]:
-    """Latency per batch size of the old and the new head, and the new/old ratio of p50."""
+    """Latency per batch size of the old and the new head, and the new/old ratio of p50.
+
+    Args:
+        model: the eager model.
+        spec: its head spec.
+        feature: the head's input for one image (``capture_head_input``).
+        batch_sizes: the batch sizes to time.
+        device: where the heads run.
+        settings: how each measurement is timed.
+        runners: the runners used are appended here (their time counts as model time); default None.
+    """
     modules = {"old_head": old_head(spec), "new_head": head_module(model, spec)}
     shapes = {
         "old_head": f"{spec.kind} {spec.in_features}x{spec.old_num_classes}",

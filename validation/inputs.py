@@ -49,11 +49,22 @@ class ParityInputs:
 
 
 def expected_shape(prep: Preprocessing) -> str:
+    """The input shape parity expects, as messages write it: ``float32[N,C,H,W] (NCHW)``.
+
+    Args:
+        prep: the model's preprocessing (channels and input size).
+    """
     return f"float32[N,{prep.channels},{prep.input_size[0]},{prep.input_size[1]}] (NCHW)"
 
 
 def check_images(images: np.ndarray, prep: Preprocessing, *, what: str = "inputs") -> np.ndarray:
-    """Return ``images`` if they are float32 NCHW of the model's channels and size, else raise."""
+    """Return ``images`` if they are float32 NCHW of the model's channels and size, else raise.
+
+    Args:
+        images: the inputs.
+        prep: the model's preprocessing (channels and input size).
+        what: how messages name the inputs (default ``inputs``).
+    """
     want = expected_shape(prep)
     if not isinstance(images, np.ndarray):
         raise InputShapeError(f"{what} must be a NumPy array, got {type(images).__name__}; expected {want}")
@@ -84,7 +95,11 @@ def check_images(images: np.ndarray, prep: Preprocessing, *, what: str = "inputs
 
 
 def random_only_line(note: str = "") -> str:
-    """The one line every report carries when parity saw random inputs only."""
+    """The one line every report carries when parity saw random inputs only.
+
+    Args:
+        note: why only random inputs were used (default: they were asked for).
+    """
     why = note or "random inputs were asked for"
     return (
         f"parity inputs: random only ({why}): random noise can pass where real images fail; "
@@ -95,7 +110,13 @@ def random_only_line(note: str = "") -> str:
 def default_inputs(config: ModelConfig, *, samples: int = 32, seed: int = 0) -> ParityInputs:
     """Held-out images of the fine-tuning data ``config.lineage`` records (the bundled digits' val
     split, or a folder's ``val/`` or ``test/``), else seeded random inputs with a ``note`` saying
-    why: the export check's inputs (``converters.check_inputs.default_check_inputs``)."""
+    why: the export check's inputs (``converters.check_inputs.default_check_inputs``).
+
+    Args:
+        config: the model's config (its lineage and preprocessing).
+        samples: how many inputs (default 32).
+        seed: the seed of random inputs and subsets (default 0).
+    """
     from converters.check_inputs import default_check_inputs
 
     positive_int(samples, "samples", example="samples=32")
@@ -114,10 +135,14 @@ def load_inputs(
 ) -> ParityInputs:
     """Inputs for parity.
 
-    ``data``: ``"random"`` (seeded standard-normal tensors, the default), ``"digits"`` (the
-    bundled digits, test split), a folder of images (``DIR/<class>/*``), a ``.npz`` file (array
-    ``images``, or its only array; optional ``labels``) or an array. ``samples`` caps the count
-    (default 32); ``seed`` makes random draws and subsets reproducible.
+    Args:
+        data: ``"random"`` (seeded standard-normal tensors), ``"digits"`` (the bundled digits, test
+            split), a folder of images (``DIR/<class>/*``), a ``.npz`` file (array ``images``, or its
+            only array; optional ``labels``) or an array.
+        prep: the model's preprocessing.
+        samples: caps the count (default 32).
+        seed: makes random draws and subsets reproducible (default 0).
+        class_names: the model's classes, for ``digits`` (default None).
     """
     positive_int(samples, "samples", example="samples=32")
     if isinstance(data, np.ndarray):

@@ -59,6 +59,11 @@ class LatencyStats:
         return self.status == "ok"
 
     def to_json(self, *, samples: bool = False) -> dict[str, Any]:
+        """The record as JSON.
+
+        Args:
+            samples: include every timed run (``samples_ms``); default False: None in its place.
+        """
         data = dataclasses.asdict(self)
         data["samples_ms"] = list(self.samples_ms) if samples else None
         return data
@@ -67,6 +72,15 @@ class LatencyStats:
 def summarize(
     times_ms: list[float], *, batch_size: int, duration_s: float, max_cv: float, timer: str
 ) -> LatencyStats:
+    """The statistics of one measurement; inconclusive when its coefficient of variation exceeds ``max_cv``.
+
+    Args:
+        times_ms: the timed runs, in milliseconds.
+        batch_size: the batch size timed.
+        duration_s: the seconds the timed runs took.
+        max_cv: the largest coefficient of variation of a conclusive measurement.
+        timer: how the runs were timed (a key of ``TIMERS``).
+    """
     arr = np.asarray(times_ms, dtype=np.float64)
     mean = float(arr.mean())
     std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
@@ -102,7 +116,13 @@ def summarize(
 
 def measure(runner: Runner, batch: np.ndarray, settings: LatencySettings = LatencySettings()) -> LatencyStats:
     """Time ``runner.infer`` on ``batch`` (outputs not fetched); adds the loop's wall time to
-    ``runner.model_time_s``."""
+    ``runner.model_time_s``.
+
+    Args:
+        runner: the runner to time.
+        batch: the batch, prepared once.
+        settings: warm-up, run counts, duration and noise bound (default ``LatencySettings()``).
+    """
     runner.load()
     prepared = runner.prepare(batch)
     use_events = runner.asynchronous and runner.device.startswith("cuda")
@@ -158,6 +178,10 @@ def cold_start(runner: Runner, batch: np.ndarray) -> dict[str, float]:
     ``load_ms`` is the runner's own first load (``Runner.load`` returns it however often it is
     called): a runner that an earlier step already loaded still reports what loading cost, so the
     total is their sum, never the wall time of this call.
+
+    Args:
+        runner: a fresh runner.
+        batch: the batch of the first run.
     """
     load_s = runner.load()
     t1 = time.perf_counter()

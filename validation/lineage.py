@@ -32,7 +32,13 @@ def recorded_weights(path: Path) -> str | None:
 
 def check_lineage(config: ModelConfig, path: Path, *, cross_check: bool = False) -> str | None:
     """Raise ``LineageError`` when ``path`` records other weights than ``config`` (unless
-    ``cross_check``); returns the recorded hash (None when the artifact records none)."""
+    ``cross_check``); returns the recorded hash (None when the artifact records none).
+
+    Args:
+        config: the model directory's config (its weights hash).
+        path: the artifact.
+        cross_check: compare other weights on purpose: no ``LineageError`` (default False).
+    """
     recorded = recorded_weights(path)
     expected = config.weights_sha256
     if recorded is None and expected:

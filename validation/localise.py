@@ -81,9 +81,16 @@ def _rel_error(ref: np.ndarray, out: np.ndarray) -> float:
 def localise_onnx(
     model: nn.Module, onnx_path: str | os.PathLike[str], sample: np.ndarray, *, threads: int | None = None
 ) -> dict[str, Any]:
-    """Compare intermediate activations of ``model`` and the ONNX file on ``sample`` (one small
-    batch, float32 NCHW). Returns ``{"status": "localised"|"could not localise", "module", "reason",
-    "trace": [{"module", "value", "rel_error"}, ...]}``."""
+    """Compare intermediate activations of ``model`` and the ONNX file. Returns ``{"status":
+    "localised"|"could not localise", "module", "reason", "trace": [{"module", "value",
+    "rel_error"}, ...]}``.
+
+    Args:
+        model: the eager model.
+        onnx_path: the fp32 ``.onnx`` exported from it.
+        sample: one small batch, float32 NCHW.
+        threads: ONNX Runtime's intra-op threads (default None: its choice).
+    """
     import onnx
 
     from converters.onnx.runner import OrtRunner

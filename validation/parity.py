@@ -11,6 +11,12 @@ from toolkit.errors import InputShapeError
 
 
 def chunks(count: int, batch_size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each batch of ``count`` items, the last one short.
+
+    Args:
+        count: how many items.
+        batch_size: the items per batch.
+    """
     return [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
 
 
@@ -21,6 +27,12 @@ def run_batched(
 
     A fixed-batch artifact is only run at its own batch size (``InputShapeError`` otherwise);
     its last, short batch is padded with repeated samples whose outputs are dropped.
+
+    Args:
+        runner: the runner.
+        images: the inputs.
+        batch_size: the batch size to run at.
+        on_batch: called after each batch (default None).
     """
     runner.load()
     if runner.fixed_batch is not None and batch_size != runner.fixed_batch:

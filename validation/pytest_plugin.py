@@ -22,6 +22,11 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--rehead-device`` (``cpu`` or ``cuda``), the device of the parity fixtures.
+
+    Args:
+        parser: pytest's option parser.
+    """
     group = parser.getgroup("rehead", "rehead parity checks")
     group.addoption(
         "--rehead-device", default="cpu", choices=("cpu", "cuda"),
@@ -31,7 +36,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture
 def rehead_device(request: pytest.FixtureRequest) -> str:
-    """``cpu`` or ``cuda`` (from ``--rehead-device``); skips when CUDA is asked for but absent."""
+    """``cpu`` or ``cuda`` (from ``--rehead-device``); skips when CUDA is asked for but absent.
+
+    Args:
+        request: pytest's fixture request (its config holds the option).
+    """
     device = str(request.config.getoption("--rehead-device"))
     if device == "cuda":
         import torch
@@ -43,7 +52,11 @@ def rehead_device(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def rehead_assert_parity(rehead_device: str) -> Callable[..., Any]:
-    """``assert_parity`` with ``device`` defaulting to ``rehead_device``."""
+    """``assert_parity`` with ``device`` defaulting to ``rehead_device``.
+
+    Args:
+        rehead_device: the ``rehead_device`` fixture.
+    """
     from validation.assertions import assert_parity
 
     def check(model_dir: Any, artifact: Any, **options: Any) -> Any:

@@ -39,7 +39,11 @@ def default_cache_dir() -> Path:
 
 
 def module_digest(module: nn.Module) -> str:
-    """sha256 over the module's parameters and buffers (names, dtypes, shapes and bytes)."""
+    """sha256 over the module's parameters and buffers (names, dtypes, shapes and bytes).
+
+    Args:
+        module: the model.
+    """
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         t = tensor.detach().to("cpu").contiguous()
@@ -49,6 +53,13 @@ def module_digest(module: nn.Module) -> str:
 
 
 def cache_key(module: nn.Module, images: np.ndarray, device: str) -> str:
+    """The cache file's key: the module's digest, the images (dtype, shape, bytes), device, torch and ``CHUNK``.
+
+    Args:
+        module: the eager model.
+        images: the inputs.
+        device: where eager runs.
+    """
     digest = hashlib.sha256()
     digest.update(module_digest(module).encode())
     digest.update(f"{images.dtype}:{images.shape}:{device}:{torch.__version__}:{CHUNK}".encode())
@@ -64,7 +75,14 @@ def reference_outputs(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], EagerRunner, bool]:
     """The eager fp32 outputs on ``images``; the runner that made them (its time is model time);
-    and whether they came from the cache. ``cache_dir`` None: no cache."""
+    and whether they came from the cache.
+
+    Args:
+        module: the eager model.
+        images: the parity inputs.
+        device: where eager runs (default ``cpu``).
+        cache_dir: the cache folder (default None: no cache).
+    """
     runner = EagerRunner(module, device=device, precision="fp32", name="eager-fp32")
     path = Path(cache_dir) / f"{cache_key(module, images, device)}.npz" if cache_dir is not None else None
     if path is not None and path.is_file():

@@ -113,12 +113,16 @@ class ArtifactResult:
         return [f.replace(artifact=self.name) for f in [*found, *self.gate_failures]]
 
     def agreement(self, slice_name: str = "all") -> float | None:
-        """Top-1 agreement with eager on one class slice (``all``, ``kept`` or ``new``): the
-        lowest over batch sizes, a fraction in [0, 1]; ``None`` when parity was not checked.
+        """Top-1 agreement with eager on one class slice: the lowest over batch sizes, a fraction in
+        [0, 1]; ``None`` when parity was not checked.
 
         The same images for every slice; ``kept``/``new`` compare the arg-max within the slice's
         classes only, so ``kept`` can be below ``all``. It is agreement with the eager model,
-        never accuracy against labels."""
+        never accuracy against labels.
+
+        Args:
+            slice_name: ``all`` (the default), ``kept`` or ``new``.
+        """
         if self.parity is None:
             return None
         found = [r.metrics.top1 for b in self.parity.batches for r in b.results if r.slice.name == slice_name]
@@ -133,7 +137,11 @@ class ArtifactResult:
         return {name: value for name in names if (value := self.agreement(name)) is not None}
 
     def latency_reason(self, batch_size: int) -> str:
-        """Why the latency at ``batch_size`` is inconclusive, in words (empty when it is not)."""
+        """Why the latency at ``batch_size`` is inconclusive, in words (empty when it is not).
+
+        Args:
+            batch_size: the batch size.
+        """
         stats = self.latency.get(batch_size)
         return "" if stats is None or stats.conclusive else (stats.reason or "too noisy to decide")
 
@@ -244,7 +252,11 @@ class ValidationReport:
     def raise_for_status(self, reports: Mapping[str, Any] | None = None) -> None:
         """Raise ``GateFailedError`` (exit 1) if parity failed or a latency gate failed or was
         inconclusive; the one-line message names the first failure and how many there are.
-        ``reports`` (kind -> path, as ``write_reports`` returns them) are named in the hint."""
+
+        Args:
+            reports: the reports written (kind -> path, as ``write_reports`` returns them), named in the
+                hint (default None).
+        """
         failures = self.failures
         if not failures:
             return
@@ -286,7 +298,11 @@ class ValidationReport:
 
 
 def clean_json(value: Any) -> Any:
-    """Make ``value`` strict JSON: non-finite floats become ``"nan"``/``"inf"``/``"-inf"``, tuples lists."""
+    """Make ``value`` strict JSON: non-finite floats become ``"nan"``/``"inf"``/``"-inf"``, tuples lists.
+
+    Args:
+        value: a JSON-like value (dicts, lists, tuples, floats, NumPy scalars).
+    """
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"

@@ -58,7 +58,15 @@ def open_all(
     stack: contextlib.ExitStack,
 ) -> list[tuple[Artifact, Runner]]:
     """Check each artifact's lineage, then open its runner (an ``.onnx`` file one per runtime
-    asked for); every runner is closed by ``stack``. Returns (artifact, runner) per report row."""
+    asked for); every runner is closed by ``stack``. Returns (artifact, runner) per report row.
+
+    Args:
+        loaded: the model directory, loaded.
+        artifacts: the artifacts to open.
+        settings: the run's settings (device, runtimes, providers, cross-check).
+        threads: intra-op threads.
+        stack: closes every runner.
+    """
     runners: list[tuple[Artifact, Runner]] = []
     for artifact in artifacts:
         if not isinstance(artifact, Runner) and not str(artifact).startswith("eager:") and Path(artifact).is_file():
@@ -79,7 +87,12 @@ def open_all(
 
 
 def rows(artifacts: Sequence[Artifact], settings: Settings) -> int:
-    """How many report rows ``artifacts`` make (an ``.onnx`` file one per runtime)."""
+    """How many report rows ``artifacts`` make (an ``.onnx`` file one per runtime).
+
+    Args:
+        artifacts: the artifacts.
+        settings: the run's settings (its runtimes).
+    """
     return sum(len(_runtimes_of(a, settings)) for a in artifacts)
 
 
@@ -95,6 +108,14 @@ def _runtimes_of(artifact: Artifact, settings: Settings) -> tuple[str | None, ..
 
 
 def parity_inputs(loaded: LoadedModel, runners: list[Runner], settings: Settings) -> ParityInputs:
+    """The parity inputs the settings ask for (default: held-out images of the recorded data, else
+    random), on the uint8 pixel grid when an artifact bakes preprocessing.
+
+    Args:
+        loaded: the model directory, loaded.
+        runners: the opened runners.
+        settings: the run's settings (data, samples, seed).
+    """
     config = loaded.config
     if settings.data is None:  # held-out images of the recorded fine-tuning data, else random (said so)
         inputs = default_inputs(config, samples=settings.samples, seed=settings.seed)
@@ -129,7 +150,14 @@ def rounding_outputs(
     loaded: LoadedModel, inputs: ParityInputs, settings: Settings, used: list[Runner]
 ) -> Callable[[], dict[str, np.ndarray]]:
     """The eager float64 outputs on the parity inputs, computed on first use and kept: the fp32
-    preset widens its bound by the model's own fp32 rounding only where the fixed bound fails."""
+    preset widens its bound by the model's own fp32 rounding only where the fixed bound fails.
+
+    Args:
+        loaded: the model directory, loaded.
+        inputs: the parity inputs.
+        settings: the run's settings (its device).
+        used: the float64 runner is appended here (its time counts as model time).
+    """
     memo: dict[str, dict[str, np.ndarray]] = {}
 
     def rounding() -> dict[str, np.ndarray]:
@@ -155,6 +183,15 @@ def _latency_batch(images: np.ndarray, bs: int) -> np.ndarray:
 def reference_latency(
     loaded: LoadedModel, inputs: ParityInputs, settings: Settings, used: list[Runner], bar: Progress
 ) -> dict[int, LatencyStats]:
+    """Eager fp32 latency at each batch size: the speed-up's denominator.
+
+    Args:
+        loaded: the model directory, loaded.
+        inputs: the parity inputs (each batch is made of them).
+        settings: the run's settings (batch sizes, latency settings).
+        used: the eager runner is appended here (its time counts as model time).
+        bar: the progress, advanced after each batch size.
+    """
     from converters.runners.eager import EagerRunner
 
     runner = EagerRunner(loaded.module, device=settings.device, precision="fp32", name="eager-fp32")
@@ -190,7 +227,13 @@ class Run:
 
 
 def run_artifact(artifact: Artifact, runner: Runner, run: Run) -> ArtifactResult:
-    """One artifact: cold start, parity at each batch size, latency and its gates."""
+    """One artifact: cold start, parity at each batch size, latency and its gates.
+
+    Args:
+        artifact: the artifact as given.
+        runner: its opened runner.
+        run: what every artifact is judged against.
+    """
     settings, images, bar = run.settings, run.inputs.images, run.bar
     run.used.append(runner)
     path = None if isinstance(artifact, Runner) or str(artifact).startswith("eager:") else str(artifact)
@@ -272,7 +315,11 @@ def _parity(result: ArtifactResult, runner: Runner, run: Run) -> None:
 
 
 def random_inputs_failure(inputs: ParityInputs) -> Failure:
-    """``require_real_data``: parity seen on random inputs only is a failure of the inputs."""
+    """``require_real_data``: parity seen on random inputs only is a failure of the inputs.
+
+    Args:
+        inputs: the parity inputs (their ``note`` says why they are random).
+    """
     why = f" ({inputs.note})" if inputs.note else ""
     return Failure(
         kind="inputs",
@@ -301,6 +348,14 @@ def _localise(loaded: LoadedModel, runner: Runner, images: np.ndarray) -> dict[s
 def head_latency_of(
     loaded: LoadedModel, inputs: ParityInputs, settings: Settings, used: list[Runner]
 ) -> dict[str, Any]:
+    """The old and the new head's latency on their own, on the head's input for the first image.
+
+    Args:
+        loaded: the model directory, loaded.
+        inputs: the parity inputs.
+        settings: the run's settings (device, batch sizes, latency settings).
+        used: the head runners are appended here (their time counts as model time).
+    """
     from validation.head import capture_head_input, head_latency
 
     feature = capture_head_input(loaded.module, loaded.config.head, inputs.images[:1], settings.device)

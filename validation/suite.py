@@ -48,7 +48,11 @@ _LATENCY = _DEFAULTS.latency_settings
 
 @contextlib.contextmanager
 def fixed_threads(threads: int | None) -> Iterator[int]:
-    """Fix PyTorch's intra-op threads for the duration (restored afterwards); yields the count."""
+    """Fix PyTorch's intra-op threads for the duration (restored afterwards); yields the count.
+
+    Args:
+        threads: the intra-op threads; None: leave PyTorch's setting.
+    """
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(positive_int(threads, "threads", example="threads=2"))
@@ -88,25 +92,25 @@ def validate(
 ) -> ValidationReport:
     """Prove each artifact matches the eager fp32 model and measure how fast it runs.
 
-    The keyword arguments build a ``ValidateSettings`` record (same names, same defaults) and
-    ``run`` it.
+    The keyword arguments build a ``ValidateSettings`` record (same names, same defaults) and ``run`` it.
 
     Args:
         model_dir: the model directory (or a ``LoadedModel``) the artifacts were exported from.
         artifacts: ``.onnx`` / ``.pt2`` paths, ``eager:fp16`` / ``eager:bf16``, or ``Runner`` objects.
-        data: ``random`` (the same seeded images the export check uses) | ``digits`` | a folder |
-            a ``.npz`` | an array; default None: held-out images (val/test split) of the
-            fine-tuning data the model directory's lineage records, else ``random``, which every
-            report then states in one line (``validation.inputs.default_inputs``).
-        samples: how many inputs (default 32), run at every batch size in ``batch_sizes``
-            (default 1, 8).
+        data: ``random`` (the same seeded images the export check uses) | ``digits`` | a folder | a ``.npz`` |
+            an array; default None: held-out images (val/test split) of the fine-tuning data the model directory's
+            lineage records, else ``random``, which every report then states in one line (``default_inputs``).
+        samples: how many inputs (default 32), run at every batch size in ``batch_sizes``.
+        batch_sizes: the batch sizes to run at (default 1, 8).
         device: ``cpu`` | ``cuda`` | ``cuda:N``.
-        preset: ``fp32`` | ``fp16`` | ``int8`` | ``auto`` (default: from each artifact's
-            precision); ``atol``/``rtol`` override it.
-        threads: PyTorch and ONNX Runtime intra-op threads (default: PyTorch's current setting,
-            restored afterwards).
+        preset: ``fp32`` | ``fp16`` | ``int8`` | ``auto`` (default: from each artifact's precision).
+        atol: absolute tolerance overriding the preset's (default None: the preset's).
+        rtol: relative tolerance overriding the preset's (default None: the preset's).
+        threads: PyTorch and ONNX Runtime intra-op threads (default: PyTorch's current setting, restored after).
         seed: draws the random inputs and subsets.
-        parity, latency, head_latency: which parts to run (default all).
+        parity: check parity (default True).
+        latency: measure latency at each batch size, and its gates (default True).
+        head_latency: also time the old head against the new head on their own (default True).
         latency_settings: warm-up, run count and noise bound of each latency measurement.
         localise: on a parity failure of an fp32 ONNX artifact, find the first diverging tensor.
         max_p99_ms: latency gate in milliseconds at every batch size.
@@ -115,14 +119,13 @@ def validate(
             (default: refuse them with ``LineageError``).
         reference_cache: folder caching the eager reference (default: ``$REHEAD_CACHE_DIR`` or
             ``~/.cache/rehead``); None: no cache.
-        ort_provider: ONNX Runtime's execution provider for ``.onnx`` artifacts on a CUDA
-            device, ``cuda`` or ``tensorrt`` (needs onnxruntime-gpu; TensorRT engines cached under
-            ``$REHEAD_CACHE_DIR/ort-trt`` or ``~/.cache/rehead/ort-trt``); default None: the
-            device's default providers. ``InvalidArgumentError`` on the CPU or for another name,
-            ``HardwareUnavailableError`` when the provider is missing or would not be the one
-            running the model. Other artifacts ignore it.
-        require_real_data: fail parity (an ``inputs`` failure, exit 1) when it was checked on
-            random inputs only (default False).
+        ort_provider: ONNX Runtime's execution provider for ``.onnx`` artifacts on a CUDA device, ``cuda`` or
+            ``tensorrt`` (needs onnxruntime-gpu; TensorRT engines cached under ``$REHEAD_CACHE_DIR/ort-trt`` or
+            ``~/.cache/rehead/ort-trt``); default None: the device's default providers. ``InvalidArgumentError``
+            on the CPU or for another name, ``HardwareUnavailableError`` when the provider is missing or would
+            not be the one running the model. Other artifacts ignore it.
+        require_real_data: fail parity (an ``inputs`` failure, exit 1) when it was checked on random inputs
+            only (default False).
         runtimes: who runs ``.onnx`` artifacts, each a row: ``onnxruntime`` (default), ``openvino``.
         ov_precision: OpenVINO's inference precision, ``f32`` (default) | ``bf16`` | ``f16``.
         progress: print a progress bar on stderr (default False: silent).
@@ -195,7 +198,8 @@ def bench(
         cross_check: as in ``validate``.
         ort_provider: ``cuda`` | ``tensorrt`` for ``.onnx`` artifacts on a CUDA device, as in
             ``validate``.
-        runtimes, ov_precision: as in ``validate``.
+        runtimes: as in ``validate``.
+        ov_precision: as in ``validate``.
         progress: print a progress bar on stderr (default False: silent).
     """
     latency = LatencySettings(warmup_s=warmup_s, min_runs=min_runs, min_duration_s=duration_s, max_cv=max_cv)

@@ -40,6 +40,11 @@ class Failure:
     worst_class_name: str | None = None
 
     def replace(self, **changes: Any) -> Failure:
+        """A copy with ``changes`` applied (``dataclasses.replace``).
+
+        Args:
+            **changes: the fields to change, by name.
+        """
         return dataclasses.replace(self, **changes)
 
     def line(self) -> str:
@@ -56,6 +61,11 @@ class Failure:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Failure:
+        """Parse a ``to_json`` record: unknown keys are dropped, ``"nan"``/``"inf"`` values read as floats.
+
+        Args:
+            data: the record's JSON object.
+        """
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}
         for key in ("value", "bound"):

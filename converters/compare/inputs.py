@@ -16,6 +16,12 @@ from toolkit.records import Preprocessing
 
 
 def random_images(prep: Preprocessing, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """``samples`` float32 NCHW standard-normal images at the model's input size, drawn with ``seed``."""
+    """Float32 NCHW standard-normal images at the model's input size.
+
+    Args:
+        prep: the model's preprocessing (its input size).
+        samples: how many images (default ``DEFAULT_SAMPLES``).
+        seed: the random generator's seed (default ``DEFAULT_SEED``).
+    """
     rng = np.random.default_rng(seed)
     return rng.standard_normal(prep.input_shape(samples)).astype(np.float32)

@@ -85,14 +85,24 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def nonfinite_mismatch(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Boolean mask of positions where NaN/Inf make ``ref`` and ``out`` differ (NaN never equal)."""
+    """Boolean mask of positions where NaN/Inf make ``ref`` and ``out`` differ (NaN never equal).
+
+    Args:
+        ref: the reference values.
+        out: the produced values, ``ref``'s shape.
+    """
     either_nan = np.isnan(ref) | np.isnan(out)
     inf_differs = (np.isinf(ref) | np.isinf(out)) & ~(ref == out)
     return either_nan | inf_differs
 
 
 def slice_metrics(ref: np.ndarray, out: np.ndarray) -> SliceMetrics:
-    """Metrics of ``out`` against ``ref`` (same shape, (N, C) or (N, ...)); computed in float64."""
+    """Metrics of ``out`` against ``ref``; computed in float64.
+
+    Args:
+        ref: the reference outputs, (N, C) or (N, ...).
+        out: the produced outputs, ``ref``'s shape.
+    """
     r = np.asarray(ref, dtype=np.float64).reshape(ref.shape[0], -1)
     a = np.asarray(out, dtype=np.float64).reshape(out.shape[0], -1)
     bad = nonfinite_mismatch(r, a)
@@ -166,7 +176,14 @@ def slice_metrics(ref: np.ndarray, out: np.ndarray) -> SliceMetrics:
 
 def tolerance_violations(ref: np.ndarray, out: np.ndarray, atol: float | np.ndarray, rtol: float) -> int:
     """Positions where |out − ref| > atol + rtol·|ref|, counting every non-finite mismatch.
-    ``atol`` may be an array broadcasting against ``ref`` (one bound per sample: shape (N, 1))."""
+
+    Args:
+        ref: the reference values.
+        out: the produced values, ``ref``'s shape.
+        atol: the absolute bound: a number, or an array broadcasting against ``ref`` (one bound
+            per sample, shape (N, 1)).
+        rtol: the bound relative to |ref|.
+    """
     r = np.asarray(ref, dtype=np.float64)
     a = np.asarray(out, dtype=np.float64)
     bad = nonfinite_mismatch(r, a)
@@ -177,7 +194,13 @@ def tolerance_violations(ref: np.ndarray, out: np.ndarray, atol: float | np.ndar
 
 def rounding_atol(ref: np.ndarray, ref64: np.ndarray, factor: float) -> np.ndarray:
     """Per-sample atol, shape (N, 1): ``factor`` × max|ref − ref64| over the sample's values
-    (the model's own fp32 rounding) + 1e-6 × max(1, max|ref64|) of that sample."""
+    (the model's own fp32 rounding) + 1e-6 × max(1, max|ref64|) of that sample.
+
+    Args:
+        ref: the eager fp32 outputs, (N, ...).
+        ref64: the eager float64 outputs on the same inputs, ``ref``'s shape.
+        factor: how many times the rounding to allow.
+    """
     r = np.asarray(ref, dtype=np.float64).reshape(ref.shape[0], -1)
     r64 = np.asarray(ref64, dtype=np.float64).reshape(ref64.shape[0], -1)
     with np.errstate(invalid="ignore"):
@@ -187,7 +210,12 @@ def rounding_atol(ref: np.ndarray, ref64: np.ndarray, factor: float) -> np.ndarr
 
 
 def per_class_max_abs(ref: np.ndarray, out: np.ndarray) -> list[float]:
-    """Largest |out − ref| per class (last axis); NaN where a non-finite mismatch occurs."""
+    """Largest |out − ref| per class (last axis); NaN where a non-finite mismatch occurs.
+
+    Args:
+        ref: the reference outputs, classes on the last axis.
+        out: the produced outputs, ``ref``'s shape.
+    """
     r = np.asarray(ref, dtype=np.float64).reshape(-1, ref.shape[-1])
     a = np.asarray(out, dtype=np.float64).reshape(-1, out.shape[-1])
     bad = np.asarray(nonfinite_mismatch(r, a).any(axis=0), dtype=bool)
@@ -197,7 +225,13 @@ def per_class_max_abs(ref: np.ndarray, out: np.ndarray) -> list[float]:
 
 
 def head_slices(num_classes: int, kept: Sequence[int], new: Sequence[int]) -> list[ClassSlice]:
-    """``all`` plus the non-empty ``kept`` and ``new`` slices of the head spec."""
+    """``all`` plus the non-empty ``kept`` and ``new`` slices of the head spec.
+
+    Args:
+        num_classes: the head's number of classes (the ``all`` slice).
+        kept: the indices of the kept classes.
+        new: the indices of the new classes.
+    """
     slices = [ClassSlice("all", tuple(range(num_classes)))]
     if kept:
         slices.append(ClassSlice("kept", tuple(kept)))

@@ -95,7 +95,11 @@ class ParityResult:
         return self.passed
 
     def worst(self, slice_name: str = "all") -> SliceMetrics | None:
-        """The slice's metrics with the largest max|Δ| over batch sizes (NaN/Inf mismatches first)."""
+        """The slice's metrics with the largest max|Δ| over batch sizes (NaN/Inf mismatches first).
+
+        Args:
+            slice_name: the class slice (default ``all``).
+        """
         found = [r.metrics for b in self.batches for r in b.results if r.slice.name == slice_name]
         if not found:
             return None
@@ -115,7 +119,14 @@ class ParityResult:
 def parity_result(
     tol: Tolerance, batches: list[BatchParity], *, input_nonfinite: int = 0, input_source: str = ""
 ) -> ParityResult:
-    """Gather the batches' failures (inputs with NaN/Inf fail first) into one verdict."""
+    """Gather the batches' failures (inputs with NaN/Inf fail first) into one verdict.
+
+    Args:
+        tol: the tolerance the batches were judged by.
+        batches: the per-batch-size results.
+        input_nonfinite: how many NaN/Inf values the inputs hold (default 0).
+        input_source: where the inputs came from, for the inputs' failure message.
+    """
     failures = [f for b in batches for f in b.failures]
     if input_nonfinite:
         failures.insert(
@@ -132,7 +143,12 @@ def parity_result(
 
 
 def match_outputs(reference: Mapping[str, np.ndarray], produced: Mapping[str, np.ndarray]) -> dict[str, str]:
-    """Reference output name -> artifact output name: same name, else the only/first output."""
+    """Reference output name -> artifact output name: same name, else the only/first output.
+
+    Args:
+        reference: the reference outputs, by name.
+        produced: the artifact's outputs, by name.
+    """
     mapping = {}
     names = list(produced)
     for ref_name in reference:
@@ -163,10 +179,17 @@ def compare_outputs(
 ) -> BatchParity:
     """Metrics and verdict of ``produced`` against ``reference`` for every output and slice.
 
-    ``class_names`` name the worst class of a failing slice; ``seed`` draws the errors kept for
-    the histograms. ``rounding`` returns the eager float64 outputs on the same inputs; it is
-    called only when a slice breaks the fixed bound of a tolerance with ``rounding_factor``
-    (memoise it: it may be called for several slices and batch sizes).
+    Args:
+        reference: the reference outputs, by name.
+        produced: the artifact's outputs, by name (matched by ``match_outputs``).
+        slices: the class slices to judge.
+        tol: the tolerance.
+        batch_size: the batch size the outputs were produced at (named in messages).
+        class_names: name the worst class of a failing slice (default None: not named).
+        seed: draws the errors kept for the histograms (default 0).
+        rounding: returns the eager float64 outputs on the same inputs; called only when a slice
+            breaks the fixed bound of a tolerance with ``rounding_factor`` (memoise it: it may be
+            called for several slices and batch sizes). Default None: no widening.
     """
     results: list[SliceResult] = []
     per_class: dict[str, list[float]] = {}

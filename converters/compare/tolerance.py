@@ -46,6 +46,11 @@ class Tolerance:
     rounding_factor: float | None = None
 
     def atol_for(self, slice_name: str) -> float | None:
+        """The atol of a slice: its ``slice_atol`` entry, else ``atol``.
+
+        Args:
+            slice_name: the class slice.
+        """
         return self.slice_atol.get(slice_name, self.atol)
 
     def to_json(self) -> dict[str, Any]:
@@ -79,7 +84,12 @@ PRECISION_PRESET = {"fp32": "fp32", "fp64": "fp32", "tf32": "fp16", "fp16": "fp1
 
 
 def resolve_preset(preset: str | None, precision: str) -> str:
-    """The preset name to use: the given one, else the one implied by the artifact's precision."""
+    """The preset name to use: the given one, else the one implied by the artifact's precision.
+
+    Args:
+        preset: a name in ``PRESET_NAMES``, or None.
+        precision: the artifact's precision (``PRECISION_PRESET``; fp32 when unknown).
+    """
     if preset is None:
         return PRECISION_PRESET.get(precision, "fp32")
     if preset not in PRESET_NAMES:
@@ -90,7 +100,13 @@ def resolve_preset(preset: str | None, precision: str) -> str:
 
 
 def with_overrides(tol: Tolerance, *, atol: float | None = None, rtol: float | None = None) -> Tolerance:
-    """``tol`` with user-given ``atol``/``rtol`` (which also replace any per-slice envelope)."""
+    """``tol`` with user-given bounds (which also replace any per-slice envelope).
+
+    Args:
+        tol: the tolerance to override.
+        atol: the absolute bound, finite and ≥ 0 (default None: ``tol``'s, 0 when it has none).
+        rtol: the relative bound, finite and ≥ 0 (default None: ``tol``'s).
+    """
     for name, value in (("atol", atol), ("rtol", rtol)):
         if value is not None and (not math.isfinite(value) or value < 0):
             raise InvalidArgumentError(f"{name} must be a finite number ≥ 0, got {value}", param=name)
@@ -111,9 +127,17 @@ def with_overrides(tol: Tolerance, *, atol: float | None = None, rtol: float | N
 def envelope(
     preset: str, spread: Mapping[str, SliceMetrics], *, factor: float, what: str, rtol: float = 0.0
 ) -> Tolerance:
-    """Per-slice atol = ``factor`` × the largest |Δ| PyTorch itself shows (``spread``, by slice),
-    with a floor of 1e-6 × the slice's largest |ref| so that an exactly reproducible slice
-    still tolerates the last bits of float32."""
+    """Per-slice atol = ``factor`` × the largest |Δ| PyTorch itself shows, with a floor of 1e-6 ×
+    the slice's largest |ref| so that an exactly reproducible slice still tolerates the last bits
+    of float32.
+
+    Args:
+        preset: the preset name recorded in the tolerance.
+        spread: PyTorch's own spread on the same inputs, by slice name.
+        factor: how many times the spread to allow.
+        what: what the spread is, for ``source``.
+        rtol: the relative bound (default 0).
+    """
     slice_atol: dict[str, float] = {}
     for name, m in spread.items():
         base = m.max_abs if math.isfinite(m.max_abs) else 0.0
@@ -143,9 +167,17 @@ def judge(
 ) -> list[Failure]:
     """Every reason this slice fails ``tol`` (empty when it passes), as records with the numbers.
 
-    ``worst_class``/``worst_class_name``: the class inside the slice with the largest error,
-    named in each message. ``widened_atol``: the largest per-sample atol after widening by the
-    model's own fp32 rounding (``Tolerance.rounding_factor``), when it was widened.
+    Args:
+        output: the output's name.
+        sl: the class slice.
+        m: the slice's metrics.
+        violations: the positions over the element-wise bound (``tolerance_violations``).
+        tol: the tolerance.
+        batch_size: the batch size, named in messages.
+        worst_class: the class inside the slice with the largest error, named in each message.
+        worst_class_name: that class's name.
+        widened_atol: the largest per-sample atol after widening by the model's own fp32 rounding
+            (``Tolerance.rounding_factor``), when it was widened (default None).
     """
     where = f"'{output}'[{sl.label()}] at batch {batch_size}"
     summary = f"cosine {m.cosine_min:.6f}, top-1 agreement {m.top1:.3f}, SQNR {m.sqnr_db:.1f} dB"

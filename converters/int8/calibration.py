@@ -37,7 +37,11 @@ class Calibration:
 
 
 def recorded_data(config: ModelConfig) -> str | None:
-    """The training data the newest lineage step records (its ``data`` field), or None."""
+    """The training data the newest lineage step records (its ``data`` field), or None.
+
+    Args:
+        config: the model's config.
+    """
     for step in reversed(config.lineage):
         data = step.get("data")
         if isinstance(data, str) and data:
@@ -51,6 +55,10 @@ def choose_calibration(calib: str | os.PathLike[str] | None, config: ModelConfig
     A recorded ``digits`` (or a digit subset, ``digits[1,2]``) calibrates on the bundled digits; a
     recorded folder must still exist (a relative path is read from the current directory).
     ``InvalidArgumentError`` (``param="calib"``) when nothing usable is recorded.
+
+    Args:
+        calib: the calibration data: ``"digits"`` or a folder; None: the data the lineage records.
+        config: the model's config (its lineage).
     """
     if calib is not None:
         return Calibration(os.fspath(calib), "explicit")
@@ -76,7 +84,13 @@ def choose_calibration(calib: str | os.PathLike[str] | None, config: ModelConfig
 
 
 def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: int) -> torch.Tensor:
-    """``n`` preprocessed images from the train split (val if there is no train split); never test."""
+    """Preprocessed images from the train split (val if there is no train split); never test.
+
+    Args:
+        calib: ``"digits"`` or a folder of class folders (with or without split folders).
+        config: the model's config (its preprocessing).
+        n: how many images.
+    """
     from toolkit.data import load_samples
 
     if str(calib) == "digits":
@@ -106,11 +120,16 @@ def calibration_samples(calib: str | os.PathLike[str], config: ModelConfig, n: i
 def heldout_samples(
     source: str | os.PathLike[str], config: ModelConfig, n: int
 ) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Up to ``n`` preprocessed held-out images with labels (indices of ``config.class_names``)
-    for the accuracy-aware INT8 search, and where they came from.
+    """Preprocessed held-out images with labels (indices of ``config.class_names``) for the
+    accuracy-aware INT8 search, and where they came from.
 
     Never the calibration images: the bundled digits' val split; for a folder its ``val/`` split,
     else its ``test/`` split. A flat folder has no held-out split: ``DataError`` (``param="heldout"``).
+
+    Args:
+        source: ``"digits"`` or a folder of class folders.
+        config: the model's config (its preprocessing and class names).
+        n: at most this many images.
     """
     from toolkit.data import load_samples
 

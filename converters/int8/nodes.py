@@ -32,7 +32,11 @@ SENSITIVITY_IMAGES = 16
 
 
 def quantized_nodes(qdq_path: Path) -> dict[str, str]:
-    """Name -> op type of the nodes the QDQ graph at ``qdq_path`` runs on dequantized inputs."""
+    """Name -> op type of the nodes a QDQ graph runs on dequantized inputs.
+
+    Args:
+        qdq_path: the QDQ ``.onnx`` file.
+    """
     import onnx
 
     graph = onnx.load(os.fspath(qdq_path), load_external_data=False).graph
@@ -44,7 +48,13 @@ def quantized_nodes(qdq_path: Path) -> dict[str, str]:
 
 
 def node_groups(prepared: Path, nodes: Mapping[str, str], head_module: str) -> dict[str, str]:
-    """The speed group of each node in ``nodes`` (see the module docstring)."""
+    """The speed group of each node in ``nodes`` (see the module docstring).
+
+    Args:
+        prepared: the graph ``prepare_int8`` wrote.
+        nodes: the quantized nodes, name -> op type (``quantized_nodes``).
+        head_module: the head's module name: a node reading its weights is in the ``head`` group.
+    """
     import onnx
 
     graph = onnx.load(os.fspath(prepared), load_external_data=False).graph
@@ -72,7 +82,12 @@ def node_groups(prepared: Path, nodes: Mapping[str, str], head_module: str) -> d
 
 
 def weighted_nodes(prepared: Path, nodes: Mapping[str, str]) -> set[str]:
-    """The nodes of ``nodes`` that read an initializer with more than one element (weights)."""
+    """The nodes of ``nodes`` that read an initializer with more than one element (weights).
+
+    Args:
+        prepared: the graph ``prepare_int8`` wrote.
+        nodes: the quantized nodes, by name.
+    """
     import onnx
 
     graph = onnx.load(os.fspath(prepared), load_external_data=False).graph
@@ -84,7 +99,12 @@ def units(prepared: Path, nodes: Mapping[str, str]) -> dict[str, tuple[str, ...]
     """What moving each quantized node to fp32 takes: the node, and every quantized node that
     feeds one of its activation inputs and has no other consumer. ONNX Runtime's QDQ graph
     quantizes a tensor when either end of it is quantized, so a node alone in fp32 may still
-    read a tensor that went through INT8 (the planted ``spread`` -> ``squeeze`` pair of the tests)."""
+    read a tensor that went through INT8 (the planted ``spread`` -> ``squeeze`` pair of the tests).
+
+    Args:
+        prepared: the graph ``prepare_int8`` wrote.
+        nodes: the quantized nodes, by name.
+    """
     import onnx
 
     graph = onnx.load(os.fspath(prepared), load_external_data=False).graph
@@ -118,10 +138,17 @@ def sensitivity(
     prepared: Path, qdq: Path, samples: np.ndarray, *, input_name: str, work: Path
 ) -> dict[str, float]:
     """Each quantized node's SQNR drop in dB (larger: more sensitive), measured by
-    ``qdq_loss_debug`` on at most ``SENSITIVITY_IMAGES`` of ``samples`` (see the module docstring).
+    ``qdq_loss_debug`` (see the module docstring).
 
     A node whose output ONNX Runtime fused away (a Relu after a Conv) is judged at the first
     tensor downstream that both graphs still have.
+
+    Args:
+        prepared: the fp32 graph ``prepare_int8`` wrote.
+        qdq: the all-INT8 QDQ graph quantized from it.
+        samples: model inputs; at most ``SENSITIVITY_IMAGES`` of them are used.
+        input_name: the graph's input name.
+        work: a scratch folder.
     """
     import onnx
     from onnxruntime.quantization import qdq_loss_debug as debug

@@ -48,6 +48,12 @@ def prepare_int8(src: Path, work: Path, *, external: str | None = None) -> Path:
 
     ONNX Runtime's graph optimisation leaves some nodes unnamed (a decomposed HardSwish): they get
     ``<op>_<index>`` names, so that ``quantize_prepared(exclude=...)`` can name any node.
+
+    Args:
+        src: the fp32 ``.onnx``.
+        work: the scratch folder to write into.
+        external: the external-data file name of a large model (``int8-pre.data`` is written); None
+            (the default): all in one file.
     """
     import onnx
 
@@ -95,10 +101,17 @@ def quantize_int8(
     work: Path,
     target: str = "cpu",
 ) -> None:
-    """Quantize the fp32 model at ``src`` into ``dst`` calibrating on ``samples`` (model inputs).
+    """Quantize the fp32 model at ``src`` into ``dst``. Every node is quantized.
 
-    ``method``: ``minmax``, ``entropy`` or ``percentile`` (99.999th). ``target``: ``cpu`` (U8S8) or
-    ``tensorrt`` (S8S8, symmetric). ``work`` is a scratch folder. Every node is quantized.
+    Args:
+        src: the fp32 ``.onnx``.
+        dst: the QDQ ``.onnx`` to write.
+        samples: the calibration model inputs.
+        method: ``minmax`` (the default), ``entropy`` or ``percentile`` (99.999th).
+        input_name: the graph's input name (default ``images``).
+        external: the external-data file name of ``dst``; None (the default): all in one file.
+        work: a scratch folder.
+        target: ``cpu`` (U8S8, the default) or ``tensorrt`` (S8S8, symmetric); see ``INT8_TARGETS``.
     """
     check_target(target)
     prepared = prepare_int8(src, work, external=external)
@@ -122,9 +135,18 @@ def quantize_prepared(
     """Quantize the model ``prepare_int8`` wrote into ``dst``, leaving the nodes named in
     ``exclude`` in fp32.
 
-    ``cache``: a calibration cache file (ONNX Runtime's ``calibration_cache_path``): written by
-    the first call, read by the next ones, so a search over ``exclude`` calibrates once (ONNX
-    Runtime releases without that parameter calibrate on ``samples`` again each call).
+    Args:
+        prepared: the graph ``prepare_int8`` wrote.
+        dst: the QDQ ``.onnx`` to write.
+        samples: the calibration model inputs.
+        method: ``minmax`` (the default), ``entropy`` or ``percentile`` (99.999th).
+        input_name: the graph's input name (default ``images``).
+        external: the external-data file name of ``dst``; None (the default): all in one file.
+        target: ``cpu`` (the default: uint8 activations) or ``tensorrt`` (symmetric int8 activations).
+        exclude: the names of the nodes to leave in fp32 (default none).
+        cache: a calibration cache file (ONNX Runtime's ``calibration_cache_path``): written by the
+            first call, read by the next ones, so a search over ``exclude`` calibrates once (ONNX
+            Runtime releases without that parameter calibrate on ``samples`` again each call).
     """
     quant: Any = require("onnxruntime.quantization", purpose="INT8 quantization")
     calibrate = _method(method, quant)

@@ -52,7 +52,11 @@ class Int8Targets:
             positive_int(self.max_fp32_nodes, "max_fp32_nodes", example="max_fp32_nodes=8")
 
     def met(self, agreement: Mapping[str, float]) -> bool:
-        """Whether ``agreement`` (per slice: ``all``, ``new``, ``kept``) reaches the targets."""
+        """Whether an agreement reaches the targets.
+
+        Args:
+            agreement: top-1 agreement per slice (``all``, ``new``, ``kept``).
+        """
         if agreement.get("all", 0.0) < self.min_agreement:
             return False
         if self.new_class_min_agreement is not None and "new" in agreement:
@@ -64,6 +68,11 @@ class Int8Targets:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Int8Targets:
+        """Parse a ``to_json`` record (the values are checked as at construction).
+
+        Args:
+            data: the record's JSON object.
+        """
         return cls(
             min_agreement=data["min_agreement"],
             new_class_min_agreement=data.get("new_class_min_agreement"),
@@ -176,6 +185,12 @@ class Int8Decision:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], *, where: str = "the INT8 decision") -> Int8Decision:
+        """Parse a ``to_json`` record; ``ArtifactError`` for another ``schema_version`` or a malformed one.
+
+        Args:
+            data: the record's JSON object.
+            where: how messages name the record (default "the INT8 decision").
+        """
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ArtifactError(
@@ -210,13 +225,21 @@ class Int8Decision:
 
 
 def decision_path(model: str | os.PathLike[str]) -> Path:
-    """Where the decision of the model at ``model`` lies: ``<model>.int8.json`` beside it."""
+    """Where the decision of a model lies: ``<model>.int8.json`` beside it.
+
+    Args:
+        model: the exported ``.onnx``.
+    """
     path = Path(model)
     return path.with_name(path.name + ".int8.json")
 
 
 def read_decision(model: str | os.PathLike[str]) -> Int8Decision | None:
-    """The decision beside ``model``, or None when there is none (not an accuracy-aware export)."""
+    """The decision beside a model, or None when there is none (not an accuracy-aware export).
+
+    Args:
+        model: the exported ``.onnx``.
+    """
     path = decision_path(model)
     if not path.is_file():
         return None
@@ -230,7 +253,11 @@ def read_decision(model: str | os.PathLike[str]) -> Int8Decision | None:
 
 
 def finite(value: float) -> float:
-    """``value`` rounded for the record (4 significant decimals); NaN/Inf are refused."""
+    """A value rounded for the record (4 significant decimals); NaN/Inf are refused.
+
+    Args:
+        value: the number to record.
+    """
     if not math.isfinite(value):
         raise ValueError(f"non-finite value {value!r} in the INT8 decision")
     return round(float(value), 4)

@@ -75,7 +75,11 @@ class Heldout:
         return masks
 
     def agreement(self, run: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
-        """Top-1 agreement of ``run`` with eager per slice, in batches of 32."""
+        """Top-1 agreement of ``run`` with eager per slice, in batches of 32.
+
+        Args:
+            run: ``images -> logits`` of the graph under test.
+        """
         got = np.concatenate([run(self.images[i : i + 32]) for i in range(0, len(self.images), 32)])
         same = got.argmax(1) == self.reference.argmax(1)
         return {name: finite(float(same[mask].mean())) for name, mask in self.masks().items()}
@@ -94,7 +98,14 @@ class _Search:
         self.example = np.ascontiguousarray(heldout.images[:1])
 
     def build(self, exclude: frozenset[str], name: str, targets: Int8Targets, *, measure: bool = True) -> Variant:
-        """Quantize with ``exclude`` in fp32 (once per set) and, with ``measure``, its agreement."""
+        """Quantize with ``exclude`` in fp32 (once per set) and, with ``measure``, its agreement.
+
+        Args:
+            exclude: the nodes to leave in fp32.
+            name: the variant's name, for the record and the progress.
+            targets: what its agreement is judged against.
+            measure: measure its agreement (default True); False: only quantize (a speed-rule trial).
+        """
         if exclude not in self.files:
             path = self.work / f"variant-{len(self.files)}.onnx"
             quantize_prepared(self.prepared, path, self.samples, exclude=sorted(exclude), cache=self.cache,
@@ -118,7 +129,11 @@ class _Search:
         return "openvino" if self.quantize_args.get("target") == "openvino" else "onnxruntime"
 
     def runner(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
-        """``images -> logits`` of the graph at ``path`` on the target's runtime."""
+        """``images -> logits`` of the graph at ``path`` on the target's runtime.
+
+        Args:
+            path: the ``.onnx`` graph.
+        """
         if self.runtime == "openvino":
             from converters.openvino.runner import OpenVinoRunner
 
@@ -131,7 +146,11 @@ class _Search:
 
     def time(self, paths: Mapping[str, Path]) -> dict[str, float]:
         """Batch-1 median latency (ms) of each model on the target's runtime, timed side by side
-        in interleaved rounds."""
+        in interleaved rounds.
+
+        Args:
+            paths: the graphs to time, by name.
+        """
         calls: dict[str, Callable[[], object]] = {
             key: functools.partial(self.runner(path), self.example) for key, path in paths.items()
         }
@@ -155,11 +174,24 @@ def search_int8(
     speed: bool = True,
     steps: Progress | None = None,
 ) -> Int8Decision:
-    """Write to ``dst`` the fastest graph that meets ``targets`` (see the module docstring) and
-    return the decision. ``fp32`` is the checked fp32 graph, ``samples`` the calibration inputs,
-    ``work`` a scratch folder. ``speed`` False skips the speed rule (accuracy only; the final
-    comparison with fp32 still runs). ``GateFailedError`` (exit 1) when no variant within
-    ``targets.max_fp32_nodes`` meets the targets; its message names the best agreement reached."""
+    """Write to ``dst`` the fastest graph that meets ``targets`` (module docstring); return the decision.
+
+    Args:
+        fp32: the checked fp32 graph.
+        dst: the ``.onnx`` to write.
+        samples: the calibration inputs.
+        heldout: the held-out images, labels and eager's logits that agreement is measured on.
+        targets: what to meet; none met within ``max_fp32_nodes``: ``GateFailedError`` (exit 1) naming the best reached.
+        head_module: the head's module name (its nodes are a speed group of their own).
+        work: a scratch folder.
+        method: the calibration method (default ``minmax``).
+        input_name: the graph's input name (default ``images``).
+        external: the external-data file name of ``dst``; None (the default): all in one file.
+        target: the INT8 target, ``INT8_TARGETS`` (default ``cpu``).
+        threads: the runtime's threads for agreement and timing (default None: its choice).
+        speed: run the speed rule (default True); False: accuracy only (fp32 is still compared last).
+        steps: the progress to report on (default: a new ``Progress``).
+    """
     start = time.perf_counter()
     steps = steps or Progress("int8 search")
     prepared = prepare_int8(fp32, work, external=external)

@@ -45,7 +45,11 @@ class ExportJob:
     held: Heldout | None = None
 
     def model_input(self, x: torch.Tensor) -> np.ndarray:
-        """Preprocessed NCHW images ``x`` in the graph's input form (uint8 NHWC when preprocessing is baked)."""
+        """Preprocessed images in the graph's input form (uint8 NHWC when preprocessing is baked).
+
+        Args:
+            x: preprocessed NCHW images.
+        """
         if self.options.bake_preprocess:
             x = to_uint8_nhwc(x, self.config.preprocessing)
         return np.ascontiguousarray(x.numpy())
@@ -60,6 +64,12 @@ def prepare(
     the lineage records, else seeded random images: ``converters.check_inputs``); with ``int8``
     the calibration images (``choose_calibration``), and with ``min_agreement`` the held-out
     images with eager's logits on them (``heldout``, else the calibration data's val/test split).
+
+    Args:
+        module: the model as loaded.
+        config: the model's config.
+        options: what to export.
+        steps: the progress the export reports on.
     """
     net: nn.Module = BakedPreprocess(module, config.preprocessing).eval() if options.bake_preprocess else module
     checked = default_check_inputs(config)

@@ -27,8 +27,17 @@ def open_runner(
     runtime: str | None = None,
     ov_precision: str | None = None,
 ) -> Any:
-    """ONNX Runtime on ``device`` (``ort_provider``: its CUDA or TensorRT execution provider), or
-    OpenVINO with ``runtime="openvino"`` (at inference precision ``ov_precision``)."""
+    """ONNX Runtime, or OpenVINO with ``runtime="openvino"``.
+
+    Args:
+        path: the ``.onnx`` file.
+        device: ``cpu`` or ``cuda[:N]`` (for OpenVINO also its own device names).
+        threads: intra-op threads (None: the runtime's choice).
+        prep: the model's preprocessing, for a graph that takes uint8 pixels (default None).
+        ort_provider: ONNX Runtime's CUDA or TensorRT execution provider (default None: the device's).
+        runtime: ``onnxruntime`` (None, the default) or ``openvino``.
+        ov_precision: OpenVINO's inference precision (default None: ``f32``).
+    """
     if runtime not in (None, *RUNTIMES):
         from toolkit.errors import InvalidArgumentError
 
@@ -54,7 +63,11 @@ def open_runner(
 
 
 def companions(path: Path) -> list[tuple[Path, str]]:
-    """The external-data files, each checked for a safe name and present beside the model."""
+    """The external-data files, each checked for a safe name and present beside the model.
+
+    Args:
+        path: the ``.onnx`` file.
+    """
     from converters.onnx.external import check_location_name, external_locations
 
     found: list[tuple[Path, str]] = []
@@ -68,7 +81,11 @@ def companions(path: Path) -> list[tuple[Path, str]]:
 
 
 def recorded_model(path: Path) -> dict[str, Any] | None:
-    """rehead's metadata in the file, or None for an ONNX another tool wrote."""
+    """rehead's metadata in the file, or None for an ONNX another tool wrote.
+
+    Args:
+        path: the ``.onnx`` file.
+    """
     from converters.onnx.metadata import read_onnx_metadata
 
     try:
@@ -94,7 +111,11 @@ def _graph_precision(path: str, mtime: float) -> str:
 
 def precision(path: Path) -> str:
     """The ``precision`` rehead recorded, else the graph's: quantisation nodes are int8, float16
-    weights fp16 (model-local functions and subgraphs included)."""
+    weights fp16 (model-local functions and subgraphs included).
+
+    Args:
+        path: the ``.onnx`` file.
+    """
     recorded = str((recorded_model(path) or {}).get("precision", "")).lower()
     if recorded in ("fp32", "fp16", "int8"):
         return recorded
@@ -104,7 +125,11 @@ def precision(path: Path) -> str:
 
 
 def size(path: Path) -> int:
-    """The file plus the external-data files inside its folder (never followed outside it)."""
+    """The file plus the external-data files inside its folder (never followed outside it).
+
+    Args:
+        path: the ``.onnx`` file.
+    """
     from converters.onnx.external import external_locations
 
     total = path.stat().st_size

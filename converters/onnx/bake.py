@@ -26,13 +26,23 @@ class BakedPreprocess(nn.Module):
         self.register_buffer("shift", (-mean / std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's logits on normalised uint8 NHWC pixels.
+
+        Args:
+            images: uint8 NHWC pixels at the model's input size.
+        """
         x = images.permute(0, 3, 1, 2).to(torch.float32)
         out: torch.Tensor = self.model(x * self.scale + self.shift)
         return out
 
 
 def to_uint8_nhwc(x: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """Undo normalisation of (N, C, H, W) float samples: the uint8 NHWC frames they came from."""
+    """Undo normalisation of float samples: the uint8 NHWC frames they came from.
+
+    Args:
+        x: normalised (N, C, H, W) float samples.
+        prep: the model's preprocessing (its mean and std).
+    """
     std = torch.tensor(prep.std, dtype=torch.float32).view(1, -1, 1, 1)
     mean = torch.tensor(prep.mean, dtype=torch.float32).view(1, -1, 1, 1)
     pixels = ((x * std + mean) * 255.0).round().clamp(0, 255)

@@ -34,7 +34,13 @@ _REFERENCE_CHUNK = 32
 
 
 def check_model_file(path: Path, *, num_classes: int, stage: Path) -> None:
-    """``onnx.checker`` (full check) and strict shape inference; the output must be [*, num_classes]."""
+    """``onnx.checker`` (full check) and strict shape inference; the output must be [*, num_classes].
+
+    Args:
+        path: the exported ``.onnx``.
+        num_classes: the model's number of classes.
+        stage: a scratch folder for the shape-inferred copy.
+    """
     import onnx
 
     try:
@@ -68,7 +74,12 @@ def check_model_file(path: Path, *, num_classes: int, stage: Path) -> None:
 
 
 def session(path: Path, *, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session on the written model (``converters.onnx.ort.open_session``)."""
+    """An ONNX Runtime CPU session on the written model (``converters.onnx.ort.open_session``).
+
+    Args:
+        path: the written ``.onnx``.
+        threads: intra-op threads (default None: ONNX Runtime's choice).
+    """
     try:
         return open_session(path, threads=threads, name=path.name)
     except ArtifactError as exc:
@@ -80,7 +91,11 @@ def session(path: Path, *, threads: int | None = None) -> Any:
 
 
 def ort_runner(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """A function running ``sess`` on one batch; a failure names the batch size."""
+    """A function running ``sess`` on one batch; a failure names the batch size.
+
+    Args:
+        sess: an ONNX Runtime session.
+    """
     name = sess.get_inputs()[0].name
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -97,9 +112,14 @@ def ort_runner(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def eager_outputs(net: nn.Module, images: np.ndarray, *, float64: bool = False) -> np.ndarray:
-    """``net`` on ``images`` in chunks of 32: float32 logits (the parity reference), or with
-    ``float64`` the logits of a float64 copy of ``net`` (the model's own fp32 rounding is the
-    difference between the two)."""
+    """A model's outputs in chunks of 32: float32 logits (the parity reference), or float64 logits
+    (the model's own fp32 rounding is the difference between the two).
+
+    Args:
+        net: the eager module.
+        images: its inputs.
+        float64: run a float64 copy of ``net`` instead (default False).
+    """
     import copy
 
     model = copy.deepcopy(net).double() if float64 else net
@@ -124,10 +144,17 @@ def check_parity(
 ) -> tuple[ParityResult, dict[str, float]]:
     """Judge ``run`` against the eager ``reference`` on ``images`` at each batch size with the
     preset of ``precision``, per class slice, exactly as ``rehead validate`` does by default.
+    Returns the verdict and the numbers recorded in ``ExportResult.checks``.
 
-    ``net``: the eager module that made ``reference``, run in float64 only if the fp32 bound must be widened by the
-    model's own rounding (``Tolerance.rounding_factor``). Returns the verdict and the numbers
-    recorded in ``ExportResult.checks``.
+    Args:
+        run: the artifact on one batch.
+        reference: eager's logits on ``images``.
+        images: the check inputs.
+        config: the model's config (its class slices and names).
+        precision: the artifact's precision, which picks the preset.
+        batch_sizes: the batch sizes to run at.
+        net: the eager module that made ``reference``, run in float64 only if the fp32 bound must be
+            widened by the model's own rounding (``Tolerance.rounding_factor``).
     """
     memo: dict[str, np.ndarray] = {}
 
@@ -162,7 +189,18 @@ def judge_run(
 ) -> tuple[ParityResult, dict[str, float]]:
     """``run`` on ``images`` at each batch size against ``reference``, judged per slice by the
     preset of ``precision`` (``compare_outputs``). A fixed-batch graph gets its last chunk padded
-    with repeated samples whose outputs are dropped. ``rounding``: see ``compare_outputs``."""
+    with repeated samples whose outputs are dropped.
+
+    Args:
+        run: the artifact on one batch.
+        reference: eager's logits on ``images``.
+        images: the check inputs.
+        precision: the artifact's precision, which picks the preset.
+        slices: the class slices to judge.
+        class_names: the class names, for messages (or None).
+        batch_sizes: the batch sizes to run at.
+        rounding: see ``compare_outputs`` (default None).
+    """
     tol = PRESETS[resolve_preset(None, precision)]
     batches = []
     checks: dict[str, float] = {}
@@ -198,7 +236,11 @@ def judge_run(
 
 
 def summary(result: ParityResult) -> str:
-    """The first failure's message and how many more there are (one line)."""
+    """The first failure's message and how many more there are (one line).
+
+    Args:
+        result: the parity verdict.
+    """
     if result.passed:
         return "passed"
     more = len(result.failures) - 1
@@ -207,7 +249,12 @@ def summary(result: ParityResult) -> str:
 
 def require_parity(result: ParityResult, *, what: str) -> None:
     """Refuse an fp32 graph (or pt2 package) that does not match eager within the fp32 preset:
-    it computes something else, a defect of the exporter (``InternalError``, nothing written)."""
+    it computes something else, a defect of the exporter (``InternalError``, nothing written).
+
+    Args:
+        result: the parity verdict.
+        what: what was checked, for the message.
+    """
     if not result.passed:
         raise InternalError(
             f"{what} does not match eager within the {result.tolerance.preset} preset: {summary(result)}",
@@ -221,6 +268,10 @@ def variant_note(result: ParityResult, precision: str) -> str | None:
     The variant is still written: losing precision is a property of the model at that precision,
     not an exporter defect, and INT8 is judged best on real images. ``rehead validate`` with
     default settings reaches the same verdict (same inputs, same preset), so the note says so.
+
+    Args:
+        result: the variant's parity verdict.
+        precision: the variant's precision (``fp16``, ``int8``).
     """
     if result.passed:
         return None
@@ -231,7 +282,13 @@ def variant_note(result: ParityResult, precision: str) -> str | None:
 
 
 def agreement(run: Callable[[np.ndarray], np.ndarray], net: nn.Module, x: np.ndarray) -> float:
-    """Top-1 agreement of ``run`` with eager ``net`` on real samples ``x`` (in chunks of 32)."""
+    """Top-1 agreement of ``run`` with eager on real samples (in chunks of 32).
+
+    Args:
+        run: the artifact on one batch.
+        net: the eager module.
+        x: the samples, in the graph's input form.
+    """
     same = 0
     for start in range(0, len(x), _REFERENCE_CHUNK):
         part = x[start : start + _REFERENCE_CHUNK]

@@ -23,7 +23,12 @@ EXTERNAL_THRESHOLD = TWO_GIB - 64 * 1024**2
 
 
 def check_location_name(location: str, *, model: str = "model") -> str:
-    """Return ``location`` if it is a plain file name; raise ``ArtifactError`` otherwise."""
+    """Return ``location`` if it is a plain file name; raise ``ArtifactError`` otherwise.
+
+    Args:
+        location: an external-data location, as the model records it.
+        model: how messages name the model (default ``model``).
+    """
     hint = "re-export the model with rehead; external data must sit beside the .onnx file under a plain name"
     if not location or location in (".", ".."):
         raise ArtifactError(f"{model}: external-data location '{location}' is not a file name", hint=hint)
@@ -41,7 +46,11 @@ def check_location_name(location: str, *, model: str = "model") -> str:
 
 
 def external_locations(path: str | os.PathLike[str]) -> list[str]:
-    """The distinct external-data locations an ``.onnx`` file refers to (weights not loaded)."""
+    """The distinct external-data locations an ``.onnx`` file refers to (weights not loaded).
+
+    Args:
+        path: the ``.onnx`` file.
+    """
     import onnx
 
     from converters.onnx import graph
@@ -63,6 +72,9 @@ def check_external_data(path: str | os.PathLike[str]) -> list[Path]:
 
     Refuses (``ArtifactError``) a location that is empty, absolute, holds a path separator or
     ``..``, names a symlink, resolves outside the model's folder, or does not exist.
+
+    Args:
+        path: the ``.onnx`` file.
     """
     model_path = Path(path)
     if not model_path.is_file():
@@ -95,6 +107,9 @@ def new_location(model_name: str) -> str:
     ``.onnx`` file is swapped in one rename and the old data file removed afterwards. The name
     records the writing process (``toolkit._atomic.owner_tag``), so that the data file of a run
     killed between the two moves can be told from a live run's (``orphan_data_files``).
+
+    Args:
+        model_name: the model's file name (``Path.name``: no path separator).
     """
     from toolkit._atomic import owner_tag
 
@@ -106,7 +121,13 @@ def new_location(model_name: str) -> str:
 
 
 def save_onnx(model: onnx.ModelProto, path: str | os.PathLike[str], location: str | None) -> None:
-    """Save ``model`` at ``path``; with ``location``, every weight over 1 KiB goes to that one data file."""
+    """Save a model; with ``location``, every weight over 1 KiB goes to that one data file.
+
+    Args:
+        model: the model to save.
+        path: the ``.onnx`` file to write.
+        location: the data file's name beside ``path`` (a plain name), or None: all in one file.
+    """
     import onnx
 
     if location is None:
@@ -131,7 +152,11 @@ MAX_INPUT_ELEMENTS = 2**31
 def check_before_loading(path: str | os.PathLike[str]) -> None:
     """Refuse (``ArtifactError``) an ONNX file before any runtime sees it: unsafe external data
     (``check_external_data``), an op of a domain ONNX Runtime does not implement itself (a
-    custom op is native code from elsewhere), or a graph input declaring absurd dimensions."""
+    custom op is native code from elsewhere), or a graph input declaring absurd dimensions.
+
+    Args:
+        path: the ``.onnx`` file.
+    """
     import onnx
 
     from converters.onnx import graph
@@ -162,9 +187,13 @@ def check_before_loading(path: str | os.PathLike[str]) -> None:
 
 
 def orphan_data_files(out: Path) -> list[Path]:
-    """Data files beside ``out`` named for it (``new_location``) that ``out`` does not use and
-    whose writer is gone: what a run killed after moving its data file in, before its ``.onnx``,
-    leaves behind. A live run's data file is never one of them."""
+    """Data files named for an ``.onnx`` (``new_location``) that it does not use and whose writer is
+    gone: what a run killed after moving its data file in, before its ``.onnx``, leaves behind. A
+    live run's data file is never one of them.
+
+    Args:
+        out: the ``.onnx`` path the data files are named for (it need not exist).
+    """
     import re
 
     from toolkit._atomic import alive

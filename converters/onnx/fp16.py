@@ -31,7 +31,13 @@ SENSITIVE_OPS = (
 
 
 def convert_fp16(src: Path, dst: Path, *, external: str | None) -> None:
-    """Convert the fp32 model at ``src`` to fp16 at ``dst`` (``external``: data-file name or None)."""
+    """Convert the fp32 model at ``src`` to fp16 at ``dst``.
+
+    Args:
+        src: the fp32 ``.onnx``.
+        dst: the fp16 ``.onnx`` to write.
+        external: the external-data file name of ``dst``, or None: all in one file.
+    """
     import onnx
 
     float16: Any = require("onnxconverter_common.float16", purpose="fp16 conversion")

@@ -44,8 +44,11 @@ def build_metadata(
 ) -> dict[str, str]:
     """The ``metadata_props`` for a model exported from ``config``.
 
-    ``precision`` is ``fp32``, ``fp16`` or ``int8``; ``input_spec`` describes the input the graph
-    takes (layout, dtype, whether preprocessing is baked in); ``quantization`` how INT8 was made.
+    Args:
+        config: the model's config.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        input_spec: the input the graph takes (layout, dtype, whether preprocessing is baked in).
+        quantization: how INT8 was made (default None: not quantized).
     """
     values: dict[str, Any] = {
         "arch": config.arch,
@@ -66,7 +69,11 @@ def build_metadata(
 
 
 def decode_metadata(props: Mapping[str, str]) -> dict[str, Any]:
-    """Decode ``rehead.*`` properties; other properties are kept under their own keys."""
+    """Decode ``rehead.*`` properties; other properties are kept under their own keys.
+
+    Args:
+        props: the model's ``metadata_props``, key -> value.
+    """
     out: dict[str, Any] = {}
     for key, value in props.items():
         if not key.startswith(PREFIX):
@@ -91,6 +98,9 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     (dict: ``layout`` NCHW/NHWC, ``dtype``, ``baked_preprocessing``). External-data locations are
     checked first (``check_external_data``). ``MetadataMissingError`` (an ``ArtifactError``) when
     the file is a readable ONNX model without rehead's metadata (exported by another tool).
+
+    Args:
+        path: the ``.onnx`` file.
     """
     import onnx
 
@@ -105,7 +115,12 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def require_metadata(meta: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
-    """``meta`` if it holds rehead's record; ``MetadataMissingError`` otherwise."""
+    """``meta`` if it holds rehead's record; ``MetadataMissingError`` otherwise.
+
+    Args:
+        meta: decoded metadata (``decode_metadata``).
+        path: the file it came from, for the message.
+    """
     if "class_names" not in meta:
         raise MetadataMissingError(
             f"'{path}' carries no rehead metadata", hint="export it from its model directory with rehead"

@@ -33,7 +33,11 @@ INT8_TARGETS = ("cpu", "tensorrt", "openvino")
 
 
 def check_target(target: str) -> None:
-    """``InvalidArgumentError`` (``param="int8_target"``) unless ``target`` is one of ``INT8_TARGETS``."""
+    """``InvalidArgumentError`` (``param="int8_target"``) unless ``target`` is one of ``INT8_TARGETS``.
+
+    Args:
+        target: the INT8 target asked for.
+    """
     if target not in INT8_TARGETS:
         raise InvalidArgumentError(
             f"unknown INT8 target '{target}'",
@@ -146,7 +150,11 @@ class OnnxExportOptions:
         return Int8Targets(self.min_agreement, self.new_class_min_agreement, self.max_fp32_nodes)
 
     def replace(self, **changes: Any) -> OnnxExportOptions:
-        """A copy with ``changes`` applied and checked again (records are frozen)."""
+        """A copy with ``changes`` applied and checked again (records are frozen).
+
+        Args:
+            **changes: the fields to change, by name.
+        """
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
@@ -158,6 +166,11 @@ class OnnxExportOptions:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OnnxExportOptions:
+        """Parse a ``to_json`` record; ``ArtifactError`` for another ``schema_version`` or an unknown field.
+
+        Args:
+            data: the record's JSON object (without ``schema_version``: this version's).
+        """
         version = data.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION or isinstance(version, bool):
             raise ArtifactError(

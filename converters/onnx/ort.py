@@ -43,8 +43,13 @@ def ort_trt_cache_dir() -> Path:
 
 
 def check_provider(provider: str | None, device: str) -> str | None:
-    """``provider`` checked against ``device``: None, ``cuda`` or ``tensorrt`` (a CUDA device
-    only); ``InvalidArgumentError`` naming ``ort_provider`` otherwise."""
+    """A provider checked against a device: None, ``cuda`` or ``tensorrt`` (a CUDA device only);
+    ``InvalidArgumentError`` naming ``ort_provider`` otherwise.
+
+    Args:
+        provider: the execution provider asked for, or None.
+        device: ``cpu`` or ``cuda[:N]``.
+    """
     if provider is None:
         return None
     if provider not in PROVIDERS:
@@ -63,7 +68,11 @@ def check_provider(provider: str | None, device: str) -> str | None:
 
 
 def cuda_device_id(device: str) -> int:
-    """The CUDA index ONNX Runtime is given for ``device`` (``cuda`` is 0, ``cuda:N`` is N)."""
+    """The CUDA index ONNX Runtime is given for ``device`` (``cuda`` is 0, ``cuda:N`` is N).
+
+    Args:
+        device: ``cuda`` (0) or ``cuda:N`` (N).
+    """
     _, _, index = device.partition(":")
     return int(index) if index.isdigit() else 0
 
@@ -78,15 +87,18 @@ def providers_for(
 ) -> list[str | tuple[str, dict[str, Any]]]:
     """Execution providers for ``InferenceSession(providers=...)``.
 
-    ``provider`` None: CPU only on the CPU, CUDA then CPU on ``cuda``/``cuda:N``.
-    ``provider="cuda"``: the CUDA EP on GPU N (``cuda:N``, default 0), then CPU. The CUDA EP runs
-    an fp32 model in TF32 by default (its ``use_tf32`` option): rehead turns that off for ``precision``
-    fp32, so that the model is judged in the fp32 the eager reference computes in.
-    ``provider="tensorrt"``: the TensorRT EP (engine and timing caches in ``cache_dir``, default
-    ``ort_trt_cache_dir()``; FP16 kernels allowed when ``precision`` is ``fp16``), then CUDA, then CPU.
-    ``available``: ``onnxruntime.get_available_providers()``. Raises ``InvalidArgumentError``
-    (``ort_provider``) for an unknown provider or one on the CPU, ``HardwareUnavailableError``
-    when the requested provider is not in ``available``.
+    The CUDA EP runs an fp32 model in TF32 by default (its ``use_tf32`` option): rehead turns that
+    off for ``precision`` fp32, so that the model is judged in the fp32 the eager reference computes
+    in. Raises ``InvalidArgumentError`` (``ort_provider``) for an unknown provider or one on the CPU,
+    ``HardwareUnavailableError`` when the requested provider is not in ``available``.
+
+    Args:
+        device: ``cpu`` or ``cuda[:N]`` (GPU N, default 0).
+        available: ``onnxruntime.get_available_providers()``.
+        provider: None (the default): CPU only on the CPU, CUDA then CPU on ``cuda``; ``cuda``: the
+            CUDA EP, then CPU; ``tensorrt``: the TensorRT EP, then CUDA, then CPU.
+        precision: the model's precision (default ``fp32``); ``fp16`` allows the TensorRT EP's FP16 kernels.
+        cache_dir: the TensorRT EP's engine and timing caches (default None: ``ort_trt_cache_dir()``).
     """
     provider = check_provider(provider, device)
     cuda_options: dict[str, Any] = {"device_id": cuda_device_id(device)}
@@ -127,7 +139,11 @@ def model_cache_key(source: str | os.PathLike[str] | bytes) -> str:
     """A short digest of the model's bytes (and of its external data files' names, sizes and
     modification times). ONNX Runtime keys cached TensorRT engines by the model's file name and
     graph structure, not its weights: a re-export with new weights under the same name would
-    reuse a stale engine, so each model's engines get a folder of their own."""
+    reuse a stale engine, so each model's engines get a folder of their own.
+
+    Args:
+        source: the ``.onnx`` file, or the serialised model's bytes.
+    """
     digest = hashlib.sha256()
     if isinstance(source, bytes):
         digest.update(source)
@@ -156,14 +172,21 @@ def open_session(
     spinning: bool = True,
 ) -> Any:
     """An ``onnxruntime.InferenceSession`` on a file (external data read beside it) or serialised
-    bytes. ``threads``: intra-op threads (``None``: ONNX Runtime's choice; inter-op is then 1
-    when set). ``provider``: None (the device's default providers), ``cuda`` or ``tensorrt``
-    (see ``providers_for``; ``precision`` only matters for ``tensorrt``). Raises ``ArtifactError``
-    when ONNX Runtime cannot load the model, ``MissingDependencyError`` when onnxruntime is not
-    installed, ``HardwareUnavailableError`` when the requested provider is not installed or
-    ONNX Runtime would run the model on another one. ``spinning`` False stops the intra-op threads
-    from spinning after each run (set it when several sessions are timed in turn, so that one
-    session's idle threads do not steal the cores from the next)."""
+    bytes. Raises ``ArtifactError`` when ONNX Runtime cannot load the model,
+    ``MissingDependencyError`` when onnxruntime is not installed, ``HardwareUnavailableError`` when
+    the requested provider is not installed or ONNX Runtime would run the model on another one.
+
+    Args:
+        source: the ``.onnx`` file, or the serialised model's bytes.
+        device: ``cpu`` (the default) or ``cuda[:N]``.
+        threads: intra-op threads (default None: ONNX Runtime's choice; inter-op is then 1 when set).
+        name: how messages name the model (default: its path).
+        provider: None (the device's default providers), ``cuda`` or ``tensorrt`` (see ``providers_for``).
+        precision: the model's precision (default ``fp32``; only matters for ``tensorrt``).
+        spinning: False stops the intra-op threads from spinning after each run (set it when several
+            sessions are timed in turn, so that one session's idle threads do not steal the cores from
+            the next). Default True.
+    """
     ort: Any = require("onnxruntime", purpose="running ONNX models")
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -213,7 +236,12 @@ def open_session(
 
 
 def first_provider(device: str, provider: str | None) -> str:
-    """The execution provider a session on ``device`` must run on: the one named, else the device's."""
+    """The execution provider a session on ``device`` must run on: the one named, else the device's.
+
+    Args:
+        device: ``cpu`` or ``cuda[:N]``.
+        provider: the provider asked for (``cuda``, ``tensorrt``), or None.
+    """
     if provider is not None:
         return PROVIDERS[provider]
     return "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
@@ -221,7 +249,14 @@ def first_provider(device: str, provider: str | None) -> str:
 
 def check_still_active(session: Any, device: str, provider: str | None, what: str) -> None:
     """After a run: the session still runs on its provider (a failed first run can make ONNX Runtime
-    rebuild it on the CPU when fallback is on; rehead switches it off and checks anyway)."""
+    rebuild it on the CPU when fallback is on; rehead switches it off and checks anyway).
+
+    Args:
+        session: the ONNX Runtime session.
+        device: its device (checked on ``cuda`` only).
+        provider: the provider asked for, or None.
+        what: how messages name the model.
+    """
     if device.startswith("cuda"):
         _check_active(session, first_provider(device, provider), what)
 

@@ -125,7 +125,12 @@ def _check_module(module: nn.Module) -> list[Finding]:
 
 
 def check_graph(graph: onnx_ir.Model, opset: int | None) -> list[Finding]:
-    """Check an exported model: its opset, each node's op at that opset, INT64 initializers."""
+    """Check an exported model: its opset, each node's op at that opset, INT64 initializers.
+
+    Args:
+        graph: the exported model (``onnx_ir``).
+        opset: the opset asked for, or None (the exporter's default).
+    """
     import onnx
     import onnx_ir as ir
 
@@ -204,11 +209,15 @@ def check_graph(graph: onnx_ir.Model, opset: int | None) -> list[Finding]:
 
 
 def preflight(module: nn.Module, config: ModelConfig | None, opset: int | None) -> list[Finding]:
-    """Lint ``module`` for an export at ``opset`` (the exported graph: ``check_graph``).
+    """Lint ``module`` for an export (the exported graph: ``check_graph``).
 
-    ``opset`` None means the exporter's default. Returns every finding; the caller raises
-    ``ExportError`` on any ``error``. ``config`` (the model directory's record, or None for a
-    bare module) is checked against the module: its head must exist there.
+    Returns every finding; the caller raises ``ExportError`` on any ``error``.
+
+    Args:
+        module: the model to export.
+        config: the model directory's record, or None for a bare module; checked against the module
+            (its head must exist there).
+        opset: the opset to export at; None means the exporter's default.
     """
     found = _check_opset(opset)
     found += _check_module(module)

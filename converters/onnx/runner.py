@@ -25,7 +25,12 @@ _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor
 
 
 def to_pixels(batch: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """Normalised float NCHW -> the uint8 NHWC pixels they came from (rounded, clipped)."""
+    """Normalised float NCHW -> the uint8 NHWC pixels they came from (rounded, clipped).
+
+    Args:
+        batch: normalised float NCHW images.
+        prep: the model's preprocessing (its mean and std).
+    """
     mean = np.asarray(prep.mean, dtype=np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(prep.std, dtype=np.float32).reshape(1, -1, 1, 1)
     pixels = np.clip(np.rint((batch * std + mean) * 255.0), 0, 255).astype(np.uint8)
@@ -33,7 +38,12 @@ def to_pixels(batch: np.ndarray, prep: Preprocessing) -> np.ndarray:
 
 
 def on_pixel_grid(images: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """``images`` moved onto the uint8 pixel grid (what a baked graph sees), normalised again."""
+    """``images`` moved onto the uint8 pixel grid (what a baked graph sees), normalised again.
+
+    Args:
+        images: normalised float NCHW images.
+        prep: the model's preprocessing (its mean and std).
+    """
     mean = np.asarray(prep.mean, dtype=np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(prep.std, dtype=np.float32).reshape(1, -1, 1, 1)
     pixels = to_pixels(images, prep).transpose(0, 3, 1, 2).astype(np.float32)
@@ -134,6 +144,11 @@ class OrtRunner(Runner):
         return self.device.startswith("cuda")
 
     def prepare(self, batch: np.ndarray) -> Any:
+        """The session's feed (uint8 NHWC pixels for a baked graph); on CUDA an IO binding with it on the GPU.
+
+        Args:
+            batch: a float32 NCHW batch.
+        """
         feed = self._feed(batch)
         if not self.on_cuda:
             return feed
@@ -165,6 +180,11 @@ class OrtRunner(Runner):
         return {self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)}
 
     def infer(self, prepared: Any) -> Any:
+        """Run the session on a prepared batch; ``InputShapeError`` when ONNX Runtime rejects the input.
+
+        Args:
+            prepared: what ``prepare`` returned.
+        """
         try:
             if isinstance(prepared, _Bound):
                 # synchronous: ORT waits for its CUDA stream before returning
@@ -188,6 +208,11 @@ class OrtRunner(Runner):
         return outputs
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        """The outputs as float32 arrays by name (copied from the GPU for an IO binding).
+
+        Args:
+            raw: what ``infer`` returned.
+        """
         values = raw.binding.copy_outputs_to_cpu() if isinstance(raw, _Bound) else raw
         return {n: np.asarray(v, dtype=np.float32) for n, v in zip(self.output_names, values, strict=True)}
 

@@ -42,7 +42,11 @@ def _quiet() -> Iterator[None]:
 
 
 def reason(exc: BaseException) -> str:
-    """The one useful line of an exporter error: the op that has no translation, and its node."""
+    """The one useful line of an exporter error: the op that has no translation, and its node.
+
+    Args:
+        exc: the exporter's exception.
+    """
     text = str(exc)
     op = re.search(r"No ONNX function found for <OpOverload\(op='([^']+)'", text)
     node = re.search(r"Error when translating node %(\S+)", text)
@@ -106,6 +110,12 @@ def to_onnx(
     The dynamo exporter (``torch.export`` based) is tried first unless ``opset`` is below what it
     writes; if it fails or cannot write ``opset``, the TorchScript exporter runs and a warning
     says why. Both failing raises ``ExportError`` naming the op each could not translate.
+
+    Args:
+        module: the model, already in eval mode.
+        example: an input it is called on.
+        opset: the opset to write, or None: the exporter's default.
+        dynamic_batch: name axis 0 ``batch``; False fixes the batch size.
     """
     notes: list[str] = []
     dynamo_why = ""
@@ -135,7 +145,11 @@ def to_onnx(
 
 
 def count_nodes(model: onnx_ir.Model) -> int:
-    """Nodes in the main graph and every subgraph and local function."""
+    """Nodes in the main graph and every subgraph and local function.
+
+    Args:
+        model: the ONNX model (``onnx_ir``).
+    """
     import onnx_ir as ir
 
     total = sum(1 for _ in ir.traversal.RecursiveGraphIterator(model.graph))
@@ -145,7 +159,11 @@ def count_nodes(model: onnx_ir.Model) -> int:
 
 
 def optimize(model: onnx_ir.Model) -> onnx_ir.Model:
-    """Constant folding, dead-code removal and pattern rewrites with onnxscript's optimizer."""
+    """Constant folding, dead-code removal and pattern rewrites with onnxscript's optimizer.
+
+    Args:
+        model: the ONNX model (``onnx_ir``).
+    """
     import onnxscript.optimizer
 
     with _quiet():

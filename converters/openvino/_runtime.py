@@ -73,7 +73,11 @@ def core() -> Any:
 
 
 def check_precision(precision: str) -> str:
-    """``f32``, ``bf16`` or ``f16`` (``fp32``/``fp16`` accepted), else exit 2."""
+    """``f32``, ``bf16`` or ``f16`` (``fp32``/``fp16`` accepted), else exit 2.
+
+    Args:
+        precision: the inference precision asked for.
+    """
     name = {"fp32": "f32", "fp16": "f16"}.get(precision.lower(), precision.lower())
     if name not in PRECISIONS:
         raise InvalidArgumentError(
@@ -87,7 +91,11 @@ def check_precision(precision: str) -> str:
 def ov_device(device: str) -> str:
     """rehead's ``cpu`` -> OpenVINO's ``CPU``; OpenVINO's own names (``GPU``, ``NPU.0``,
     ``AUTO:GPU,CPU``) pass through. An unknown name is exit 2; a known one this machine lacks,
-    exit 3 (naming the devices it has)."""
+    exit 3 (naming the devices it has).
+
+    Args:
+        device: rehead's ``cpu`` or an OpenVINO device name.
+    """
     name = "CPU" if device.lower() == "cpu" else device.strip()
     family = name.split(":", 1)[0].split(".", 1)[0].upper()
     if family not in DEVICE_FAMILIES:
@@ -109,7 +117,11 @@ def ov_device(device: str) -> str:
 
 
 def supported_precisions(device: str) -> tuple[str, ...]:
-    """The inference precisions ``device`` offers (from its OPTIMIZATION_CAPABILITIES)."""
+    """The inference precisions ``device`` offers (from its OPTIMIZATION_CAPABILITIES).
+
+    Args:
+        device: an OpenVINO device name (its family is asked).
+    """
     family = device.split(":", 1)[0].split(".", 1)[0]
     caps = {str(c).upper() for c in core().get_property(family, "OPTIMIZATION_CAPABILITIES")}
     return tuple(p for p in PRECISIONS if {"f32": "FP32", "bf16": "BF16", "f16": "FP16"}[p] in caps)

@@ -15,14 +15,27 @@ BIN_KEY = ("rehead", "bin_sha256")
 
 
 def bin_path(xml: Path) -> Path:
-    """The weights file of an IR: same name, ``.bin``."""
+    """The weights file of an IR: same name, ``.bin``.
+
+    Args:
+        xml: the IR's ``.xml``.
+    """
     return xml.with_suffix(".bin")
 
 
 def open_runner(
     path: Path, *, device: str, threads: int | None, prep: Any = None, ov_precision: str | None = None, **_: Any
 ) -> Any:
-    """OpenVINO on ``device`` at inference precision ``ov_precision``."""
+    """OpenVINO on a device at an inference precision.
+
+    Args:
+        path: the IR's ``.xml``.
+        device: ``cpu`` or an OpenVINO device name.
+        threads: ``INFERENCE_NUM_THREADS`` (None: OpenVINO's choice).
+        prep: the model's preprocessing, for a graph that takes uint8 pixels (default None).
+        ov_precision: the inference precision (default None: ``f32``).
+        **_: other formats' options, ignored.
+    """
     from converters.openvino.runner import OpenVinoRunner
 
     return OpenVinoRunner(
@@ -36,13 +49,21 @@ def open_runner(
 
 
 def companions(path: Path) -> list[tuple[Path, str]]:
-    """The ``.bin`` beside the ``.xml``, checked to be the one the IR was saved with."""
+    """The ``.bin`` beside the ``.xml``, checked to be the one the IR was saved with.
+
+    Args:
+        path: the IR's ``.xml``.
+    """
     return [(check_weights(path), bin_path(path).name)]
 
 
 def check_weights(path: Path) -> Path:
     """The IR's ``.bin``: present, and (when rehead recorded its sha256) the one written with
-    this ``.xml``; ``ArtifactError`` otherwise (a ``.bin`` of another model would load silently)."""
+    this ``.xml``; ``ArtifactError`` otherwise (a ``.bin`` of another model would load silently).
+
+    Args:
+        path: the IR's ``.xml``.
+    """
     weights = bin_path(path)
     if not weights.is_file():
         raise ArtifactError(
@@ -76,7 +97,11 @@ def _read_value(path: Path, key: tuple[str, str]) -> str | None:
 
 
 def stamp_weights(path: Path) -> None:
-    """Record the sha256 of the IR's ``.bin`` in its ``.xml`` (runtime info), once both are written."""
+    """Record the sha256 of the IR's ``.bin`` in its ``.xml`` (runtime info), once both are written.
+
+    Args:
+        path: the IR's ``.xml``, rewritten in place.
+    """
     import xml.etree.ElementTree as ET
 
     from toolkit.models.model_dir import sha256_file
@@ -95,7 +120,11 @@ def stamp_weights(path: Path) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
-    """rehead's record stored in the IR's runtime info, or None (an IR another tool wrote)."""
+    """rehead's record stored in the IR's runtime info, or None (an IR another tool wrote).
+
+    Args:
+        path: the IR's ``.xml`` (only its text is read).
+    """
     value = _read_value(path, RT_KEY)
     if value is None:
         return None
@@ -107,17 +136,29 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 def recorded_model(path: Path) -> dict[str, Any] | None:
-    """The model record (``weights_sha256``, class names, ...) rehead stored in the IR."""
+    """The model record (``weights_sha256``, class names, ...) rehead stored in the IR.
+
+    Args:
+        path: the IR's ``.xml``.
+    """
     return read_record(path)
 
 
 def precision(path: Path) -> str:
-    """The precision rehead recorded (``fp32``, ``fp16`` weights, ``int8``), else ``fp32``."""
+    """The precision rehead recorded (``fp32``, ``fp16`` weights, ``int8``), else ``fp32``.
+
+    Args:
+        path: the IR's ``.xml``.
+    """
     recorded = str((read_record(path) or {}).get("precision", "fp32")).lower()
     return recorded if recorded in ("fp32", "fp16", "int8") else "fp32"
 
 
 def size(path: Path) -> int:
-    """The ``.xml`` and its ``.bin``."""
+    """The ``.xml`` and its ``.bin``.
+
+    Args:
+        path: the IR's ``.xml``.
+    """
     weights = bin_path(path)
     return path.stat().st_size + (weights.stat().st_size if weights.is_file() else 0)

@@ -38,7 +38,11 @@ class OpenVinoExportOptions:
             )
 
     def replace(self, **changes: Any) -> OpenVinoExportOptions:
-        """A copy with ``changes`` (field names; ``TypeError`` for another name)."""
+        """A copy with ``changes`` (field names; ``TypeError`` for another name).
+
+        Args:
+            **changes: the fields to change, by name.
+        """
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +51,10 @@ class OpenVinoExportOptions:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OpenVinoExportOptions:
-        """Read ``to_json``'s output back (keys it lacks keep their defaults)."""
+        """Read ``to_json``'s output back (keys it lacks keep their defaults).
+
+        Args:
+            data: the record's JSON object (``schema_version`` and unknown keys are ignored).
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

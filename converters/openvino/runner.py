@@ -109,6 +109,11 @@ class OpenVinoRunner(Runner):
         self.output_names = tuple(out.any_name for out in self._compiled.outputs)
 
     def prepare(self, batch: np.ndarray) -> Any:
+        """The input for the infer request: uint8 NHWC pixels for a baked graph, else contiguous float32.
+
+        Args:
+            batch: a float32 NCHW batch.
+        """
         self.load()
         if self.baked:
             if self.preprocessing is None:
@@ -121,6 +126,11 @@ class OpenVinoRunner(Runner):
         return np.ascontiguousarray(batch, dtype=np.float32)
 
     def infer(self, prepared: Any) -> Any:
+        """Run the infer request; ``InputShapeError`` when OpenVINO rejects the input.
+
+        Args:
+            prepared: what ``prepare`` returned.
+        """
         try:
             self._request.infer({0: prepared})
         except RuntimeError as exc:
@@ -132,6 +142,11 @@ class OpenVinoRunner(Runner):
         return [self._request.get_output_tensor(i).data for i in range(len(self.output_names))]
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        """The outputs as float32 arrays by name.
+
+        Args:
+            raw: what ``infer`` returned.
+        """
         return {n: np.array(v, dtype=np.float32) for n, v in zip(self.output_names, raw, strict=True)}
 
     def close(self) -> None:

@@ -53,6 +53,11 @@ DEVICE_KEY = "rehead.device"
 
 class _DropCudaHomeNotice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        """False (drop) for the CUDA_HOME notice; every other record passes.
+
+        Args:
+            record: the log record.
+        """
         return not _CUDA_HOME_NOTICE.match(record.getMessage())
 
 
@@ -166,8 +171,13 @@ def export_pt2(
 
 def load_pt2(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     """Load a ``.pt2`` package (a callable taking ``images`` on its device); ``ArtifactError`` if
-    unreadable. ``device`` (default: the one recorded) must be of the kind it was compiled for
-    (``check_package_device``); a CUDA package is loaded onto that device's index."""
+    unreadable.
+
+    Args:
+        path: the ``.pt2`` package.
+        device: of the kind it was compiled for (``check_package_device``); a CUDA package is loaded
+            onto that device's index (default None: the one recorded).
+    """
     device = check_package_device(path, device or package_device(path))
     index = device_index(device)
     try:
@@ -204,7 +214,11 @@ def _raw_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 def read_pt2_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``rehead.*`` metadata of a ``.pt2`` package, decoded like ``read_onnx_metadata``
     (``device``: ``cpu`` or ``cuda``, the kind it was compiled for, ``cpu`` when not recorded);
-    ``MetadataMissingError`` when the package carries none (compiled by another tool)."""
+    ``MetadataMissingError`` when the package carries none (compiled by another tool).
+
+    Args:
+        path: the ``.pt2`` package.
+    """
     raw = _raw_metadata(path)
     meta = require_metadata(decode_metadata({k: v for k, v in raw.items() if k.startswith("rehead.")}), path)
     meta.setdefault("device", "cpu")
@@ -213,14 +227,23 @@ def read_pt2_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def package_device(path: str | os.PathLike[str]) -> str:
     """``cpu`` or ``cuda``: what the package was compiled for (``rehead.device``); ``cpu`` for a
-    package that does not record it (rehead before the record, or another tool)."""
+    package that does not record it (rehead before the record, or another tool).
+
+    Args:
+        path: the ``.pt2`` package.
+    """
     return str(_raw_metadata(path).get(DEVICE_KEY, "cpu"))
 
 
 def check_package_device(path: str | os.PathLike[str], device: str) -> str:
-    """``device`` if the package at ``path`` was compiled for its kind; ``InvalidArgumentError``
-    (exit 2) otherwise, before anything is loaded or run: AOTInductor does not check its inputs'
-    device, and a CPU package fed CUDA tensors (or the reverse) can crash the process."""
+    """``device`` if the package was compiled for its kind; ``InvalidArgumentError`` (exit 2)
+    otherwise, before anything is loaded or run: AOTInductor does not check its inputs' device, and
+    a CPU package fed CUDA tensors (or the reverse) can crash the process.
+
+    Args:
+        path: the ``.pt2`` package.
+        device: the device to run it on (``cpu``, ``cuda`` or ``cuda:N``).
+    """
     compiled = package_device(path)
     if compiled != device_kind(device):
         name = Path(path).name

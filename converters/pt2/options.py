@@ -29,7 +29,11 @@ class Pt2ExportOptions:
     device: str = "cpu"
 
     def replace(self, **changes: Any) -> Pt2ExportOptions:
-        """A copy with ``changes`` applied (records are frozen)."""
+        """A copy with ``changes`` applied (records are frozen).
+
+        Args:
+            **changes: the fields to change, by name.
+        """
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
@@ -37,6 +41,11 @@ class Pt2ExportOptions:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Pt2ExportOptions:
+        """Parse a ``to_json`` record; ``ArtifactError`` for another ``schema_version`` or an unknown field.
+
+        Args:
+            data: the record's JSON object (without ``schema_version``: this version's).
+        """
         version = data.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION or isinstance(version, bool):
             raise ArtifactError(

@@ -43,15 +43,30 @@ class Pt2Runner(Runner):
         self._fn = load_pt2(self.path, device=self.device)
 
     def prepare(self, batch: np.ndarray) -> torch.Tensor:
+        """The batch as a float32 tensor on the runner's device.
+
+        Args:
+            batch: a float32 NCHW batch.
+        """
         return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
 
     def infer(self, prepared: Any) -> Any:
         # TF32 off on CUDA (the fp32 preset); nothing to switch on the CPU
+        """Run the package (TF32 off on CUDA); its first output.
+
+        Args:
+            prepared: what ``prepare`` returned.
+        """
         with torch.inference_mode(), strict_fp32() if self.asynchronous else contextlib.nullcontext():
             out = self._fn(prepared)
         return out[0] if isinstance(out, (tuple, list)) else out
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        """The output as a float32 array on the host.
+
+        Args:
+            raw: what ``infer`` returned.
+        """
         return {self.output_names[0]: raw.detach().float().cpu().numpy()}
 
     def synchronize(self) -> None:

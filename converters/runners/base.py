@@ -80,9 +80,13 @@ class Runner(abc.ABC):
         self.close()
 
     def check_input(self, batch: np.ndarray) -> None:
-        """Raise ``InputShapeError`` naming the expected dtype and shape when ``batch`` cannot fit:
+        """Raise ``InputShapeError`` naming the expected dtype and shape when a batch cannot fit:
         float32, the rank of ``input_shape`` and every fixed axis of it (nothing more is known
-        when ``input_shape`` is empty)."""
+        when ``input_shape`` is empty).
+
+        Args:
+            batch: the batch to run.
+        """
         self.load()
         expected = "x".join(str(d) if isinstance(d, int) and d > 0 else "N" for d in self.input_shape)
         want = f"float32[{expected or '...'}] (NCHW) for input '{self.input_name}'{self.input_note}"
@@ -107,22 +111,38 @@ class Runner(abc.ABC):
 
     # --- execution -------------------------------------------------------------------------
     def prepare(self, batch: np.ndarray) -> Any:
-        """Stage ``batch`` for ``infer`` (default: the array itself)."""
+        """Stage ``batch`` for ``infer`` (default: the array itself).
+
+        Args:
+            batch: a float32 NCHW batch.
+        """
         return batch
 
     @abc.abstractmethod
     def infer(self, prepared: Any) -> Any:
-        """Run the model on a prepared batch; backend-native outputs."""
+        """Run the model on a prepared batch; backend-native outputs.
+
+        Args:
+            prepared: what ``prepare`` returned.
+        """
 
     @abc.abstractmethod
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
-        """Backend-native outputs -> ``{name: float32 array}``."""
+        """Backend-native outputs -> ``{name: float32 array}``.
+
+        Args:
+            raw: what ``infer`` returned.
+        """
 
     def synchronize(self) -> None:  # noqa: B027  optional hook, not abstract
         """Wait until queued device work is done (no-op on the CPU)."""
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one batch end to end; adds the wall time to ``model_time_s``."""
+        """Run one batch end to end; adds the wall time to ``model_time_s``.
+
+        Args:
+            batch: a float32 NCHW batch.
+        """
         self.load()
         start = time.perf_counter()
         try:

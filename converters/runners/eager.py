@@ -58,12 +58,22 @@ class EagerRunner(Runner):
         self._model = model.to(self.device).eval()
 
     def prepare(self, batch: np.ndarray) -> torch.Tensor:
+        """The batch as a tensor on the runner's device (float64 for ``fp64``).
+
+        Args:
+            batch: a float32 NCHW batch.
+        """
         tensor = torch.from_numpy(np.ascontiguousarray(batch))
         if self.precision == "fp64":
             tensor = tensor.double()
         return tensor.to(self.device, non_blocking=True)
 
     def infer(self, prepared: Any) -> torch.Tensor:
+        """Run the module in inference mode (autocast for fp16/bf16, TF32 off); its first output.
+
+        Args:
+            prepared: what ``prepare`` returned.
+        """
         if self._model is None:
             raise InternalError(f"runner '{self.name}' used before load()")
         with torch.inference_mode(), strict_fp32():
@@ -78,6 +88,11 @@ class EagerRunner(Runner):
         return out
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        """The output as a float32 array on the host.
+
+        Args:
+            raw: what ``infer`` returned.
+        """
         return {self.output_names[0]: raw.detach().float().cpu().numpy()}
 
     def synchronize(self) -> None:

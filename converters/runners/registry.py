@@ -28,7 +28,12 @@ _REGISTRY: dict[str, RunnerFactory] = {}
 
 
 def register_runner(suffix: str, factory: RunnerFactory) -> None:
-    """Open files ending in ``suffix`` (``.engine``) with ``factory(path, device=, threads=, prep=)``."""
+    """Open files ending in ``suffix`` (``.engine``) with ``factory(path, device=, threads=, prep=)``.
+
+    Args:
+        suffix: the file suffix, with its dot (case-insensitive).
+        factory: makes the runner: ``factory(path, device=, threads=, prep=)``.
+    """
     _REGISTRY[suffix.lower()] = factory
 
 

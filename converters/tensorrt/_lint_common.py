@@ -12,7 +12,11 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def element_count(tensor: onnx.TensorProto) -> int:
-    """How many elements ``tensor`` holds (its dims' product)."""
+    """How many elements ``tensor`` holds (its dims' product).
+
+    Args:
+        tensor: an ONNX tensor.
+    """
     count = 1
     for dim in tensor.dims:
         count *= int(dim)
@@ -20,14 +24,22 @@ def element_count(tensor: onnx.TensorProto) -> int:
 
 
 def is_external(tensor: onnx.TensorProto) -> bool:
-    """Whether ``tensor``'s values sit in an external-data file."""
+    """Whether ``tensor``'s values sit in an external-data file.
+
+    Args:
+        tensor: an ONNX tensor.
+    """
     from converters.onnx import graph
 
     return graph.external_location(tensor) is not None
 
 
 def constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
-    """Initializers and Constant-node outputs of ``graph``, by tensor name."""
+    """Initializers and Constant-node outputs of ``graph``, by tensor name.
+
+    Args:
+        graph: an ONNX graph.
+    """
     found = {t.name: t for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS and node.output:

@@ -25,7 +25,12 @@ from toolkit.errors import InvalidArgumentError
 
 def check_engine_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
     """The output engine's path, refused (exit 2) when it exists without ``overwrite``, cannot be
-    written, or does not end in ``.engine``/``.plan``."""
+    written, or does not end in ``.engine``/``.plan``.
+
+    Args:
+        path: the engine to write.
+        overwrite: replace an existing engine.
+    """
     out = _atomic.check_output(path, overwrite=overwrite)
     if out.suffix.lower() not in ENGINE_SUFFIXES:
         raise InvalidArgumentError(
@@ -39,6 +44,12 @@ def publish_engine(out: Path, plan: bytes, record: EngineRecord, *, overwrite: b
 
     A sidecar or script of the engine's name left beside a missing engine belongs to it and is
     replaced without ``overwrite``, as before.
+
+    Args:
+        out: the engine's path.
+        plan: the serialised engine.
+        record: its sidecar record (which also holds the trtexec line).
+        overwrite: replace an existing engine.
     """
     side, script = sidecar_path(out), trtexec_path(out)
     with _atomic.publish(out, overwrite=overwrite, owned=(side.name, script.name)) as stage:
@@ -48,7 +59,11 @@ def publish_engine(out: Path, plan: bytes, record: EngineRecord, *, overwrite: b
 
 
 def sha256_bytes(data: bytes) -> str:
-    """The sha256 of ``data``, as the sidecar records an engine's."""
+    """The sha256 of ``data``, as the sidecar records an engine's.
+
+    Args:
+        data: the bytes to hash.
+    """
     return hashlib.sha256(data).hexdigest()
 
 
@@ -65,7 +80,16 @@ def engine_result(
     seconds: float,
     warnings: Sequence[str],
 ) -> ExportResult:
-    """The ``ExportResult`` of a written engine (``rehead export tensorrt`` and ``rehead refit`` print it)."""
+    """The ``ExportResult`` of a written engine (``rehead export tensorrt`` and ``rehead refit`` print it).
+
+    Args:
+        out: the engine's path.
+        record: its sidecar record.
+        facts: what the ONNX it came from says (input, outputs, metadata).
+        checks: the numbers of the build's checks.
+        seconds: how long the build (or refit) took.
+        warnings: what to warn about.
+    """
     import onnx
 
     dims = tuple(d if isinstance(d, int) and d > 0 else str(d or "?") for d in facts.input_dims)

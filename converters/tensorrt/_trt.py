@@ -37,6 +37,12 @@ class CollectingLogger(trt.ILogger):
         self.warnings: list[str] = []
 
     def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+        """Keep an error or a warning; drop anything less severe.
+
+        Args:
+            severity: TensorRT's severity.
+            msg: the message.
+        """
         if severity in (_SEVERITY.INTERNAL_ERROR, _SEVERITY.ERROR):
             self.errors.append(msg)
         elif severity == _SEVERITY.WARNING:
@@ -127,7 +133,11 @@ def _parser_errors(parser: trt.OnnxParser) -> str:
 
 
 def build(request: BuildRequest) -> Built:
-    """Parse the ONNX file (external data read beside it), set the profile and flags, build."""
+    """Parse the ONNX file (external data read beside it), set the profile and flags, build.
+
+    Args:
+        request: what to build: the ONNX path, the profile, flags and limits.
+    """
     logger = _LOGGER.reset()
     builder = trt.Builder(logger)
     network_flags = 0
@@ -178,8 +188,14 @@ def build(request: BuildRequest) -> Built:
 
 
 def refit(plan: bytes, onnx_path: str, *, host_code: bool) -> bytes:
-    """The engine ``plan`` with every weight replaced by the ONNX file's, serialised with its weights
-    (a weight-stripped plan comes back whole)."""
+    """A plan with every weight replaced by the ONNX file's, serialised with its weights
+    (a weight-stripped plan comes back whole).
+
+    Args:
+        plan: the serialised engine (built refittable).
+        onnx_path: the ONNX file whose weights go in.
+        host_code: allow the engine's host code (a version-compatible engine's lean runtime).
+    """
     logger = _LOGGER.reset()
     runtime = trt.Runtime(logger)
     runtime.engine_host_code_allowed = host_code
@@ -256,22 +272,48 @@ class Engine:
         return specs
 
     def profile_shapes(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """The min, opt and max shapes of an input on profile 0.
+
+        Args:
+            name: the input tensor's name.
+        """
         low, mid, high = self._engine.get_tensor_profile_shape(name, 0)
         return _dims(low), _dims(mid), _dims(high)
 
     def set_input_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        """Set an input's shape on the context; ``ArtifactError`` when TensorRT refuses it.
+
+        Args:
+            name: the input tensor's name.
+            shape: its shape for the next run.
+        """
         if not self._context.set_input_shape(name, trt.Dims(list(shape))):
             raise ArtifactError(f"TensorRT refuses input shape {shape} for '{name}': {self._logger.last_error()}")
 
     def output_shape(self, name: str) -> tuple[int, ...]:
+        """An output's shape for the input shapes set.
+
+        Args:
+            name: the output tensor's name.
+        """
         return _dims(self._context.get_tensor_shape(name))
 
     def set_address(self, name: str, address: int) -> None:
+        """Bind a tensor to a device buffer; ``ArtifactError`` when TensorRT refuses it.
+
+        Args:
+            name: the tensor's name.
+            address: the device buffer's address.
+        """
         if not self._context.set_tensor_address(name, address):
             raise ArtifactError(f"TensorRT refuses the buffer for '{name}': {self._logger.last_error()}")
 
     def execute(self, stream: int) -> None:
-        """Enqueue one run on ``stream`` (returns before the GPU finishes)."""
+        """Enqueue one run on ``stream`` (returns before the GPU finishes).
+
+        Args:
+            stream: the CUDA stream's handle.
+        """
         if not self._context.execute_async_v3(stream):
             raise ArtifactError(f"TensorRT's execute_async_v3 failed: {self._logger.last_error()}")
 

@@ -9,7 +9,15 @@ from toolkit.errors import ArtifactError
 
 
 def open_runner(path: Path, *, device: str, threads: int | None, prep: Any = None, **_: Any) -> Any:
-    """The TensorRT runner: the engine verified against its sidecar, run on torch CUDA tensors."""
+    """The TensorRT runner: the engine verified against its sidecar, run on torch CUDA tensors.
+
+    Args:
+        path: the engine.
+        device: ``cuda`` or ``cuda:N``.
+        threads: ignored.
+        prep: the model's preprocessing, for an engine that takes uint8 pixels (default None).
+        **_: other formats' options, ignored.
+    """
     from converters.tensorrt.runner import TensorRTRunner
 
     return TensorRTRunner(path, device=device, preprocessing=prep)
@@ -18,7 +26,11 @@ def open_runner(path: Path, *, device: str, threads: int | None, prep: Any = Non
 def companions(path: Path) -> list[tuple[Path, str]]:
     """The sidecar, the trtexec script if present, and for a weight-stripped engine the ONNX it is
     refitted from (with its own companions). The engine is verified against its sidecar first:
-    one that does not match never travels."""
+    one that does not match never travels.
+
+    Args:
+        path: the engine.
+    """
     from converters.tensorrt.record import sidecar_path, trtexec_path, verify_engine
 
     record = verify_engine(path)
@@ -46,14 +58,22 @@ def _refit_source(engine: Path, onnx_name: str, onnx_sha256: str) -> list[tuple[
 
 
 def recorded_model(path: Path) -> dict[str, Any] | None:
-    """The model record in the engine's sidecar."""
+    """The model record in the engine's sidecar.
+
+    Args:
+        path: the engine (its sidecar is read).
+    """
     from converters.tensorrt.record import read_record
 
     return dict(read_record(path).model)
 
 
 def precision(path: Path) -> str:
-    """The precision the sidecar records."""
+    """The precision the sidecar records.
+
+    Args:
+        path: the engine (its sidecar is read).
+    """
     from converters.tensorrt.record import read_record
 
     return str(read_record(path).precision)

@@ -205,10 +205,14 @@ def installed_version() -> str | None:
 
 
 def table_for(version: str | None = None) -> OpTable:
-    """The support matrix for TensorRT ``version`` (``"11.2"``, ``"11.2.1.2"``, ``"10.13"``); None:
-    the installed TensorRT's, else 10.15's. Any 10.x reads the 10.15 table (the only 10.x one
+    """The support matrix for a TensorRT version. Any 10.x reads the 10.15 table (the only 10.x one
     kept); 11.x the 11.x table of its minor (a minor past 11.5 reads 11.5's, its ``version`` says
-    so). ``InvalidArgumentError`` for another major or a string that is not a version."""
+    so). ``InvalidArgumentError`` for another major or a string that is not a version.
+
+    Args:
+        version: ``"11.2"``, ``"11.2.1.2"``, ``"10.13"``; None (the default): the installed TensorRT's,
+            else 10.15's.
+    """
     from toolkit.errors import InvalidArgumentError
 
     text = version if version is not None else installed_version()

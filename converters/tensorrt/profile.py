@@ -46,6 +46,11 @@ class Profile:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Profile:
+        """Parse a ``to_json`` record.
+
+        Args:
+            data: the record's JSON object.
+        """
         return cls(
             input=str(data["input"]),
             min=tuple(int(v) for v in data["min"]),

@@ -76,13 +76,18 @@ class GpuInfo:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GpuInfo:
+        """Parse a ``to_json`` record (compute capability ``"major.minor"``).
+
+        Args:
+            data: the record's JSON object.
+        """
         major, minor = str(data["compute_capability"]).split(".")
         return cls(str(data["name"]), (int(major), int(minor)))
 
 
 @dataclasses.dataclass(frozen=True)
 class EngineRecord:
-    """The sidecar ``<engine>.json`` (schema ``SCHEMA_VERSION``).
+    """The sidecar ``<engine>.json`` (``schema_version`` = ``SCHEMA_VERSION``, also written as ``schema``).
 
     ``engine_sha256``/``engine_bytes``: the engine file; ``onnx_name``/``onnx_sha256``/
     ``graph_signature``: the ONNX it was built (or refitted) from; ``precision``: fp32, tf32,
@@ -117,10 +122,11 @@ class EngineRecord:
     model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     parity: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     refitted_from: str = ""
-    schema: int = SCHEMA_VERSION
+    schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        data["schema"] = self.schema_version  # the key rehead read before schema_version: older rehead reads it
         data["gpu"] = self.gpu.to_json()
         data["profile"] = self.profile.to_json()
         data["builder_flags"] = list(self.builder_flags)
@@ -141,10 +147,11 @@ class EngineRecord:
         """
         if not isinstance(data, Mapping):
             raise ArtifactError(f"{where} is not a JSON object", hint="rebuild the engine with rehead export tensorrt")
-        schema = data.get("schema")
-        if schema != SCHEMA_VERSION:
+        # ``schema``: the key of sidecars written before ``schema_version`` (still written too)
+        version = data["schema_version"] if "schema_version" in data else data.get("schema")
+        if version != SCHEMA_VERSION:
             raise ArtifactError(
-                f"{where} has schema {schema!r}; this rehead reads schema {SCHEMA_VERSION}",
+                f"{where} has schema_version {version!r}; this rehead reads schema_version {SCHEMA_VERSION}",
                 hint="rebuild the engine with this rehead version",
             )
         try:

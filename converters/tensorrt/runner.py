@@ -89,18 +89,38 @@ class TensorRTRunner(Runner):
         return to_pixels(batch, self.preprocessing)
 
     def check_input(self, batch: np.ndarray) -> None:
+        """The base checks, then the engine's profile (``InputShapeError`` outside it).
+
+        Args:
+            batch: the batch to run.
+        """
         super().check_input(batch)
         shape = tuple(batch.shape)
         self._session.check_shape((shape[0], shape[2], shape[3], shape[1]) if self.baked and len(shape) == 4 else shape)
 
     def prepare(self, batch: np.ndarray) -> tuple[int, ...]:
+        """Copy the batch (uint8 NHWC pixels for a baked engine) into the engine's input buffer; its shape.
+
+        Args:
+            batch: a float32 NCHW batch.
+        """
         self.load()
         return self._session.stage(self._engine_input(batch))
 
     def infer(self, prepared: Any) -> Any:
+        """Enqueue one run on the staged input; device outputs (returns before the GPU finishes).
+
+        Args:
+            prepared: what ``prepare`` returned.
+        """
         return self._session.enqueue(prepared)
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        """Wait for the run; the outputs as float32 arrays on the host.
+
+        Args:
+            raw: what ``infer`` returned.
+        """
         self._session.synchronize()
         return {n: t.float().cpu().numpy() for n, t in raw.items()}
 

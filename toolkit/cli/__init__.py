@@ -107,7 +107,11 @@ def _flag(command: Any, param: str | None) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (the console script exits with it)."""
+    """Run the CLI and return its exit code (the console script exits with it).
+
+    Args:
+        argv: the arguments after the program name (default None: ``sys.argv[1:]``).
+    """
     import warnings
 
     args = list(sys.argv[1:] if argv is None else argv)

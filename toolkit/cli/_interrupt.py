@@ -84,8 +84,13 @@ NOTES: dict[str, Callable[[Mapping[str, Any], Sequence[str]], str]] = {
 
 
 def interrupt_note(command_path: str, params: Mapping[str, Any], argv: Sequence[str]) -> str:
-    """One line (without the ``rehead: error:`` prefix) for the command ``command_path`` (below
-    ``rehead``: ``finetune``, ``export onnx``) interrupted, from its parsed ``params``."""
+    """One line (without the ``rehead: error:`` prefix) for an interrupted command.
+
+    Args:
+        command_path: the command below ``rehead`` (``finetune``, ``export onnx``).
+        params: the command's parsed parameters (its output, its work directory).
+        argv: the arguments after ``rehead`` (``--debug`` left out), for the command line to run again.
+    """
     path = command_path.strip()
     note = NOTES.get(path)
     if note is None and path.startswith("export "):

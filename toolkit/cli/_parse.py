@@ -17,7 +17,12 @@ MAX_RANGE = 1_000_000
 
 
 def int_list(text: str | None, *, flag: str) -> list[int] | None:
-    """'3,1,7' -> [3, 1, 7]; ranges 'a-b' expand inclusively. Names the bad item."""
+    """'3,1,7' -> [3, 1, 7]; ranges 'a-b' expand inclusively. Names the bad item.
+
+    Args:
+        text: the flag's value (None: None).
+        flag: the flag's name, for the error message and its example.
+    """
     if text is None:
         return None
     example = f"e.g. {flag} {LIST_EXAMPLES[flag]}" if flag in LIST_EXAMPLES else f"e.g. {flag} 3,1,7 or {flag} 0-6"
@@ -41,7 +46,11 @@ def int_list(text: str | None, *, flag: str) -> list[int] | None:
 
 
 def class_names_file(path: Path | None) -> list[str] | None:
-    """One class name per line (blank lines ignored), or a JSON list."""
+    """One class name per line (blank lines ignored), or a JSON list.
+
+    Args:
+        path: the file to read (None: None).
+    """
     if path is None:
         return None
     import json
@@ -62,7 +71,12 @@ def class_names_file(path: Path | None) -> list[str] | None:
 
 
 def size(text: str | None, *, flag: str) -> tuple[int, int] | None:
-    """'224x224' (or '224') -> (224, 224): height and width. Names the flag when it is not."""
+    """'224x224' (or '224') -> (224, 224): height and width. Names the flag when it is not.
+
+    Args:
+        text: the flag's value, ``HxW`` or one side for both (None: None).
+        flag: the flag's name, for the error message.
+    """
     if text is None:
         return None
     parts = text.lower().replace("×", "x").split("x")

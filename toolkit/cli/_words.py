@@ -46,7 +46,12 @@ def _as_flag(option: Any, value: str) -> str:
 
 
 def cli_words(text: str, command: Any) -> str:
-    """``text`` with the keyword arguments of ``command``'s options written as its flags."""
+    """``text`` with the keyword arguments of ``command``'s options written as its flags.
+
+    Args:
+        text: a library message that names keyword arguments.
+        command: the running click command whose options give the flags (None: ``text`` as it is).
+    """
     options = _options(command)
     if not options:
         return text

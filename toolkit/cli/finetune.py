@@ -337,7 +337,12 @@ def _say_result(result: FinetuneResult) -> None:
 
 
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:
-    """The torchrun command line that runs ``rehead <args>`` on ``nproc`` local processes."""
+    """The torchrun command line that runs ``rehead <args>`` on ``nproc`` local processes.
+
+    Args:
+        nproc: how many local processes (``--nproc-per-node``).
+        args: the arguments after ``rehead``.
+    """
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
         "-m", "toolkit.cli", *args,

@@ -16,7 +16,12 @@ AUGMENTATIONS = ("none", "shift", "shift-flip")
 
 
 def check_augment(name: str) -> str:
-    """``none``, ``shift`` (random translation) or ``shift-flip`` (plus horizontal flips)."""
+    """``name`` if it is an augmentation: ``none``, ``shift`` (random translation) or ``shift-flip``
+    (plus horizontal flips); ``InvalidArgumentError`` otherwise.
+
+    Args:
+        name: the augmentation asked for.
+    """
     if name not in AUGMENTATIONS:
         raise InvalidArgumentError(
             f"unknown augmentation '{name}'", hint=f"one of {', '.join(AUGMENTATIONS)}", param="augment"
@@ -32,15 +37,20 @@ def augment_batch(
     max_shift: float = 0.08,
     span: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """A randomly shifted (and, with ``shift-flip``, mirrored) copy of ``images`` (N, C, H, W).
+    """A randomly shifted (and, with ``shift-flip``, mirrored) copy of ``images``.
 
-    ``max_shift`` is the largest translation as a fraction of the side (default 8%: about 2-3
-    pixels at 32x32). Borders are filled by replicating the edge pixels, so the background of
-    normalised images stays the background. ``generator`` must live on the CPU.
+    Borders are filled by replicating the edge pixels, so the background of normalised images stays
+    the background.
 
-    ``span`` = ``(start, total)``: ``images`` are items ``start:start + N`` of a batch of
-    ``total``; the draws are made for the whole batch and this part's taken, so a batch split
-    across processes is augmented exactly as it would be whole.
+    Args:
+        images: the batch, (N, C, H, W).
+        generator: the random draws' generator; it must live on the CPU.
+        mode: ``none``, ``shift`` or ``shift-flip`` (default ``shift``).
+        max_shift: the largest translation as a fraction of the side (default 0.08: about 2-3 pixels
+            at 32x32).
+        span: ``(start, total)``: ``images`` are items ``start:start + N`` of a batch of ``total``;
+            the draws are made for the whole batch and this part's taken, so a batch split across
+            processes is augmented exactly as it would be whole (default None: the whole batch).
     """
     check_augment(mode)
     if mode == "none" or images.numel() == 0:

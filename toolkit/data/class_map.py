@@ -18,10 +18,15 @@ from toolkit.errors import DataError
 def read_class_map(
     source: str | os.PathLike[str] | Mapping[str, str], class_names: Sequence[str]
 ) -> dict[str, str]:
-    """``{folder name: model class name}`` from a mapping or a file (JSON object, or ``folder,class`` lines).
+    """``{folder name: model class name}`` from a mapping or a file.
 
     Every target must be one of ``class_names`` and no two folders may map to one class
-    (``DataError``, ``param="class_map"``). Blank lines and lines starting with ``#`` are skipped.
+    (``DataError``, ``param="class_map"``).
+
+    Args:
+        source: a mapping ``{folder: class}``, or a file holding a JSON object or ``folder,class``
+            lines (blank lines and lines starting with ``#`` are skipped).
+        class_names: the model's class names.
     """
     if isinstance(source, Mapping):
         pairs = [(str(k), str(v)) for k, v in source.items()]

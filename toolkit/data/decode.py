@@ -50,7 +50,11 @@ def _first(items: list[torch.Tensor | DataError]) -> list[torch.Tensor | DataErr
 
 
 def check_workers(workers: int) -> int:
-    """``workers`` must be an integer >= 0 (0: decode in this process)."""
+    """``workers`` if it is an integer >= 0 (0: decode in this process); ``InvalidArgumentError`` otherwise.
+
+    Args:
+        workers: the number of decoding processes asked for.
+    """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise InvalidArgumentError(
             f"workers must be an integer >= 0, got {workers!r}",
@@ -70,8 +74,14 @@ def decode_images(
 ) -> list[torch.Tensor]:
     """Each file as a preprocessed (C, H, W) float32 tensor, in the order given.
 
-    ``workers`` processes decode (0, the default: this process), ``chunk`` files per task.
     Raises the ``DataError`` of the first unreadable file.
+
+    Args:
+        files: the image files.
+        prep: the model's preprocessing.
+        workers: processes that decode (default 0: this process).
+        seed: the seed of the worker loader's generator (default 0).
+        chunk: files per worker task (default 64).
     """
     check_workers(workers)
     positive_int(chunk, "chunk")

@@ -47,7 +47,12 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
 
 
 def digits_uint8(split: str, digits: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Raw 8x8 images of ``split`` as (N, 8, 8) uint8 (0-255) and their digit labels."""
+    """Raw 8x8 images of ``split`` as (N, 8, 8) uint8 (0-255) and their digit labels.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        digits: only the images of these digits (default None: all ten).
+    """
     if split not in SPLITS:
         raise InvalidArgumentError(f"unknown digits split '{split}'", hint=f"one of {', '.join(SPLITS)}", param="split")
     images, labels = _raw()
@@ -59,6 +64,12 @@ def digits_uint8(split: str, digits: Sequence[int] | None = None) -> tuple[np.nd
 
 
 def check_digits(digits: Sequence[int]) -> list[int]:
+    """A digit subset, sorted and without duplicates; ``InvalidArgumentError`` unless it is non-empty
+    and within 0-9.
+
+    Args:
+        digits: the digits asked for.
+    """
     out = sorted({int(d) for d in digits})
     if not out or any(not 0 <= d <= 9 for d in out):
         raise InvalidArgumentError(
@@ -75,6 +86,11 @@ def digits_tensors(
     """``split`` as normalised (N, C, H, W) float32 tensors at ``prep.input_size``, and labels.
 
     Labels are the digits themselves (0-9), whatever the subset.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        prep: the model's preprocessing (input size, channels, mean and std).
+        digits: only the images of these digits (default None: all ten).
     """
     raw, labels = digits_uint8(split, digits)
     x = torch.from_numpy(raw).float().div_(255.0)[:, None]

@@ -17,7 +17,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 
 
 def load_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
-    """Decode an image file to an (H, W, C) uint8 array, RGB (or L if ``channels`` is 1)."""
+    """Decode an image file to an (H, W, C) uint8 array, RGB (or L if ``channels`` is 1).
+
+    Args:
+        path: the image file.
+        channels: 3 for RGB, 1 for greyscale (default 3).
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -51,6 +56,10 @@ def preprocess_image(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
     ``Resize(resize_size)`` + ``CenterCrop(input_size)``): the shorter side is resized to
     ``resize_size`` keeping the aspect ratio, then the centre ``input_size`` is cropped. Without,
     the image is resized straight to ``input_size``. Both with ``prep.interpolation`` (antialiased).
+
+    Args:
+        image: the decoded image, (H, W, C) uint8.
+        prep: the model's preprocessing.
     """
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
     if tensor.shape[0] != prep.channels:
@@ -78,8 +87,12 @@ def list_class_images(
 ) -> dict[str, list[Path]]:
     """``root/<class>/<image>`` as {class: [files]}; every class must exist and hold images.
 
-    With ``class_names`` only those sub-folders are read (all must exist); without, every
-    sub-folder in sorted order. Files that are not images by extension are reported, not skipped.
+    Files that are not images by extension are reported, not skipped.
+
+    Args:
+        root: the folder of class folders.
+        class_names: only these sub-folders are read, and all must exist (default None: every
+            sub-folder, in sorted order).
     """
     base = Path(root)
     if not base.is_dir():

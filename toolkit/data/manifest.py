@@ -25,7 +25,11 @@ MANIFEST_SUFFIX = ".csv"
 
 
 def is_manifest(source: str | os.PathLike[str]) -> bool:
-    """Whether ``source`` names a CSV manifest (by its suffix) rather than a folder."""
+    """Whether ``source`` names a CSV manifest (by its suffix) rather than a folder.
+
+    Args:
+        source: a path, or ``"digits"``.
+    """
     return Path(source).suffix.lower() == MANIFEST_SUFFIX
 
 
@@ -48,6 +52,11 @@ class Manifest:
     has_split: bool
 
     def split(self, name: str) -> tuple[ManifestRow, ...]:
+        """The rows of one split.
+
+        Args:
+            name: the split: ``train``, ``val`` or ``test``.
+        """
         return tuple(r for r in self.rows if r.split == name)
 
 
@@ -60,9 +69,11 @@ def read_manifest(
 ) -> Manifest:
     """Read and check the manifest at ``path``.
 
-    Labels are renamed by ``class_map`` (``{label: class}``) and must then be among
-    ``class_names`` (``None``: any label is accepted). Errors carry ``param``, the keyword
-    argument that named the file.
+    Args:
+        path: the CSV file.
+        class_names: the model's classes, which labels must be among (default None: any label).
+        class_map: renames labels (``{label: class}``) before they are checked (default None).
+        param: the keyword argument that named the file, carried by the errors (default ``data``).
     """
     from toolkit.data.images import IMAGE_EXTENSIONS
 

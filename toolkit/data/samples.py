@@ -24,12 +24,18 @@ def load_samples(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Preprocessed images (N, C, H, W) float32 and labels (N,) int64.
 
-    ``source`` is ``"digits"`` (the bundled digits; ``split`` picks train/val/test; with
-    ``class_names`` only the digits among them, labels indexed into them) or a folder laid out
-    ``DIR/<class>/*`` or ``DIR/<split>/<class>/*``, or a ``.csv`` manifest (``toolkit.data.manifest``:
-    the rows of ``split`` when it has a split column, else every row; labels index
-    ``class_names``, or the sorted labels without them). ``n`` draws that many samples with ``seed``
-    (stratified order is not guaranteed; the draw is reproducible).
+    Args:
+        source: ``"digits"`` (the bundled digits), a folder laid out ``DIR/<class>/*`` or
+            ``DIR/<split>/<class>/*``, or a ``.csv`` manifest (``toolkit.data.manifest``).
+        prep: the model's preprocessing.
+        split: the digits' split, a folder's ``DIR/<split>`` when it has one, or a manifest's rows of
+            that split when it has a split column (else every row; default ``test``).
+        n: draw that many samples with ``seed`` (stratified order is not guaranteed; the draw is
+            reproducible; default None: all).
+        class_names: labels are indices into these (the digits: only the digits among them; a
+            folder: only those class folders); default None: the sorted class folders or labels,
+            or the digits themselves.
+        seed: the seed of the ``n`` draw (default 0).
     """
     if n is not None:
         positive_int(n, "n")

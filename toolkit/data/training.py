@@ -97,16 +97,23 @@ def load_training_data(
     class_map: str | os.PathLike[str] | Mapping[str, str] | None = None,
     workers: int = 0,
 ) -> TrainingData:
-    """Load ``source`` (``"digits"``, a folder or a ``.csv`` manifest) for a model with
-    ``class_names`` and ``prep``.
+    """Load training data for a model with ``class_names`` and ``prep``.
 
-    ``digits`` picks a subset of the digits source (labels stay the model's indices);
-    ``val_ratio`` (a fraction, default 0.15) is used only for a folder without a ``val``
-    sub-folder, split per class with ``seed``. ``class_map`` renames a folder's class folders to
-    the model's class names: a mapping ``{folder: class}`` or a file holding a JSON object or
-    ``folder,class`` lines (``read_class_map``); for a manifest it renames labels. A folder or
-    manifest may hold a subset of the classes. ``workers`` processes decode the images (0 =
-    this process); the result is the same whatever the count.
+    A folder or manifest may hold a subset of the classes.
+
+    Args:
+        source: ``"digits"``, a folder or a ``.csv`` manifest.
+        prep: the model's preprocessing.
+        class_names: the model's classes; labels are indices into them.
+        digits: a subset of the digits source (labels stay the model's indices; default None: all).
+        val_ratio: the fraction held out for validation, per class, from a folder without a ``val``
+            sub-folder or a manifest without ``val`` rows (default 0.15).
+        seed: the seed of that split (default 0).
+        class_map: renames a folder's class folders to the model's class names: a mapping
+            ``{folder: class}`` or a file holding a JSON object or ``folder,class`` lines
+            (``read_class_map``); for a manifest it renames labels (default None).
+        workers: processes that decode the images (default 0: this process); the result is the same
+            whatever the count.
     """
     from toolkit.data.decode import check_workers
 
@@ -139,7 +146,11 @@ _DEFAULT_NAME = re.compile(r"class_(\d+)$")
 
 
 def digit_classes(class_names: Sequence[str]) -> dict[int, int]:
-    """Map digit -> class index: by name for digit-string names, ``class_<d>`` -> ``d`` otherwise."""
+    """Map digit -> class index: by name for digit-string names, ``class_<d>`` -> ``d`` otherwise.
+
+    Args:
+        class_names: the model's class names.
+    """
     if all(n.isdigit() and len(n) == 1 for n in class_names):
         return {int(n): i for i, n in enumerate(class_names)}
     defaults = [_DEFAULT_NAME.match(n) for n in class_names]
@@ -182,7 +193,12 @@ _NEW_NAME = re.compile(r"new_\d+$")
 
 def uncovered_classes(class_names: Sequence[str], covered: set[str]) -> list[str]:
     """The model's classes no folder covers, the new ones first: those still named ``new_<i>`` (the
-    rows a padded head added without names), then the rest in the model's order."""
+    rows a padded head added without names), then the rest in the model's order.
+
+    Args:
+        class_names: the model's class names.
+        covered: the class names the data has.
+    """
     left = [n for n in class_names if n not in covered]
     return [n for n in left if _NEW_NAME.match(n)] + [n for n in left if not _NEW_NAME.match(n)]
 
@@ -192,9 +208,14 @@ def check_folder_classes(
 ) -> dict[str, str]:
     """``{model class: folder name}`` for the class sub-folders of ``folder``.
 
-    Folder names are renamed by ``class_map`` (``{folder: class}``) and must then be classes of
-    the model; any subset of the model's classes is accepted. Refuses (``DataError``) folders
-    that are no class of the model, naming a few and a count, and a folder with no class folder.
+    Any subset of the model's classes is accepted. Refuses (``DataError``) folders that are no class
+    of the model, naming a few and a count, and a folder with no class folder.
+
+    Args:
+        folder: the folder of class folders.
+        class_names: the model's class names.
+        class_map: renames folder names (``{folder: class}``) before they are matched (default None).
+        param: the keyword argument that named the folder, carried by the errors (default ``data``).
     """
     from toolkit.data.images import list_class_images
 
@@ -368,11 +389,21 @@ def load_examples(
     workers: int = 0,
     param: str = "old_examples",
 ) -> Split:
-    """A few labelled images, any number per class from one: a folder ``DIR/<class>/*`` (class
-    folders named like the model's classes, renamed by ``class_map``) or a ``.csv`` manifest
-    (every row, whatever its split). Labels are the model's class indices. Folders or labels
-    that are no class of the model are refused (``DataError`` carrying ``param``), as for
-    ``load_training_data``."""
+    """A few labelled images, any number per class from one. Labels are the model's class indices.
+
+    Folders or labels that are no class of the model are refused (``DataError`` carrying ``param``),
+    as for ``load_training_data``.
+
+    Args:
+        source: a folder ``DIR/<class>/*`` (class folders named like the model's classes) or a
+            ``.csv`` manifest (every row, whatever its split).
+        prep: the model's preprocessing.
+        class_names: the model's class names.
+        class_map: renames class folders (or a manifest's labels) to the model's class names: a
+            mapping ``{folder: class}`` or a file (``read_class_map``; default None).
+        workers: processes that decode the images (default 0: this process).
+        param: the keyword argument that named ``source``, carried by the errors (default ``old_examples``).
+    """
     from toolkit.data.decode import check_workers
     from toolkit.data.manifest import is_manifest, read_manifest
 

@@ -23,10 +23,14 @@ from toolkit.records import Preprocessing
 def load_images(
     source: str | os.PathLike[str], prep: Preprocessing, *, limit: int | None = None, param: str = "data"
 ) -> torch.Tensor:
-    """Preprocessed (N, C, H, W) float32 images from ``source`` (a folder, or ``"digits"``).
+    """Preprocessed (N, C, H, W) float32 images from ``source``.
 
-    ``limit`` keeps the first that many images (sorted by path). Errors carry ``param``, the
-    keyword argument that named the folder.
+    Args:
+        source: a folder (images in any sub-folder), a ``.csv`` manifest, or ``"digits"`` (the test split).
+        prep: the model's preprocessing.
+        limit: keep the first that many images, sorted by path (a manifest's in its order; default
+            None: all).
+        param: the keyword argument that named ``source``, carried by the errors (default ``data``).
     """
     if limit is not None:
         positive_int(limit, "limit")
@@ -72,13 +76,20 @@ def load_retention_images(
     *,
     param: str = "retention_data",
 ) -> tuple[torch.Tensor, bool]:
-    """Images to measure the retention of the classes ``keep`` (indices into ``class_names``) on,
-    and whether they are known to be images of those classes.
+    """Images to measure the retention of the classes ``keep`` on, and whether they are known to be
+    images of those classes.
 
     When ``source`` says which class each image is (``"digits"`` for a model whose classes are
     digits: the test split; class folders all named like the model's classes; a manifest whose
     labels are all classes of the model), only the images of the ``keep`` classes are taken
     (``True``). Otherwise every image, labels unused (``False``), as ``load_images``.
+
+    Args:
+        source: ``"digits"``, a folder or a ``.csv`` manifest.
+        prep: the model's preprocessing.
+        class_names: the model's class names.
+        keep: the kept classes, as indices into ``class_names``.
+        param: the keyword argument that named ``source``, carried by the errors (default ``retention_data``).
     """
     from toolkit.data.manifest import is_manifest, read_manifest
 

@@ -31,8 +31,12 @@ _CPU_ONLY = (
 
 
 def is_noise(line: str, *, cpu: bool) -> bool:
-    """Whether one console line of tritonserver (no newline) is known noise; ``cpu``: the model
-    runs on the CPU, so GPU-driver complaints are noise too."""
+    """Whether one console line of tritonserver is known noise.
+
+    Args:
+        line: the line, without its newline.
+        cpu: the model runs on the CPU, so GPU-driver complaints are noise too.
+    """
     text = line.strip()
     patterns = _ALWAYS + _CPU_ONLY if cpu else _ALWAYS
     return any(p.fullmatch(text) for p in patterns)

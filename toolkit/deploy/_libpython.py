@@ -59,7 +59,11 @@ class LibpythonCheck:
 
 
 def stub_path(version: str | None = None) -> Path:
-    """PyTriton's Python-backend stub for Python ``version`` (default: this interpreter's X.Y)."""
+    """PyTriton's Python-backend stub for Python ``version`` (default: this interpreter's X.Y).
+
+    Args:
+        version: the Python version (default None: this interpreter's).
+    """
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
@@ -97,7 +101,11 @@ def _resolve(stub: Path, soname: str, env: Mapping[str, str]) -> str | None:
 
 
 def library_version(library: str) -> str | None:
-    """``Py_GetVersion()`` of a libpython file (in a child process, so nothing loads here)."""
+    """``Py_GetVersion()`` of a libpython file (in a child process, so nothing loads here).
+
+    Args:
+        library: the libpython file's path.
+    """
     try:
         done = subprocess.run(
             [sys.executable, "-c", _VERSION_PROBE, library], capture_output=True, text=True, timeout=30, check=False
@@ -117,9 +125,14 @@ def check_libpython(
 ) -> LibpythonCheck:
     """Check that PyTriton's stub will load a libpython of this interpreter's exact version.
 
-    ``version``, ``config_vars`` (``sysconfig.get_config_vars()``) and ``environ`` default to this
-    interpreter's and this process's: pass others to check another interpreter's build. Raises
-    ``MissingDependencyError`` (exit 3) saying what the stub would load and which interpreter to use.
+    Raises ``MissingDependencyError`` (exit 3) saying what the stub would load and which interpreter
+    to use. Pass other values than the defaults to check another interpreter's build.
+
+    Args:
+        version: the Python version, X.Y.Z (default None: this interpreter's).
+        config_vars: ``sysconfig.get_config_vars()`` of the interpreter (default None: this one's).
+        stub: PyTriton's Python-backend stub (default None: ``stub_path(version)``).
+        environ: the environment the stub runs in (default None: this process's).
     """
     version = version or platform.python_version()
     config = sysconfig.get_config_vars() if config_vars is None else config_vars

@@ -45,13 +45,23 @@ class Answer:
     scores: np.ndarray
 
     def split(self, sizes: Sequence[int]) -> list[dict[str, np.ndarray]]:
+        """The outputs by name for each request, in order.
+
+        Args:
+            sizes: each request's number of images, in batch order.
+        """
         bounds = np.cumsum([0, *sizes])
         arrays = dict(zip(OUTPUTS, (self.logits, self.probabilities, self.labels, self.scores), strict=True))
         return [{k: v[lo:hi] for k, v in arrays.items()} for lo, hi in itertools.pairwise(bounds)]
 
 
 def decode(data: bytes, channels: int) -> np.ndarray:
-    """One encoded image file's bytes -> (H, W, C) uint8, as ``load_image`` decodes a file."""
+    """One encoded image file's bytes -> (H, W, C) uint8, as ``load_image`` decodes a file.
+
+    Args:
+        data: the file's bytes.
+        channels: 3 for RGB, 1 for greyscale.
+    """
     from toolkit.data.images import load_image
 
     # load_image opens paths; PIL's Image.open reads a binary stream just the same
@@ -59,7 +69,13 @@ def decode(data: bytes, channels: int) -> np.ndarray:
 
 
 def request_batch(request: Mapping[str, np.ndarray], predictor: Any, index: int = 0) -> np.ndarray:
-    """One request's images as float32 NCHW, preprocessed; ``index``: its place in the batch (for errors)."""
+    """One request's images as float32 NCHW, preprocessed.
+
+    Args:
+        request: the request's inputs by name: preprocessed pixels or encoded image files.
+        predictor: the ``Predictor`` that preprocesses the images.
+        index: the request's place in the batch, for errors (default 0).
+    """
     given = [name for name in (TENSOR_INPUT, BYTES_INPUT) if name in request]
     if len(given) != 1:
         raise InputShapeError(
@@ -88,7 +104,13 @@ def request_batch(request: Mapping[str, np.ndarray], predictor: Any, index: int 
 
 def answer(logits: np.ndarray, class_names: Sequence[str], top_k: int) -> Answer:
     """The outputs for a batch of logits; probabilities are a float64 softmax cast to float32, and
-    the top-k order comes from the float64 values, as in ``Predictor.predict``."""
+    the top-k order comes from the float64 values, as in ``Predictor.predict``.
+
+    Args:
+        logits: the batch's logits, [N, classes].
+        class_names: the model's class names, for the labels.
+        top_k: how many labels and scores per image (capped at the number of classes).
+    """
     shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     probs = exp / exp.sum(axis=1, keepdims=True)
@@ -106,8 +128,14 @@ def answer(logits: np.ndarray, class_names: Sequence[str], top_k: int) -> Answer
 def run_requests(
     requests: Sequence[Mapping[str, np.ndarray]], predictor: Any, top_k: int
 ) -> tuple[list[dict[str, np.ndarray]], int]:
-    """Run a dynamic batch of requests as one ``Predictor.logits`` call: the answers per request,
-    and the batch size the model ran."""
+    """Run a dynamic batch of requests as one ``Predictor.logits`` call: the answers per request, and
+    the batch size the model ran.
+
+    Args:
+        requests: the requests' inputs, each as ``request_batch`` takes them.
+        predictor: the ``Predictor`` that runs them.
+        top_k: how many labels and scores each image's answer holds.
+    """
     batches = [request_batch(request, predictor, i) for i, request in enumerate(requests)]
     logits = predictor.logits(np.concatenate(batches) if batches else np.zeros((0, *predictor.input_shape), np.float32))
     return answer(logits, predictor.class_names, top_k).split([len(b) for b in batches]), int(logits.shape[0])

@@ -199,8 +199,16 @@ def package(
         force: package artifacts that failed validation too (the manifest says ``forced``).
         overwrite: replace an existing ``output``.
         progress: print progress on stderr (default False: silent).
-        device, data, samples, batch_sizes, preset, latency, latency_settings, threads: passed to
-            ``validation.suite.validate`` when no ``report`` is given.
+        device: where to validate (default ``cpu``).
+        data: the validation inputs (default ``random``).
+        samples: how many inputs (default 32).
+        batch_sizes: the batch sizes to check (default 1, 8).
+        preset: the tolerance preset (default None: from each artifact's precision).
+        latency: measure latency (default True).
+        latency_settings: warm-up, run count and noise bound of each latency measurement.
+        threads: intra-op threads (default None: PyTorch's current setting).
+
+        The last eight are passed to ``validation.suite.validate`` when no ``report`` is given.
 
     Raises ``GateFailedError`` (exit 1) when an artifact failed and ``force`` is False; nothing is
     written then. The bundle (or archive) appears complete or not at all.

@@ -42,7 +42,11 @@ MAX_MANIFEST_BYTES = 16 << 20
 
 
 def kind_of(name: str | os.PathLike[str]) -> str | None:
-    """The artifact kind of a file name (the artifact registry's), or None for none."""
+    """The artifact kind of a file name (the artifact registry's), or None for none.
+
+    Args:
+        name: the artifact's file name or path.
+    """
     from converters import artifact
 
     fmt = artifact.find_format(name)
@@ -50,7 +54,11 @@ def kind_of(name: str | os.PathLike[str]) -> str | None:
 
 
 def known_kind(kind: str) -> bool:
-    """A kind the artifact registry knows."""
+    """A kind the artifact registry knows.
+
+    Args:
+        kind: the kind to look up.
+    """
     from converters import artifact
 
     return any(fmt.kind == kind for fmt in artifact.formats())

@@ -96,7 +96,14 @@ def _tensorrt_usable(root: Path, artifact: BundleArtifact, device: str) -> str |
 def choose_artifact(
     root: Path, manifest: Manifest, *, backend: str | None, device: str | None
 ) -> tuple[BundleArtifact, str, str, tuple[str, ...]]:
-    """The artifact to run, its backend, the device, and why better ones were passed over."""
+    """The artifact to run, its backend, the device, and why better ones were passed over.
+
+    Args:
+        root: the bundle's folder.
+        manifest: the bundle's manifest.
+        backend: the backend asked for (an alias such as ``ort`` or ``trt`` too), or None for the best.
+        device: the device asked for, or None for the GPU when the backend can use one.
+    """
     if backend is not None and backend not in BACKENDS:
         aliases = {"onnx": "onnxruntime", "ort": "onnxruntime", "trt": "tensorrt", "ov": "openvino"}
         if backend not in aliases:
@@ -297,14 +304,17 @@ class Predictor:
         max_batch: int = DEFAULT_MAX_BATCH,
         manifest_sha256: str | None = None,
     ) -> Predictor:
-        """Verify the bundle at ``path`` (directory or archive) and open its best artifact.
+        """Verify the bundle at ``path`` and open its best artifact.
 
-        ``backend``: ``tensorrt`` | ``onnxruntime`` | ``pt2`` (default: the best present, see the
-        module docstring); ``device``: ``cpu`` | ``cuda`` | ``cuda:N`` (default: the GPU when the
-        chosen backend can use one); ``threads``: ONNX Runtime intra-op threads (default: its
-        choice); ``max_batch``: the largest batch run at once on a dynamic-batch artifact;
-        ``manifest_sha256``: refuse the bundle unless its manifest has this digest.
         Raises ``BundleMismatchError`` (exit 1) when the bundle does not verify.
+
+        Args:
+            path: the bundle, a directory or an archive.
+            backend: ``tensorrt`` | ``onnxruntime`` | ``pt2`` (default None: the best present, see the module doc).
+            device: ``cpu`` | ``cuda`` | ``cuda:N`` (default None: the GPU when the chosen backend can use one).
+            threads: ONNX Runtime intra-op threads (default None: its choice).
+            max_batch: the largest batch run at once on a dynamic-batch artifact.
+            manifest_sha256: refuse the bundle unless its manifest has this digest (default None).
         """
         root, manifest = open_bundle(path, manifest_sha256=manifest_sha256)
         temporary = is_temporary(root, path)
@@ -333,7 +343,11 @@ class Predictor:
         return 1, max_batch
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        """float32 NCHW (preprocessed) -> float32 [N, classes], run in chunks the artifact accepts."""
+        """float32 NCHW (preprocessed) -> float32 [N, classes], run in chunks the artifact accepts.
+
+        Args:
+            batch: preprocessed images, float32 NCHW.
+        """
         if self._runner is None:
             raise InvalidArgumentError("this predictor is closed", hint="open a new one with from_bundle")
         array = np.asarray(batch)
@@ -365,9 +379,10 @@ class Predictor:
     def preprocess(self, images: Any) -> np.ndarray:
         """Images -> float32 NCHW as validation fed the artifact.
 
-        ``images``: one image or a sequence of them; an image is a PIL image, a file path, a uint8
-        (H, W, C) or (H, W) array, or a float32 (C, H, W) array already preprocessed. A 4-D array is
-        a batch: uint8 NHWC pixels or float32 NCHW preprocessed.
+        Args:
+            images: one image or a sequence of them; an image is a PIL image, a file path, a uint8
+                (H, W, C) or (H, W) array, or a float32 (C, H, W) array already preprocessed. A 4-D
+                array is a batch: uint8 NHWC pixels or float32 NCHW preprocessed.
         """
         items = self._items(images)
         if not items:
@@ -431,7 +446,11 @@ class Predictor:
     # --- predictions ---------------------------------------------------------------------------------
 
     def probabilities(self, images: Any) -> np.ndarray:
-        """float64 softmax over the classes, [N, classes]."""
+        """float64 softmax over the classes, [N, classes].
+
+        Args:
+            images: images as ``preprocess`` takes them.
+        """
         logits = self.logits(self.preprocess(images)).astype(np.float64)
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
@@ -439,7 +458,12 @@ class Predictor:
 
     def predict(self, images: Any, *, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Per image, the ``top_k`` (label, probability) pairs, most probable first (``top_k`` is
-        capped at the number of classes; ties keep output order)."""
+        capped at the number of classes; ties keep output order).
+
+        Args:
+            images: images as ``preprocess`` takes them.
+            top_k: how many pairs per image (default 5).
+        """
         k = min(positive_int(top_k, "top_k", example="top_k=5"), len(self.class_names))
         probs = self.probabilities(images)
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]

@@ -260,14 +260,23 @@ class Server:
         return self._triton is not None and bool(self._triton.is_alive())
 
     def wait(self, stop: threading.Event, *, poll_s: float = 1.0) -> bool:
-        """Block until ``stop`` is set (True) or the server dies (False)."""
+        """Block until ``stop`` is set (True) or the server dies (False).
+
+        Args:
+            stop: the event that ends the wait.
+            poll_s: how often, in seconds, the server is checked (default 1).
+        """
         while not stop.wait(poll_s):
             if not self.is_alive():
                 return False
         return True
 
     def log_tail(self, lines: int = 5) -> str:
-        """The last ``lines`` lines of Triton's log (empty when there is none)."""
+        """The last ``lines`` lines of Triton's log (empty when there is none).
+
+        Args:
+            lines: how many lines (default 5).
+        """
         if self.log_file is None or not self.log_file.is_file():
             return ""
         text = self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -380,11 +389,16 @@ def serve(
     Args:
         bundle: a bundle directory or archive (verified first).
         host: the address to listen on (loopback by default; ``0.0.0.0`` for every interface).
-        port, grpc_port, metrics_port: the HTTP/REST, gRPC and Prometheus metrics ports.
+        port: the HTTP/REST port.
+        grpc_port: the gRPC port.
+        metrics_port: the Prometheus metrics port.
         max_batch_size: the largest batch Triton's dynamic batcher forms.
         max_queue_delay_us: how long the batcher may hold a request to fill a batch, in microseconds.
         model_name: the model's name on the server.
-        backend, device: passed to ``Predictor.from_bundle``.
+        backend: ``tensorrt`` | ``onnxruntime`` | ``pt2``, passed to ``Predictor.from_bundle``
+            (default None: the best present).
+        device: ``cpu`` | ``cuda`` | ``cuda:N``, passed to ``Predictor.from_bundle`` (default None:
+            the GPU when the chosen backend can use one).
         top_k: how many classes the ``top_k_labels`` and ``top_k_scores`` outputs hold (default 5).
         on_ready: called once with the ``Endpoints`` when the model is ready.
         stop: an event that stops the server when set (signals set it too, from the main thread).

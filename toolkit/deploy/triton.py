@@ -81,7 +81,11 @@ def _onnx_dims(value_info: Any) -> tuple[int, ...]:
 
 
 def onnx_signature(path: str | os.PathLike[str]) -> Signature:
-    """Inputs, outputs and batch range of an ONNX graph (weights in external data are not read)."""
+    """Inputs, outputs and batch range of an ONNX graph (weights in external data are not read).
+
+    Args:
+        path: the ONNX file.
+    """
     import onnx
 
     try:
@@ -113,7 +117,11 @@ _OV_TO_TRITON = {"f32": "TYPE_FP32", "f16": "TYPE_FP16", "u8": "TYPE_UINT8", "i6
 
 
 def openvino_signature(path: str | os.PathLike[str]) -> Signature:
-    """Inputs, outputs and batch range of an OpenVINO IR, as OpenVINO reads it."""
+    """Inputs, outputs and batch range of an OpenVINO IR, as OpenVINO reads it.
+
+    Args:
+        path: the IR's ``.xml`` file.
+    """
     from converters.openvino import _runtime
     from converters.openvino.artifact import check_weights
 
@@ -142,8 +150,14 @@ def engine_signature(
     engine: str | os.PathLike[str], onnx: str | os.PathLike[str] | None, num_classes: int
 ) -> Signature:
     """A TensorRT engine's inputs, outputs and batch range, from its sidecar's optimisation profile
-    and the ONNX it was built from (when the bundle holds it; else one float32 ``logits`` output
-    of ``num_classes``)."""
+    and the ONNX it was built from.
+
+    Args:
+        engine: the engine file (its sidecar beside it).
+        onnx: the ONNX it was built from, when the bundle holds it (None: one float32 ``logits``
+            output of ``num_classes``).
+        num_classes: the width of the ``logits`` output assumed without an ONNX.
+    """
     from converters.tensorrt.record import read_record
 
     record = read_record(engine)
@@ -170,7 +184,13 @@ def engine_signature(
 def check_batching(
     signature: Signature, max_batch_size: int, preferred_batch_sizes: Sequence[int] | None
 ) -> tuple[int, ...]:
-    """Refuse a ``max_batch_size`` (or preferred sizes) the artifact cannot run; return the preferred sizes."""
+    """Refuse a ``max_batch_size`` (or preferred sizes) the artifact cannot run; return the preferred sizes.
+
+    Args:
+        signature: the artifact's signature.
+        max_batch_size: Triton's largest batch (0: no batching).
+        preferred_batch_sizes: the dynamic batcher's preferred sizes (None: none).
+    """
     if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 0:
         raise InvalidArgumentError(
             f"max_batch_size must be an integer ≥ 0, got {max_batch_size!r}",
@@ -228,8 +248,18 @@ def model_config(
 ) -> Any:
     """Triton's ``ModelConfig`` message for ``signature`` (already checked by ``check_batching``).
 
-    Dims drop the batch axis when ``max_batch_size > 0``; ``label_outputs`` get ``labels.txt`` as
-    their ``label_filename``; ``max_batch_size > 0`` turns on dynamic batching.
+    Dims drop the batch axis when ``max_batch_size > 0``, which also turns on dynamic batching.
+
+    Args:
+        signature: the artifact's signature.
+        name: the model's name on the server.
+        platform: Triton's platform (or, for OpenVINO, its backend).
+        max_batch_size: Triton's largest batch (0: no batching).
+        preferred_batch_sizes: the dynamic batcher's preferred sizes (default none).
+        max_queue_delay_us: how long the batcher may hold a request to fill a batch, in microseconds.
+        instances: model instances in the instance group (default 1).
+        kind: ``gpu`` or ``cpu``: the instance group's kind (default ``cpu``).
+        label_outputs: outputs that get ``labels.txt`` as their ``label_filename`` (default none).
     """
     pb = require("tritonclient.grpc.model_config_pb2", extra="serve", purpose="Triton model configs")
     # Triton names most runtimes by platform; OpenVINO by its backend
@@ -255,7 +285,11 @@ def model_config(
 
 
 def config_text(config: Any) -> str:
-    """The ``config.pbtxt`` text of a ``ModelConfig`` message (protobuf text format)."""
+    """The ``config.pbtxt`` text of a ``ModelConfig`` message (protobuf text format).
+
+    Args:
+        config: the ``ModelConfig`` message.
+    """
     from google.protobuf import text_format
 
     return str(text_format.MessageToString(config))

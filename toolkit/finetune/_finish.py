@@ -17,10 +17,11 @@ import torch
 
 from toolkit.data.training import TrainingData
 from toolkit.finetune._loop import Loop, RunState
+from toolkit.finetune.align import align_rows
 from toolkit.finetune.checkpoints import CheckpointStore
 from toolkit.finetune.config import FinetuneConfig
 from toolkit.finetune.history import history_files
-from toolkit.finetune.keep_old import Keeping, Retention, align_rows, retention_warning
+from toolkit.finetune.keep_old import Keeping, Retention, retention_warning
 from toolkit.finetune.result import FinetuneResult
 from toolkit.models.model_dir import load_weights_strict, save_model_dir
 from toolkit.records import ModelConfig
@@ -57,7 +58,13 @@ class _Outcome:
 
 
 def finish(loop: Loop, state: RunState, run: Run) -> FinetuneResult:
-    """Measure, record and save the trained model; every rank returns once the output exists."""
+    """Measure, record and save the trained model; every rank returns once the output exists.
+
+    Args:
+        loop: the training loop, its model trained.
+        state: where the run stopped.
+        run: what the run loaded and decided before training.
+    """
     best_epoch = _final_weights(loop, state, run.config)
     alignment, gamma = _align(loop, run)
     test_top1 = _top1(loop, *run.training.test) if run.training.test is not None else None

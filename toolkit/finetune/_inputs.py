@@ -33,7 +33,17 @@ def resolve_data(
     class_map: ClassMap | None,
     workers: int,
 ) -> TrainingData:
-    """The training data: loaded as the model's classes and preprocessing, or checked if loaded."""
+    """The training data: loaded as the model's classes and preprocessing, or checked if loaded.
+
+    Args:
+        data: ``"digits"``, a folder, a ``.csv`` manifest, or ``TrainingData`` already loaded.
+        model_cfg: the model's record (class names and preprocessing).
+        digits: a subset of the digits source (None: all).
+        val_ratio: the fraction held out for validation when the data has no ``val`` split.
+        seed: the seed of that split.
+        class_map: renames class folders or labels to the model's classes (None: none; refused for loaded data).
+        workers: processes that decode the images (0: this process).
+    """
     if isinstance(data, TrainingData):
         if class_map is not None:
             raise InvalidArgumentError(
@@ -70,7 +80,17 @@ def load_keeping(
     workers: int,
 ) -> Keeping:
     """The unseen classes and the images that keep and measure them, loaded (and checked: a bad
-    folder fails here, before anything is written) only when some class is unseen."""
+    folder fails here, before anything is written) only when some class is unseen.
+
+    Args:
+        training: the run's training data.
+        model_cfg: the model's record (class names and preprocessing).
+        retention_data: images that measure the retention of the unseen classes (None: none).
+        old_examples: images of the old classes, a folder or manifest or tensors (None: none).
+        unlabelled: unlabelled images for distillation, a folder or a tensor (None: none).
+        class_map: renames the class folders of ``old_examples`` (None: none).
+        workers: processes that decode the images (0: this process).
+    """
     from toolkit.data.training import load_examples
     from toolkit.data.unlabelled import load_images, load_retention_images
 
@@ -120,7 +140,15 @@ def run_info(
     training: TrainingData,
     keeping: Keeping,
 ) -> dict[str, Any]:
-    """What every checkpoint records of its run, and a resumed run must see again."""
+    """What every checkpoint records of its run, and a resumed run must see again.
+
+    Args:
+        config: the run's settings.
+        model_dir: the source model directory.
+        source: its record.
+        training: the run's training data.
+        keeping: the images that keep the unseen classes.
+    """
     info: dict[str, Any] = {
         "config": config.to_json(),
         "source": str(model_dir),

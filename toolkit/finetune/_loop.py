@@ -67,19 +67,36 @@ class RunState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunState:
+        """The state a checkpoint saved under ``progress``.
+
+        Args:
+            data: the saved fields.
+        """
         return cls(**data)
 
 
 def batches_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
     """Every image once per epoch, the last batch smaller, except a leftover too small to give
     each of the ``world`` processes two images: a batch of one breaks BatchNorm in training mode,
-    so those sit the epoch out (see ``left_out``). One process: only a lone leftover image."""
+    so those sit the epoch out (see ``left_out``). One process: only a lone leftover image.
+
+    Args:
+        n: how many training images.
+        batch_size: the global batch size.
+        world: how many processes share each batch (default 1).
+    """
     full, rest = divmod(n, batch_size)
     return max(1, full + (1 if rest >= 2 * world else 0))
 
 
 def left_out(n: int, batch_size: int, world: int = 1) -> int:
-    """Training images not seen in an epoch: the leftover of fewer than ``2 * world`` images."""
+    """Training images not seen in an epoch: the leftover of fewer than ``2 * world`` images.
+
+    Args:
+        n: how many training images.
+        batch_size: the global batch size.
+        world: how many processes share each batch (default 1).
+    """
     rest = n % batch_size
     return rest if n > batch_size and 0 < rest < 2 * world else 0
 
@@ -330,7 +347,12 @@ class Loop:
 
     # --- the whole run ----------------------------------------------------------------------
     def run(self, state: RunState, checkpoint: dict[str, Any] | None) -> RunState:
-        """Train from ``state`` (restored from ``checkpoint`` if given) to the end or an early stop."""
+        """Train from ``state`` (restored from ``checkpoint`` if given) to the end or an early stop.
+
+        Args:
+            state: where the run stands.
+            checkpoint: the checkpoint it was restored from (None: a fresh start).
+        """
         if checkpoint is not None:
             best = checkpoint["model"] if checkpoint.get("best_is_model") else checkpoint.get("best_model")
             self.best_model = dict(best) if best is not None else None

@@ -18,7 +18,13 @@ from toolkit.models.model_dir import load_weights_strict
 
 def check_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointStore:
     """The run's store; refuses one that holds another run's checkpoints (read-only: every rank
-    checks, so that all refuse alike)."""
+    checks, so that all refuse alike).
+
+    Args:
+        work: the run's work directory.
+        resume: whether the run continues from its checkpoints.
+        overwrite: whether an earlier run's checkpoints may be replaced.
+    """
     store = CheckpointStore(work)
     if store.paths() and not resume and not overwrite:
         raise OutputExistsError(
@@ -30,7 +36,12 @@ def check_store(work: Path, *, resume: bool, overwrite: bool) -> CheckpointStore
 
 
 def prepare_store(store: CheckpointStore, *, resume: bool) -> None:
-    """Rank 0 only: remove killed writes' leftovers, and the old checkpoints when starting over."""
+    """Rank 0 only: remove killed writes' leftovers, and the old checkpoints when starting over.
+
+    Args:
+        store: the run's store.
+        resume: whether the run continues from its checkpoints (False: they are removed).
+    """
     store.clean_temporaries()
     if store.paths() and not resume:
         store.clear()
@@ -46,7 +57,16 @@ def resume_point(
     resume: bool,
 ) -> tuple[RunState, dict[str, Any] | None, Path | None]:
     """Where training starts: the newest readable checkpoint's state (its weights loaded into
-    ``model``) when resuming, else the beginning; with the checkpoint and its path, if any."""
+    ``model``) when resuming, else the beginning; with the checkpoint and its path, if any.
+
+    Args:
+        store: the run's store.
+        model: the model, which gets the checkpoint's weights.
+        run_info: this run's record (``run_info``), which the checkpoint's must match.
+        config: this run's settings, which the checkpoint's must match.
+        reporter: where the resume is reported.
+        resume: whether to continue from the newest checkpoint.
+    """
     found = store.load_latest() if resume else None
     if found is None:
         if resume:

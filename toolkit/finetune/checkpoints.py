@@ -40,6 +40,11 @@ class CheckpointWarning(UserWarning):
 
 
 def checkpoint_name(step: int) -> str:
+    """The file name of the checkpoint of global ``step`` (``step-00000042.pt``).
+
+    Args:
+        step: the global step.
+    """
     return f"step-{step:08d}.pt"
 
 
@@ -66,7 +71,12 @@ class CheckpointStore:
                     p.unlink(missing_ok=True)
 
     def save(self, state: Mapping[str, Any], step: int) -> Path:
-        """Write ``state`` as the checkpoint of global ``step``; then keep only the newest ``keep``."""
+        """Write ``state`` as the checkpoint of global ``step``; then keep only the newest ``keep``.
+
+        Args:
+            state: the checkpoint's content.
+            step: the global step.
+        """
         path = self.folder / checkpoint_name(step)
         _atomic.write_with(path, lambda tmp: torch.save(dict(state), tmp), overwrite=True)
         for old in self.paths()[: -self.keep]:
@@ -111,7 +121,11 @@ class CheckpointStore:
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load one checkpoint with ``weights_only=True``; ``CorruptCheckpointError`` if unreadable."""
+    """Load one checkpoint with ``weights_only=True``; ``CorruptCheckpointError`` if unreadable.
+
+    Args:
+        path: the checkpoint file.
+    """
     p = Path(path)
     try:
         state = torch.load(str(p), map_location="cpu", weights_only=True)

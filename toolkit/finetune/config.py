@@ -154,6 +154,11 @@ class FinetuneConfig:
             raise InvalidArgumentError(f"sync_bn must be True or False, got {self.sync_bn!r}", param="sync_bn")
 
     def replace(self, **changes: Any) -> FinetuneConfig:
+        """A copy with ``changes`` applied (records are frozen).
+
+        Args:
+            changes: the fields to change, by name, and their new values.
+        """
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
@@ -161,6 +166,11 @@ class FinetuneConfig:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FinetuneConfig:
+        """A config from its saved fields (a checkpoint's); keys that are no field are ignored.
+
+        Args:
+            data: the saved fields.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -180,14 +190,22 @@ class FinetuneConfig:
         return self.keep_old == "new-rows"
 
     def resolved(self, *, old_examples: bool) -> FinetuneConfig:
-        """This config with ``keep_old="auto"`` replaced by what it means (``KEEP_OLD_AUTO``)."""
+        """This config with ``keep_old="auto"`` replaced by what it means (``KEEP_OLD_AUTO``).
+
+        Args:
+            old_examples: whether the run has images of the old classes.
+        """
         if self.keep_old != "auto":
             return self
         return self.replace(keep_old=KEEP_OLD_AUTO[old_examples])
 
     def alignment(self, *, old_examples: bool) -> str:
         """How the trained rows are scaled after training: ``align``, with ``auto`` resolved
-        (``DEFAULT_ALIGN`` without old examples, ``none`` with them)."""
+        (``DEFAULT_ALIGN`` without old examples, ``none`` with them).
+
+        Args:
+            old_examples: whether the run has images of the old classes.
+        """
         if self.align != "auto":
             return self.align
         return "none" if old_examples else DEFAULT_ALIGN
@@ -197,7 +215,11 @@ class FinetuneConfig:
         return self.device.startswith("cuda") if self.amp is None else self.amp
 
     def differences(self, other: FinetuneConfig) -> list[str]:
-        """Trajectory-changing settings that differ from ``other``, as ``name: ours vs theirs``."""
+        """Trajectory-changing settings that differ from ``other``, as ``name: ours vs theirs``.
+
+        Args:
+            other: the config to compare with (a checkpoint's).
+        """
         return [
             f"{f.name}: {getattr(self, f.name)!r} vs {getattr(other, f.name)!r}"
             for f in dataclasses.fields(self)

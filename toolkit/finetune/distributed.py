@@ -92,7 +92,11 @@ class Distributed:
 
     # --- the group ----------------------------------------------------------------------------
     def device(self, configured: str) -> torch.device:
-        """The training device: under torchrun ``cuda`` means this rank's GPU, ``cuda:LOCAL_RANK``."""
+        """The training device: under torchrun ``cuda`` means this rank's GPU, ``cuda:LOCAL_RANK``.
+
+        Args:
+            configured: the device the run was configured with (``cpu``, ``cuda`` or ``cuda:N``).
+        """
         if self.world == 1 and not launched():
             return torch.device(configured)
         if configured.startswith("cuda:"):
@@ -113,7 +117,11 @@ class Distributed:
         return torch.device("cpu")
 
     def start(self, device: torch.device) -> None:
-        """Join the group (gloo on CPU, NCCL on CUDA) unless it is already running."""
+        """Join the group (gloo on CPU, NCCL on CUDA) unless it is already running.
+
+        Args:
+            device: the training device: NCCL for CUDA, gloo otherwise.
+        """
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
@@ -182,19 +190,31 @@ class Distributed:
 
     # --- shares and sums ----------------------------------------------------------------------
     def share(self, items: torch.Tensor) -> torch.Tensor:
-        """This rank's contiguous part of ``items`` (sizes differ by at most one)."""
+        """This rank's contiguous part of ``items`` (sizes differ by at most one).
+
+        Args:
+            items: the whole batch (its first axis is cut).
+        """
         if self.world == 1:
             return items
         return torch.tensor_split(items, self.world)[self.rank]
 
     def share_span(self, n: int) -> tuple[int, int]:
-        """``[start, stop)`` of this rank's part of ``n`` items, as ``share`` cuts them."""
+        """``[start, stop)`` of this rank's part of ``n`` items, as ``share`` cuts them.
+
+        Args:
+            n: how many items.
+        """
         base, extra = divmod(n, self.world)
         start = self.rank * base + min(self.rank, extra)
         return start, start + base + (1 if self.rank < extra else 0)
 
     def sum(self, values: Sequence[float]) -> list[float]:
-        """Element-wise sums of ``values`` over the ranks (float64: counts stay exact)."""
+        """Element-wise sums of ``values`` over the ranks (float64: counts stay exact).
+
+        Args:
+            values: this rank's values.
+        """
         if self.world == 1:
             return list(values)
         import torch.distributed as dist
@@ -204,7 +224,11 @@ class Distributed:
         return [float(v) for v in t.cpu()]
 
     def gather(self, value: Any) -> list[Any]:
-        """Every rank's ``value`` (picklable), in rank order."""
+        """Every rank's ``value`` (picklable), in rank order.
+
+        Args:
+            value: this rank's value.
+        """
         if self.world == 1:
             return [value]
         import torch.distributed as dist
@@ -215,7 +239,11 @@ class Distributed:
 
     def broadcast_buffers(self, model: nn.Module) -> None:
         """Rank 0's buffers (BatchNorm running statistics) to every rank: without synchronised
-        BatchNorm each rank's statistics follow its own images; rank 0's are the ones saved."""
+        BatchNorm each rank's statistics follow its own images; rank 0's are the ones saved.
+
+        Args:
+            model: the model, the same on every rank.
+        """
         if self.world == 1:
             return
         import torch.distributed as dist
@@ -236,6 +264,10 @@ class Distributed:
         Buffers are not broadcast at every forward (``broadcast_buffers=False``): training-mode
         BatchNorm normalises with batch statistics, so the running ones change nothing until the
         evaluation at the end of the epoch, before which ``broadcast_buffers`` sends rank 0's.
+
+        Args:
+            model: the model.
+            device: the training device (its index for CUDA ``device_ids``).
         """
         if self.world == 1:
             return model
@@ -251,7 +283,12 @@ class Distributed:
     @contextlib.contextmanager
     def sync_batchnorm(self, model: nn.Module, enabled: bool) -> Iterator[int]:
         """Inside the block the training-mode BatchNorm layers of ``model`` share statistics across
-        ranks (yields how many layers); afterwards their forward is their class's again."""
+        ranks (yields how many layers); afterwards their forward is their class's again.
+
+        Args:
+            model: the model.
+            enabled: share the statistics (False: nothing changes).
+        """
         layers = [m for m in model.modules() if isinstance(m, _BatchNorm)] if enabled and self.world > 1 else []
         for layer in layers:
             layer.forward = types.MethodType(_make_sync_forward(self.bn_group), layer)  # type: ignore[method-assign]
@@ -263,7 +300,11 @@ class Distributed:
 
     # --- test hook ----------------------------------------------------------------------------
     def maybe_die(self, global_step: int) -> None:
-        """The elastic test's kill: see ``KILL_ENV``. Does nothing unless that variable is set."""
+        """The elastic test's kill: see ``KILL_ENV``. Does nothing unless that variable is set.
+
+        Args:
+            global_step: the step just done.
+        """
         at = os.environ.get(KILL_ENV)
         if at and self.rank == 1 and self.restart == 0 and global_step == int(at):
             import signal
@@ -276,6 +317,13 @@ class _AllReduce(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor, group: Any) -> torch.Tensor:
+        """Sum ``tensor`` over the ranks of ``group``.
+
+        Args:
+            ctx: autograd's context, which keeps ``group`` for the backward pass.
+            tensor: this rank's tensor.
+            group: the process group (None: the default group).
+        """
         import torch.distributed as dist
 
         ctx.group = group
@@ -285,6 +333,12 @@ class _AllReduce(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Sum the gradient over the ranks of the forward's group.
+
+        Args:
+            ctx: autograd's context, holding the group.
+            grad: this rank's gradient of the output.
+        """
         import torch.distributed as dist
 
         out = grad.contiguous().clone()
@@ -293,6 +347,12 @@ class _AllReduce(torch.autograd.Function):
 
 
 def all_reduce(tensor: torch.Tensor, group: Any = None) -> torch.Tensor:
+    """Sum ``tensor`` over the ranks of ``group``, differentiably (``_AllReduce``).
+
+    Args:
+        tensor: this rank's tensor.
+        group: the process group (default None: the default group).
+    """
     result: torch.Tensor = _AllReduce.apply(tensor, group)
     return result
 

@@ -34,8 +34,15 @@ def evaluate_sums(
 
     Sums, not means, so that the parts of a split evaluated by several processes add up
     exactly (``toolkit.finetune.distributed``); zero images give zeros. The model's train/eval
-    mode is restored afterwards. ``amp`` autocasts (bf16 on CPU, fp16 on CUDA); losses are
-    computed in float32.
+    mode is restored afterwards; losses are computed in float32.
+
+    Args:
+        model: the model.
+        images: the images, (N, C, H, W).
+        labels: their class indices, (N,).
+        batch_size: images per forward pass (default 256).
+        device: where the model runs (default ``cpu``).
+        amp: autocast, bf16 on CPU and fp16 on CUDA (default False).
     """
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
         raise InputShapeError(
@@ -70,10 +77,17 @@ def evaluate_detail(
     device: str | torch.device = "cpu",
     amp: bool = False,
 ) -> Evaluation:
-    """Run ``model`` in eval mode over ``images`` (N, C, H, W) in batches of ``batch_size``.
+    """Run ``model`` in eval mode over ``images``: top-1, mean loss and count.
 
-    The model's train/eval mode is restored afterwards. ``amp`` autocasts (bf16 on CPU, fp16
-    on CUDA); losses are computed in float32.
+    The model's train/eval mode is restored afterwards; losses are computed in float32.
+
+    Args:
+        model: the model.
+        images: the images, (N, C, H, W).
+        labels: their class indices, (N,).
+        batch_size: images per forward pass (default 256).
+        device: where the model runs (default ``cpu``).
+        amp: autocast, bf16 on CPU and fp16 on CUDA (default False).
     """
     if len(labels) == 0:
         raise InputShapeError("cannot evaluate on zero images", hint="give at least one labelled image")
@@ -89,5 +103,13 @@ def evaluate(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
 ) -> float:
-    """Top-1 accuracy of ``model`` on ``images``/``labels``, a fraction in [0, 1]."""
+    """Top-1 accuracy of ``model`` on ``images``/``labels``, a fraction in [0, 1].
+
+    Args:
+        model: the model.
+        images: the images, (N, C, H, W).
+        labels: their class indices, (N,).
+        batch_size: images per forward pass (default 256).
+        device: where the model runs (default ``cpu``).
+    """
     return evaluate_detail(model, images, labels, batch_size=batch_size, device=device).top1

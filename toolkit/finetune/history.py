@@ -34,10 +34,21 @@ CURVES_PNG = "curves.png"
 
 
 def metrics_json(summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> bytes:
+    """``metrics.json``: the run's summary and its epoch records, UTF-8 bytes.
+
+    Args:
+        summary: the run's summary fields.
+        history: the epoch records, in order.
+    """
     return (json.dumps({**summary, "epochs": [dict(r) for r in history]}, indent=2) + "\n").encode("utf-8")
 
 
 def metrics_csv(history: Sequence[Mapping[str, Any]]) -> bytes:
+    """``metrics.csv``: one row per epoch record (``COLUMNS``), UTF-8 bytes.
+
+    Args:
+        history: the epoch records, in order.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -47,7 +58,12 @@ def metrics_csv(history: Sequence[Mapping[str, Any]]) -> bytes:
 
 
 def curves_png(history: Sequence[Mapping[str, Any]], *, title: str = "fine-tuning") -> bytes | None:
-    """Loss, top-1 and learning-rate curves as PNG bytes; ``None`` (with a warning) without matplotlib."""
+    """Loss, top-1 and learning-rate curves as PNG bytes; ``None`` (with a warning) without matplotlib.
+
+    Args:
+        history: the epoch records, in order.
+        title: the figure's title (default ``fine-tuning``).
+    """
     try:
         import matplotlib
     except ImportError:
@@ -89,7 +105,13 @@ def curves_png(history: Sequence[Mapping[str, Any]], *, title: str = "fine-tunin
 def history_files(
     summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]], *, plot: bool = True
 ) -> dict[str, bytes]:
-    """File name -> content of the metrics files (the plot only if ``plot`` and matplotlib)."""
+    """File name -> content of the metrics files (the plot only if ``plot`` and matplotlib).
+
+    Args:
+        summary: the run's summary fields (its ``title`` titles the plot).
+        history: the epoch records, in order.
+        plot: draw the curves (default True).
+    """
     files = {METRICS_JSON: metrics_json(summary, history), METRICS_CSV: metrics_csv(history)}
     if plot and history:
         png = curves_png(history, title=str(summary.get("title", "fine-tuning")))

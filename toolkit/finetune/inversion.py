@@ -37,7 +37,11 @@ BN_WEIGHT, TV_WEIGHT, L2_WEIGHT = 0.05, 0.1, 1e-4
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """The BatchNorm layers that kept running statistics."""
+    """The BatchNorm layers that kept running statistics.
+
+    Args:
+        model: the model.
+    """
     return [
         m for m in model.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and m.running_mean is not None
@@ -54,10 +58,20 @@ def synthesize(
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` images (``input_shape`` = C, H, W, in the model's normalised input space) of
-    each class index in ``classes``, and their labels. ``model`` is left as it was (mode,
-    ``requires_grad``), and so is torch's global RNG. Raises ``InvalidArgumentError`` when the
-    model has no BatchNorm layer to invert."""
+    """``per_class`` images of each class index in ``classes``, and their labels.
+
+    ``model`` is left as it was (mode, ``requires_grad``), and so is torch's global RNG. Raises
+    ``InvalidArgumentError`` when the model has no BatchNorm layer to invert.
+
+    Args:
+        model: the original model, whose BatchNorm statistics the images match.
+        classes: the class indices to synthesise.
+        per_class: images per class.
+        input_shape: C, H, W, in the model's normalised input space.
+        steps: optimisation steps (default ``INVERSION_STEPS``).
+        seed: the seed of the starting noise (default 0).
+        device: where the model runs (default ``cpu``).
+    """
     layers = batchnorm_layers(model)
     if not layers:
         raise InvalidArgumentError(
@@ -120,7 +134,18 @@ def cached_synthesis(
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """``synthesize``, read from ``folder/SYNTHETIC_FILE`` when it was made for the same model,
     classes, count, shape and seed (a resumed run replays the same images); the last item says
-    whether it came from the file."""
+    whether it came from the file.
+
+    Args:
+        folder: the run's work directory.
+        model: the original model.
+        weights_sha256: its weights' hash, part of the file's key.
+        classes: the class indices to synthesise.
+        per_class: images per class.
+        input_shape: C, H, W, in the model's normalised input space.
+        seed: the seed of the starting noise.
+        device: where the model runs (default ``cpu``).
+    """
     key = hashlib.sha256(
         repr((weights_sha256, tuple(classes), per_class, tuple(input_shape), seed, INVERSION_STEPS)).encode()
     ).hexdigest()

@@ -74,9 +74,13 @@ class FrozenRows:
 def model_logits(
     model: nn.Module, images: torch.Tensor, *, batch_size: int = 256, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
-    """``model``'s float32 logits (N, classes) on ``images`` in eval mode, on the CPU.
+    """``model``'s float32 logits (N, classes) on ``images`` in eval mode, on the CPU; its mode is restored.
 
-    The model's train/eval mode is restored afterwards.
+    Args:
+        model: the model.
+        images: the images, (N, C, H, W).
+        batch_size: images per forward pass (default 256).
+        device: where the model runs (default ``cpu``).
     """
     was_training = model.training
     model.eval()
@@ -92,12 +96,24 @@ def teacher_logits(
     model: nn.Module, images: torch.Tensor, *, batch_size: int = 256, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
     """The teacher pass over the training images (``model_logits``); ``TeacherCache`` calls it only
-    when its file is missing or stale, once per run."""
+    when its file is missing or stale, once per run.
+
+    Args:
+        model: the original model.
+        images: the training images, (N, C, H, W).
+        batch_size: images per forward pass (default 256).
+        device: where the model runs (default ``cpu``).
+    """
     return model_logits(model, images, batch_size=batch_size, device=device)
 
 
 def cache_key(weights_sha256: str, images: torch.Tensor) -> str:
-    """What the teacher's logits depend on: its weights and the exact image tensor."""
+    """What the teacher's logits depend on: its weights and the exact image tensor.
+
+    Args:
+        weights_sha256: the teacher's weights hash.
+        images: the images it runs on.
+    """
     digest = hashlib.sha256(weights_sha256.encode())
     digest.update(str(tuple(images.shape)).encode())
     digest.update(images.detach().cpu().contiguous().numpy().tobytes())
@@ -120,7 +136,15 @@ class TeacherCache:
         batch_size: int = 256,
         device: str | torch.device = "cpu",
     ) -> tuple[torch.Tensor, bool]:
-        """The logits and whether they came from the file (``True``) or were computed now."""
+        """The logits and whether they came from the file (``True``) or were computed now.
+
+        Args:
+            model: the original model.
+            images: the images, (N, C, H, W).
+            weights_sha256: the model's weights hash, part of the file's key.
+            batch_size: images per forward pass (default 256).
+            device: where the model runs (default ``cpu``).
+        """
         key = cache_key(weights_sha256, images)
         if self.path.is_file():
             try:
@@ -138,6 +162,11 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
     """``T^2 * KL(softmax(teacher/T) || softmax(student/T))``, mean over the batch.
 
     ``T^2`` keeps the gradient's size independent of the temperature (Hinton et al., 2015).
+
+    Args:
+        student: the fine-tuned model's logits.
+        teacher: the original model's logits.
+        temperature: ``T``.
     """
     t = temperature
     return F.kl_div(
@@ -185,20 +214,37 @@ class Retention:
 
 
 def agreement(original: torch.Tensor, tuned: torch.Tensor, rows: Sequence[int]) -> float:
-    """Fraction of images whose argmax over ``rows`` is the same in both (N, classes) logits."""
+    """Fraction of images whose argmax over ``rows`` is the same in both logits.
+
+    Args:
+        original: the original model's logits, (N, classes).
+        tuned: the fine-tuned model's logits, (N, classes).
+        rows: the class indices compared.
+    """
     index = torch.tensor(list(rows), dtype=torch.long)
     same = original[:, index].argmax(1) == tuned[:, index].argmax(1)
     return float(same.float().mean()) if len(same) else 0.0
 
 
 def decided_old(original: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
-    """Mask of the images on which the original model's argmax over all classes is in ``rows``."""
+    """Mask of the images on which the original model's argmax over all classes is in ``rows``.
+
+    Args:
+        original: the original model's logits, (N, classes).
+        rows: the class indices.
+    """
     return torch.isin(original.argmax(1), torch.tensor(list(rows), dtype=torch.long))
 
 
 def full_agreement(original: torch.Tensor, tuned: torch.Tensor, rows: Sequence[int]) -> tuple[float, int]:
     """Among the images on which ``original``'s argmax over all classes is one of ``rows``: the
-    fraction on which ``tuned``'s argmax over all classes is the same class, and their count."""
+    fraction on which ``tuned``'s argmax over all classes is the same class, and their count.
+
+    Args:
+        original: the original model's logits, (N, classes).
+        tuned: the fine-tuned model's logits, (N, classes).
+        rows: the unseen classes' indices.
+    """
     mask = decided_old(original, rows)
     count = int(mask.sum())
     if not count:
@@ -207,92 +253,22 @@ def full_agreement(original: torch.Tensor, tuned: torch.Tensor, rows: Sequence[i
     return float(same.float().mean()), count
 
 
-#: ``calibrate`` keeps this share of the validation images that decided a new class before.
-CALIBRATION_KEEP = 0.95
-
-
-def norm_ratio(model: nn.Module, spec: HeadSpec, trained: Sequence[int], kept: Sequence[int]) -> float:
-    """Weight aligning's factor: mean L2 norm of the ``kept`` rows' weights / that of the
-    ``trained`` rows' (1.0 when either set is empty)."""
-    if not trained or not kept:
-        return 1.0
-    weight = layer_weight(output_layer(get_submodule(model, spec.module))).detach().float()
-    norms = weight.norm(dim=1)
-    return float(norms[list(kept)].mean() / norms[list(trained)].mean().clamp_min(1e-12))
-
-
-def calibrated_scale(logits: torch.Tensor, trained: Sequence[int], kept: Sequence[int]) -> float:
-    """The smallest factor in (0, 1] for the ``trained`` classes' logits (on validation images of
-    those classes) that keeps ``CALIBRATION_KEEP`` of the images deciding one of them, compared
-    with the factor 1 (searched on a grid of 1/200 steps)."""
-    new, old = logits[:, list(trained)].float(), logits[:, list(kept)].float().amax(1)
-    if not len(logits) or not trained or not kept:
-        return 1.0
-
-    def share(g: float) -> float:
-        return float(((g * new).amax(1) > old).float().mean())
-
-    floor = CALIBRATION_KEEP * share(1.0)
-    best = 1.0
-    for step in range(199, 0, -1):
-        g = step / 200
-        if share(g) < floor:
-            break
-        best = g
-    return best
-
-
-@torch.no_grad()
-def scale_rows(model: nn.Module, spec: HeadSpec, rows: Sequence[int], gamma: float) -> None:
-    """Multiply the ``rows`` of the head's output layer (weights and bias entries) by ``gamma``:
-    their logits are scaled by it."""
-    layer = output_layer(get_submodule(model, spec.module))
-    weight, bias = layer_weight(layer), layer_bias(layer)
-    index = torch.tensor(list(rows), dtype=torch.long, device=weight.device)
-    weight[index] = weight[index] * gamma
-    if bias is not None:
-        bias[index] = bias[index] * gamma
-
-
-def align_rows(
-    model: nn.Module,
-    spec: HeadSpec,
-    trained: Sequence[int],
-    kept: Sequence[int],
-    method: str,
-    val_images: torch.Tensor,
-    *,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-) -> float:
-    """Scale the ``trained`` rows' logits down so that they stop outscoring the ``kept`` ones by
-    habit (the task-recency bias); returns the factor (1.0: unchanged).
-
-    ``weights``: weight aligning (Zhao et al., CVPR 2020), the kept rows' mean weight norm over
-    the trained rows'. ``calibrate``: ``calibrated_scale`` on ``val_images`` (the run's
-    validation images, which are of the trained classes). A factor above 1 is never applied.
-    """
-    if method == "weights":
-        gamma = norm_ratio(model, spec, trained, kept)
-    else:
-        logits = model_logits(model, val_images, batch_size=batch_size, device=device)
-        gamma = calibrated_scale(logits, trained, kept)
-    gamma = min(gamma, 1.0)
-    if gamma < 1.0:
-        scale_rows(model, spec, trained, gamma)
-    return gamma
-
-
 #: An unlabelled image is taken for an old class's when the original model is surer of it than of
 #: this share of the training images (which are of the new classes).
 UNLABELLED_QUANTILE = 0.9
 
 
 def looks_like_old(unlabelled: torch.Tensor, training: torch.Tensor, old: Sequence[int]) -> torch.Tensor:
-    """Mask of the unlabelled images (the original model's logits on them) whose top softmax
-    probability over the ``old`` classes exceeds ``UNLABELLED_QUANTILE`` of those on the
-    ``training`` images: the images of new classes that an unlabelled folder also holds are
-    (mostly) left out, so that distillation does not teach the model to call them old."""
+    """Mask of the unlabelled images whose top softmax probability over the ``old`` classes exceeds
+    ``UNLABELLED_QUANTILE`` of those on the training images: the images of new classes that an
+    unlabelled folder also holds are (mostly) left out, so that distillation does not teach the
+    model to call them old.
+
+    Args:
+        unlabelled: the original model's logits on the unlabelled images.
+        training: the original model's logits on the training images.
+        old: the old classes' indices.
+    """
     index = torch.tensor(list(old), dtype=torch.long)
 
     def confidence(logits: torch.Tensor) -> torch.Tensor:
@@ -338,7 +314,16 @@ class Keeping:
     ) -> torch.Tensor:
         """Call with the ORIGINAL model (before a checkpoint's weights are loaded): its logits on the
         training images (cached in ``folder``) are returned, those on the retention and unlabelled
-        images kept."""
+        images kept.
+
+        Args:
+            model: the original model.
+            training: the run's training data.
+            weights_sha256: the model's weights hash, the caches' key.
+            config: the run's settings.
+            folder: the run's work directory.
+            reporter: where the choices are reported.
+        """
         names = [training.class_names[i] for i in self.unseen]
         device = torch.device(config.device)
         if config.synthetic_old and self.old_examples is None:
@@ -405,7 +390,13 @@ class Keeping:
         return teacher
 
     def measure(self, model: nn.Module, *, batch_size: int, device: torch.device) -> Retention | None:
-        """Retention of the fine-tuned ``model``; ``None`` when nothing was kept."""
+        """Retention of the fine-tuned ``model``; ``None`` when nothing was kept.
+
+        Args:
+            model: the fine-tuned model.
+            batch_size: images per forward pass.
+            device: where the model runs.
+        """
         if not self.unseen or self.images is None or self.original is None:
             return None
         tuned = model_logits(model, self.images, batch_size=batch_size, device=device)
@@ -424,7 +415,12 @@ class Keeping:
 
 def retention_warning(retention: Retention, *, old_examples: bool) -> str | None:
     """One line when the fine-tuned model keeps the original's decision on fewer than half of the
-    images, saying what would help; ``None`` otherwise."""
+    images, saying what would help; ``None`` otherwise.
+
+    Args:
+        retention: the run's retention.
+        old_examples: whether the run had images of the old classes.
+    """
     if retention.after >= 0.5:
         return None
     where = (

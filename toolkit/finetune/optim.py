@@ -34,7 +34,11 @@ class Phase:
 
 
 def plan_phases(config: FinetuneConfig) -> list[Phase]:
-    """Head-only for ``freeze_epochs``, then the rest with the backbone opened as configured."""
+    """Head-only for ``freeze_epochs``, then the rest with the backbone opened as configured.
+
+    Args:
+        config: the run's settings (``epochs``, ``freeze_epochs``, ``unfreeze_stages``).
+    """
     phases: list[Phase] = []
     frozen = min(config.freeze_epochs, config.epochs)
     if frozen:
@@ -47,7 +51,13 @@ def plan_phases(config: FinetuneConfig) -> list[Phase]:
 
 
 def apply_policy(model: nn.Module, spec: HeadSpec, policy: str) -> None:
-    """Set ``requires_grad`` and the BatchNorm freezing of ``model`` for ``policy``."""
+    """Set ``requires_grad`` and the BatchNorm freezing of ``model`` for ``policy``.
+
+    Args:
+        model: the model.
+        spec: its head spec.
+        policy: ``head``, ``full`` or ``stages:<k>`` (``Phase.policy``).
+    """
     if policy == "full":
         unfreeze_all(model)
         return
@@ -57,7 +67,13 @@ def apply_policy(model: nn.Module, spec: HeadSpec, policy: str) -> None:
 
 
 def make_optimizer(model: nn.Module, spec: HeadSpec, config: FinetuneConfig) -> torch.optim.Optimizer:
-    """AdamW or Nesterov SGD over the trainable parameters, in named head/backbone groups."""
+    """AdamW or Nesterov SGD over the trainable parameters, in named head/backbone groups.
+
+    Args:
+        model: the model, its trainable parameters set for the phase.
+        spec: its head spec.
+        config: the run's settings (optimizer, learning rates, weight decay, momentum).
+    """
     groups = param_groups(
         model, spec, lr=config.lr, backbone_lr_mult=config.backbone_lr_mult, weight_decay=config.weight_decay
     )
@@ -67,7 +83,13 @@ def make_optimizer(model: nn.Module, spec: HeadSpec, config: FinetuneConfig) -> 
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, final_ratio: float) -> Callable[[int], float]:
-    """LR factor at step ``s``: linear warm-up to 1 over ``warmup_steps``, then cosine to ``final_ratio``."""
+    """LR factor at step ``s``: linear warm-up to 1 over ``warmup_steps``, then cosine to ``final_ratio``.
+
+    Args:
+        total_steps: the phase's steps.
+        warmup_steps: steps of linear warm-up.
+        final_ratio: the factor at the last step.
+    """
     total = max(1, total_steps)
     warm = min(max(0, warmup_steps), total - 1)
 
@@ -83,7 +105,14 @@ def warmup_cosine(total_steps: int, warmup_steps: int, final_ratio: float) -> Ca
 def make_scheduler(
     optimizer: torch.optim.Optimizer, config: FinetuneConfig, phase: Phase, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """The per-step schedule of ``phase`` (its state dict holds numbers only)."""
+    """The per-step schedule of ``phase`` (its state dict holds numbers only).
+
+    Args:
+        optimizer: the phase's optimizer.
+        config: the run's settings (``warmup_epochs``, ``final_lr_ratio``).
+        phase: the phase.
+        steps_per_epoch: optimizer steps per epoch.
+    """
     warmup = round(config.warmup_epochs * steps_per_epoch)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(phase.epochs * steps_per_epoch, warmup, config.final_lr_ratio)
@@ -91,7 +120,11 @@ def make_scheduler(
 
 
 def group_lrs(optimizer: torch.optim.Optimizer) -> dict[str, float | None]:
-    """Current learning rate of the head and of the backbone (``None`` when frozen)."""
+    """Current learning rate of the head and of the backbone (``None`` when frozen).
+
+    Args:
+        optimizer: the optimizer, its groups named as ``param_groups`` names them.
+    """
     out: dict[str, float | None] = {"head": None, "backbone": None}
     for group in optimizer.param_groups:
         part = str(group.get("name", "head")).split("_", 1)[0]

@@ -14,7 +14,11 @@ from toolkit.progress import Progress
 
 
 def epoch_line(record: Mapping[str, Any]) -> str:
-    """One line summarising an epoch record of the metrics history (``epoch`` is 1-based)."""
+    """One line summarising an epoch record of the metrics history (``epoch`` is 1-based).
+
+    Args:
+        record: the epoch's record.
+    """
     return (
         f"epoch {record['epoch']}/{record['epochs']} [{record['phase']}] "
         f"loss {record['train_loss']:.4f} top-1 {record['train_top1']:.3f} | "
@@ -43,18 +47,44 @@ class TrainingProgress:
         self.close()
 
     def start_epoch(self, epoch: int, epochs: int, phase: str, steps: int, done: int) -> None:
-        """Epoch ``epoch`` (1-based) of ``epochs`` begins, ``done`` of its ``steps`` already run."""
+        """Epoch ``epoch`` (1-based) of ``epochs`` begins, ``done`` of its ``steps`` already run.
+
+        Args:
+            epoch: the epoch, 1-based.
+            epochs: how many epochs the run has.
+            phase: the phase's name.
+            steps: the epoch's steps.
+            done: the steps already run (a resumed epoch).
+        """
         self.progress.reset(f"epoch {epoch}/{epochs} [{phase}]", total=steps, done=done)
 
     def step(self, done: int, loss: float, top1: float, images_per_s: float) -> None:
+        """Move the epoch's bar to ``done`` steps, showing the running loss, top-1 and speed.
+
+        Args:
+            done: the steps run so far in the epoch.
+            loss: the running training loss.
+            top1: the running training top-1 accuracy.
+            images_per_s: training images per second.
+        """
         self.progress.advance(
             f"loss {loss:.4f} top-1 {top1:.3f} {images_per_s:.0f} img/s", n=done - self.progress.done
         )
 
     def end_epoch(self, record: Mapping[str, Any]) -> None:
+        """Print the epoch's line (``epoch_line``).
+
+        Args:
+            record: the epoch's record.
+        """
         self.progress.message(epoch_line(record))
 
     def message(self, text: str) -> None:
+        """Print one line (only when enabled).
+
+        Args:
+            text: the line.
+        """
         self.progress.message(text)
 
     def close(self) -> None:

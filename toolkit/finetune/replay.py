@@ -69,7 +69,13 @@ class StepExtras:
         return self.old is not None or self.unlabelled is not None
 
     def draw(self, epoch: int, b: int, span: tuple[int, int] | None = None) -> Extras:
-        """Step ``b`` of ``epoch``: ``span`` = this process's (rank, world) share, ``None``: all."""
+        """The extra images of step ``b`` of ``epoch``.
+
+        Args:
+            epoch: the epoch (0-based).
+            b: the step's batch index in the epoch.
+            span: this process's (rank, world) share (default None: all).
+        """
         out = Extras()
         if self.old is not None:
             g = rng.derived_generator(self.seed, epoch, b, _REPLAY_DRAW)
@@ -102,7 +108,13 @@ def _share(n: int, span: tuple[int, int] | None) -> tuple[int, int]:
 
 def balanced_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *, label_smoothing: float) -> torch.Tensor:
     """Cross-entropy in which every class present weighs the same: the mean over the classes of
-    each class's mean loss (one replayed image of an old class counts as much as 20 of a new one)."""
+    each class's mean loss (one replayed image of an old class counts as much as 20 of a new one).
+
+    Args:
+        logits: the student's logits, (N, classes).
+        labels: the class indices, (N,).
+        label_smoothing: the label smoothing, passed to ``F.cross_entropy``.
+    """
     losses = F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
     classes, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
     weights = 1.0 / counts[inverse].float()
@@ -114,7 +126,14 @@ def old_decision_loss(
 ) -> torch.Tensor:
     """``T^2`` times the cross-entropy between the original model's softmax over the ``old``
     classes (its logits ``teacher``, all classes) and the student's softmax over ALL classes, at
-    temperature ``T``: on these images the new classes should take no probability."""
+    temperature ``T``: on these images the new classes should take no probability.
+
+    Args:
+        student: the fine-tuned model's logits, all classes.
+        teacher: the original model's logits, all classes.
+        old: the indices of the old classes.
+        temperature: the softmax temperature ``T``.
+    """
     t = temperature
     target = F.softmax(teacher.float().index_select(1, old) / t, dim=1)
     log_q = F.log_softmax(student.float() / t, dim=1).index_select(1, old)

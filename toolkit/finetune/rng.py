@@ -16,7 +16,11 @@ import torch
 
 
 def capture(device: torch.device) -> dict[str, Any]:
-    """The current RNG state of the CPU and, when training on a GPU, of that GPU."""
+    """The current RNG state of the CPU and, when training on a GPU, of that GPU.
+
+    Args:
+        device: the training device.
+    """
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
@@ -28,6 +32,11 @@ def restore(state: dict[str, Any], device: torch.device, *, rank: int = 0) -> No
 
     A checkpoint of a run on several processes holds each rank's state under ``ranks``; a rank
     beyond those (the group grew) starts from rank 0's.
+
+    Args:
+        state: what ``capture`` saved (or a checkpoint's, with ``ranks``).
+        device: the training device.
+        rank: this process's rank (default 0).
     """
     ranks = state.get("ranks")
     if ranks:
@@ -38,7 +47,12 @@ def restore(state: dict[str, Any], device: torch.device, *, rank: int = 0) -> No
 
 
 def derived_generator(seed: int, *parts: int) -> torch.Generator:
-    """A CPU generator whose seed depends only on ``seed`` and ``parts`` (epoch, batch index)."""
+    """A CPU generator whose seed depends only on ``seed`` and ``parts`` (epoch, batch index).
+
+    Args:
+        seed: the run's seed.
+        *parts: the numbers mixed in (epoch, batch index).
+    """
     mixed = seed
     for part in parts:
         mixed = (mixed * 1_000_003 + part + 0x9E3779B9) % (2**63 - 1)

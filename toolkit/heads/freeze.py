@@ -43,6 +43,11 @@ class ParamSplit:
 
 
 def head_prefixes(spec: HeadSpec) -> tuple[str, ...]:
+    """The dotted names of the head and its auxiliary heads.
+
+    Args:
+        spec: the head spec.
+    """
     return (spec.module, *spec.aux_modules)
 
 
@@ -64,7 +69,12 @@ def _set_bn_frozen(module: nn.Module, frozen: bool) -> None:
 
 
 def freeze_backbone(model: nn.Module, spec: HeadSpec) -> ParamSplit:
-    """Freeze everything but the head: parameters and BatchNorm statistics."""
+    """Freeze everything but the head: parameters and BatchNorm statistics.
+
+    Args:
+        model: the model.
+        spec: its head spec.
+    """
     prefixes = head_prefixes(spec)
     for name, param in model.named_parameters():
         param.requires_grad_(_in_head(name, prefixes))
@@ -75,7 +85,11 @@ def freeze_backbone(model: nn.Module, spec: HeadSpec) -> ParamSplit:
 
 
 def unfreeze_all(model: nn.Module) -> None:
-    """Every parameter trainable again, BatchNorm statistics updating in train mode."""
+    """Every parameter trainable again, BatchNorm statistics updating in train mode.
+
+    Args:
+        model: the model.
+    """
     for param in model.parameters():
         param.requires_grad_(True)
     for module in model.modules():
@@ -84,7 +98,12 @@ def unfreeze_all(model: nn.Module) -> None:
 
 
 def backbone_stages(model: nn.Module, spec: HeadSpec) -> list[str]:
-    """Top-level children holding backbone parameters, in registration order (≈ execution order)."""
+    """Top-level children holding backbone parameters, in registration order (≈ execution order).
+
+    Args:
+        model: the model.
+        spec: its head spec.
+    """
     prefixes = head_prefixes(spec)
     stages = []
     for name, child in model.named_children():
@@ -97,7 +116,13 @@ def backbone_stages(model: nn.Module, spec: HeadSpec) -> list[str]:
 
 
 def unfreeze_stages(model: nn.Module, spec: HeadSpec, k: int) -> list[str]:
-    """Make the last ``k`` backbone stages trainable again; returns their names."""
+    """Make the last ``k`` backbone stages trainable again; returns their names.
+
+    Args:
+        model: the model.
+        spec: its head spec.
+        k: how many stages, counted from the last (0: none).
+    """
     stages = backbone_stages(model, spec)[-k:] if k > 0 else []
     prefixes = head_prefixes(spec)
     for stage in stages:
@@ -127,6 +152,13 @@ def param_groups(
 
     Each group carries a ``name`` (``head``, ``head_no_decay``, ``backbone``, ``backbone_no_decay``)
     so learning-rate logs can tell them apart. Empty groups are left out.
+
+    Args:
+        model: the model.
+        spec: its head spec.
+        lr: the head's learning rate.
+        backbone_lr_mult: the backbone's learning rate as a multiple of ``lr`` (default 0.1).
+        weight_decay: weight decay of the decay groups (default 0).
     """
     prefixes = head_prefixes(spec)
     buckets: dict[str, list[nn.Parameter]] = {}
@@ -145,7 +177,12 @@ def param_groups(
 
 
 def split(model: nn.Module, spec: HeadSpec) -> ParamSplit:
-    """Count head, backbone and trainable parameters."""
+    """Count head, backbone and trainable parameters.
+
+    Args:
+        model: the model.
+        spec: its head spec.
+    """
     prefixes = head_prefixes(spec)
     head = backbone = trainable = 0
     for name, param in model.named_parameters():

@@ -56,7 +56,11 @@ def _describe(name: str, module: nn.Module) -> HeadLocation:
 
 
 def candidates(model: nn.Module) -> list[str]:
-    """Names of every Linear / 1x1 Conv2d layer: the possible heads."""
+    """Names of every Linear / 1x1 Conv2d layer: the possible heads.
+
+    Args:
+        model: the model.
+    """
     return [name for name, m in model.named_modules() if name and _is_candidate(m)]
 
 
@@ -129,8 +133,11 @@ def locate_head(
 ) -> HeadLocation:
     """Locate the classification head of ``model``.
 
-    ``head`` overrides the search with a dotted module name. ``input_shape`` (NCHW) is used for
-    the traced forward pass when neither the name nor timm's contract identifies the head.
+    Args:
+        model: the model.
+        head: a dotted module name that overrides the search (default None: search).
+        input_shape: the NCHW shape of the traced forward pass, used when neither the name nor
+            timm's contract identifies the head (default (1, 3, 224, 224)).
     """
     if head:
         loc = _describe(head, _named(model, head))

@@ -58,6 +58,11 @@ class StrategyArgs:
                 object.__setattr__(self, name, tuple(value))
 
     def replace(self, **changes: Any) -> StrategyArgs:
+        """A copy with ``changes`` applied (records are frozen).
+
+        Args:
+            changes: the fields to change, by name, and their new values.
+        """
         return dataclasses.replace(self, **changes)
 
 

@@ -30,6 +30,11 @@ BLOCK_STRATEGIES = ("bottleneck", "mlp")
 
 
 def register(name: str) -> Callable[[Strategy], Strategy]:
+    """Record the decorated strategy in ``STRATEGIES`` under ``name``.
+
+    Args:
+        name: the strategy's name (``pad-copy``).
+    """
     def deco(fn: Strategy) -> Strategy:
         STRATEGIES[name] = fn
         return fn
@@ -99,7 +104,13 @@ def _kept(old: int) -> list[ClassOrigin]:
 
 @register("replace")
 def replace(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
-    """A new head of ``num_classes`` rows with the layer's default initialisation (seeded)."""
+    """A new head of ``num_classes`` rows with the layer's default initialisation (seeded).
+
+    Args:
+        layer: the old output layer (Linear or 1x1 conv).
+        kind: its kind, ``linear`` or ``conv1x1``.
+        args: reads ``num_classes`` and ``seed``.
+    """
     in_f, _ = _widths(layer)
     n = _num_classes(args, "replace")
     with seeded(args.seed):
@@ -109,7 +120,13 @@ def replace(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
 
 @register("select")
 def select(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
-    """Keep the old rows listed in ``keep``, in that order (truncate / reorder)."""
+    """Keep the old rows listed in ``keep``, in that order (truncate / reorder).
+
+    Args:
+        layer: the old output layer (Linear or 1x1 conv).
+        kind: its kind, ``linear`` or ``conv1x1``.
+        args: reads ``keep``, the old class indices.
+    """
     weight, bias = layer_matrix(layer)
     keep = check_keep(args.keep, int(weight.shape[0]))
     index = torch.tensor(keep, dtype=torch.long)
@@ -120,7 +137,13 @@ def select(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
 
 @register("pad-random")
 def pad_random(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
-    """Old rows kept; new rows drawn from normal(0, ``std``) with ``seed``; new biases zero."""
+    """Old rows kept; new rows drawn from normal(0, ``std``) with ``seed``; new biases zero.
+
+    Args:
+        layer: the old output layer (Linear or 1x1 conv).
+        kind: its kind, ``linear`` or ``conv1x1``.
+        args: reads ``num_classes`` (more than the layer has), ``std`` and ``seed``.
+    """
     n = _n_new(layer, args, "pad-random")
     in_f, old = _widths(layer)
     if not args.std > 0:
@@ -132,7 +155,13 @@ def pad_random(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
 
 @register("pad-copy")
 def pad_copy(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
-    """Old rows kept; each new row (and bias) copied from an old row: ``copy_from`` or a seeded draw."""
+    """Old rows kept; each new row (and bias) copied from an old row: ``copy_from`` or a seeded draw.
+
+    Args:
+        layer: the old output layer (Linear or 1x1 conv).
+        kind: its kind, ``linear`` or ``conv1x1``.
+        args: reads ``num_classes`` (more than the layer has), ``copy_from`` (one old index per new row) or ``seed``.
+    """
     n = _n_new(layer, args, "pad-copy")
     weight, bias = layer_matrix(layer)
     old = int(weight.shape[0])
@@ -155,7 +184,13 @@ def pad_copy(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
 
 @register("pad-mean")
 def pad_mean(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
-    """Old rows kept; each new row is the mean of the old rows (bias: mean of old biases)."""
+    """Old rows kept; each new row is the mean of the old rows (bias: mean of old biases).
+
+    Args:
+        layer: the old output layer (Linear or 1x1 conv).
+        kind: its kind, ``linear`` or ``conv1x1``.
+        args: reads ``num_classes`` (more than the layer has).
+    """
     n = _n_new(layer, args, "pad-mean")
     weight, bias = layer_matrix(layer)
     rows = weight.float().mean(dim=0, keepdim=True).expand(n, -1)
@@ -168,7 +203,13 @@ def pad_mean(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
 def imprint(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
     """Weight imprinting (Qi et al., CVPR 2018): each new row is the L2-normalised mean of the
     L2-normalised penultimate features of its examples, scaled to the mean norm of the old rows.
-    New biases are the mean old bias, so new logits start on the old logits' scale."""
+    New biases are the mean old bias, so new logits start on the old logits' scale.
+
+    Args:
+        layer: the old output layer (Linear or 1x1 conv).
+        kind: its kind, ``linear`` or ``conv1x1``.
+        args: reads ``num_classes`` (more than the layer has) and ``features`` for every new output index.
+    """
     n = _n_new(layer, args, "imprint")
     weight, bias = layer_matrix(layer)
     old = int(weight.shape[0])
@@ -205,14 +246,26 @@ def _block(layer: nn.Module, kind: str, args: StrategyArgs, hidden: tuple[int, .
 
 @register("bottleneck")
 def bottleneck(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
-    """One hidden layer (default width 256) between the pooled features and the classes."""
+    """One hidden layer (default width 256) between the pooled features and the classes.
+
+    Args:
+        layer: the old output layer (Linear or 1x1 conv).
+        kind: its kind, ``linear`` or ``conv1x1``.
+        args: reads ``num_classes``, ``hidden`` (its first width), ``activation``, ``dropout`` and ``seed``.
+    """
     hidden = args.hidden[:1] or (256,)
     return _block(layer, kind, args, hidden, "bottleneck")
 
 
 @register("mlp")
 def mlp(layer: nn.Module, kind: str, args: StrategyArgs) -> Result:
-    """Any number of hidden layers (default 512, 256) with activation and dropout."""
+    """Any number of hidden layers (default 512, 256) with activation and dropout.
+
+    Args:
+        layer: the old output layer (Linear or 1x1 conv).
+        kind: its kind, ``linear`` or ``conv1x1``.
+        args: reads ``num_classes``, ``hidden``, ``activation``, ``dropout`` and ``seed``.
+    """
     return _block(layer, kind, args, args.hidden or (512, 256), "mlp")
 
 
@@ -221,7 +274,12 @@ def check_indices(
 ) -> list[int]:
     """Validate a list of class indices against ``limit`` classes, naming the first bad one.
 
-    ``what`` is the keyword argument that holds them (``keep``); errors carry it as ``param``."""
+    Args:
+        values: the class indices.
+        limit: how many classes there are.
+        what: the keyword argument that holds them (``keep``); errors carry it as ``param``.
+        allow_duplicates: accept an index listed twice (default False).
+    """
     if len(values) == 0:
         raise InvalidArgumentError(f"{what} is empty", hint="list at least one class index", param=what)
     out: list[int] = []
@@ -243,6 +301,12 @@ def check_indices(
 
 
 def check_keep(keep: Sequence[int] | None, limit: int) -> list[int]:
+    """``keep`` checked against ``limit`` classes; ``InvalidArgumentError`` when it is None.
+
+    Args:
+        keep: the old class indices ``select`` keeps.
+        limit: how many classes the old head has.
+    """
     if keep is None:
         raise InvalidArgumentError(
             "strategy 'select' needs the old class indices to keep", hint="e.g. keep=[3, 1, 7]", param="keep"

@@ -11,7 +11,11 @@ from toolkit.records import Preprocessing
 
 def weights_source(lineage: Sequence[Mapping[str, Any]]) -> str:
     """Where the model's weights started: the first recorded source that is not another model
-    directory (``torchvision ResNet18_Weights.IMAGENET1K_V1``, ``random initialisation``)."""
+    directory (``torchvision ResNet18_Weights.IMAGENET1K_V1``, ``random initialisation``).
+
+    Args:
+        lineage: the model directory's lineage, oldest step first.
+    """
     for step in lineage:
         source = step.get("weights")
         if not isinstance(source, Mapping) or source.get("source") == "model directory":
@@ -34,7 +38,13 @@ def _sizes(prep: Preprocessing) -> dict[str, Any]:
 def inspect_model(
     *, model_dir: str | os.PathLike[str] | None = None, arch: str | None = None, head: str | None = None
 ) -> dict[str, Any]:
-    """Head location, widths, strategy, parameter counts and the split under a frozen backbone."""
+    """Head location, widths, strategy, parameter counts and the split under a frozen backbone.
+
+    Args:
+        model_dir: the model directory to inspect (default None: ``arch`` instead).
+        arch: an architecture, built untrained, when there is no ``model_dir`` (default None).
+        head: the head's dotted module name for ``arch`` (default None: located).
+    """
     from toolkit.heads.freeze import freeze_backbone, split
 
     if model_dir is not None:

@@ -20,7 +20,14 @@ from toolkit.records import HeadSpec
 
 
 def resolve_num_classes(strategy: str, num_classes: object | None, keep: Sequence[int] | None, old: int) -> int:
-    """The new head's class count, checked against the strategy."""
+    """The new head's class count, checked against the strategy.
+
+    Args:
+        strategy: the strategy's name.
+        num_classes: the class count asked for (None: ``len(keep)`` for ``select``; the others need it).
+        keep: the old class indices ``select`` keeps (None for the others).
+        old: how many classes the old head has.
+    """
     if strategy not in STRATEGIES:
         import difflib
 
@@ -48,7 +55,14 @@ def resolve_num_classes(strategy: str, num_classes: object | None, keep: Sequenc
 
 @torch.no_grad()
 def head_features(model: nn.Module, head: str, images: torch.Tensor, *, batch_size: int = 32) -> torch.Tensor:
-    """The inputs the head sees for ``images`` (N, C, H, W): pooled penultimate features (N, F)."""
+    """The inputs the head sees for ``images`` (N, C, H, W): pooled penultimate features (N, F).
+
+    Args:
+        model: the model.
+        head: the head's dotted module name.
+        images: the images, (N, C, H, W).
+        batch_size: images per forward pass (default 32).
+    """
     feats: list[torch.Tensor] = []
     module = get_submodule(model, head)
     handle = module.register_forward_pre_hook(lambda m, inp: feats.append(inp[0].detach()))
@@ -164,7 +178,12 @@ def _resize_aux(model: nn.Module, location: HeadLocation, strategy: str, args: S
 
 
 def apply_head_structure(model: nn.Module, spec: HeadSpec) -> None:
-    """Give a freshly built architecture the head shapes that ``spec`` records (no weights)."""
+    """Give a freshly built architecture the head shapes that ``spec`` records (no weights).
+
+    Args:
+        model: the freshly built architecture.
+        spec: the head spec of its model directory.
+    """
     from toolkit.heads.modules import make_head
 
     # The layers' initial weights are overwritten by the caller: leave the caller's RNG unmoved.
@@ -193,7 +212,13 @@ def apply_head_structure(model: nn.Module, spec: HeadSpec) -> None:
 def identity_spec(
     model: nn.Module, *, head: str | None = None, input_shape: Sequence[int] = (1, 3, 224, 224)
 ) -> HeadSpec:
-    """The record of a model whose head is untouched."""
+    """The record of a model whose head is untouched.
+
+    Args:
+        model: the model.
+        head: the head's dotted module name (default None: located).
+        input_shape: the NCHW shape of the traced pass that locates the head (default (1, 3, 224, 224)).
+    """
     loc = locate_head(model, head=head, input_shape=input_shape)
     width = out_width(output_layer(get_submodule(model, loc.module)))
     spec = HeadSpec.identity(loc.module, loc.kind, loc.in_features, width, bias=loc.bias)

@@ -45,7 +45,12 @@ def _timm_names() -> list[str]:
 
 
 def suggest(name: str, n: int = 3) -> list[str]:
-    """Closest known architecture names to ``name``."""
+    """Closest known architecture names to ``name``.
+
+    Args:
+        name: the unknown architecture name.
+        n: how many names at most (default 3).
+    """
     base = name.removeprefix("timm:")
     pool = list(torchvision_classifiers())
     close = difflib.get_close_matches(base, pool, n=n, cutoff=0.5)
@@ -78,6 +83,10 @@ def build_architecture(arch: str, **kwargs: Any) -> nn.Module:
     The weights are drawn from torch's global RNG as it stands (seed it, or wrap the call in
     ``toolkit.heads.modules.seeded``, for reproducible ones), but the caller's RNG state is left
     as it was: building a model to load weights into does not move anyone's random stream.
+
+    Args:
+        arch: a torchvision builder, ``timm:<name>[.<tag>]`` or ``py:<module>:<callable>``.
+        **kwargs: passed to the builder (``num_classes``, ...).
     """
     with torch.random.fork_rng(devices=[]):
         return _build(arch, kwargs)
@@ -174,7 +183,12 @@ def _accepted_arguments(builder: Any) -> list[str]:
 
 
 def default_preprocessing(arch: str, model: nn.Module | None = None) -> Preprocessing:
-    """The input size and normalisation the architecture was designed for."""
+    """The input size and normalisation the architecture was designed for.
+
+    Args:
+        arch: the architecture.
+        model: the built model, whose pretrained config gives a timm architecture's values (default None).
+    """
     if arch.startswith("timm:") and model is not None:
         cfg = getattr(model, "pretrained_cfg", None) or {}
         size = cfg.get("input_size", (3, 224, 224))
@@ -190,12 +204,20 @@ def default_preprocessing(arch: str, model: nn.Module | None = None) -> Preproce
 
 
 def fixed_input_size(arch: str) -> bool:
-    """True for builders that accept only their design size (ViT, MaxViT)."""
+    """True for builders that accept only their design size (ViT, MaxViT).
+
+    Args:
+        arch: the architecture.
+    """
     return arch.startswith(_FIXED_SIZE_PREFIXES)
 
 
 def min_input_size(arch: str) -> int:
-    """The smallest square input (pixels) the architecture runs on; the design size if fixed."""
+    """The smallest square input (pixels) the architecture runs on; the design size if fixed.
+
+    Args:
+        arch: the architecture.
+    """
     if fixed_input_size(arch):
         return default_preprocessing(arch).input_size[0]
     return _MIN_SIZE.get(arch, 32)

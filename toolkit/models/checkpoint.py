@@ -39,7 +39,11 @@ def _warn_forced_unsafe_env() -> None:
 
 
 def check_safetensors_header(path: Path) -> dict[str, Any]:
-    """Read and bound-check a safetensors header without loading any tensor."""
+    """Read and bound-check a safetensors header without loading any tensor.
+
+    Args:
+        path: the ``.safetensors`` file.
+    """
     size = path.stat().st_size
     if size < 8:
         raise CorruptCheckpointError(f"corrupt checkpoint '{path}': {size} bytes is too short for safetensors")
@@ -123,7 +127,12 @@ def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
 
 
 def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Refuse NaN/Inf in any floating-point tensor."""
+    """Refuse NaN/Inf in any floating-point tensor.
+
+    Args:
+        state: the tensors, by name.
+        source: where they came from, for the error message.
+    """
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
@@ -134,6 +143,11 @@ def load_state_dict(path: str | os.PathLike[str], *, allow_pickle: bool = False)
     """Load a state dict from ``.safetensors`` or ``.pt``/``.pth``/``.bin``, safely.
 
     Strips a ``module.`` prefix left by DataParallel. Refuses NaN/Inf.
+
+    Args:
+        path: the checkpoint file.
+        allow_pickle: load a file that needs full unpickling (a whole pickled module), which runs
+            its code (default False).
     """
     p = Path(path)
     if not p.is_file():

@@ -34,16 +34,22 @@ def load_source(
     progress: bool = False,
     **arch_kwargs: Any,
 ) -> SourceModel:
-    """Build ``arch`` (torchvision builder, ``timm:<name>[.<tag>]``, ``py:<module>:<callable>``)
-    and load its weights.
+    """Build ``arch`` and load its weights.
 
-    ``weights`` is a file (``.safetensors``, or a ``.pt``/``.pth`` state dict loaded weights-only;
-    a whole pickled module only with ``allow_pickle=True``) when it exists or has one of those
-    suffixes; otherwise the name of torchvision weights for ``arch`` (``IMAGENET1K_V1``,
-    ``DEFAULT``, ``ResNet18_Weights.IMAGENET1K_V1``). ``pretrained=True`` loads a timm model's
-    hub weights. Neither: a random initialisation from torch's RNG. Keys and shapes must match
-    exactly; NaN/Inf weights are refused. Downloads go through torch hub's and the Hugging Face
-    hub's caches only (``toolkit.models.pretrained``); ``progress`` (default False) shows them.
+    Keys and shapes must match exactly; NaN/Inf weights are refused. Downloads go through torch
+    hub's and the Hugging Face hub's caches only (``toolkit.models.pretrained``).
+
+    Args:
+        arch: a torchvision builder, ``timm:<name>[.<tag>]`` or ``py:<module>:<callable>``.
+        weights: a file (``.safetensors``, or a ``.pt``/``.pth`` state dict loaded weights-only) when
+            it exists or has one of those suffixes; otherwise the name of torchvision weights for
+            ``arch`` (``IMAGENET1K_V1``, ``DEFAULT``, ``ResNet18_Weights.IMAGENET1K_V1``). Default
+            None: with no ``pretrained`` either, a random initialisation from torch's RNG.
+        pretrained: load a timm model's hub weights (default False).
+        allow_pickle: load a file that needs full unpickling (a whole pickled module), which runs
+            its code (default False).
+        progress: show downloads on stderr (default False).
+        **arch_kwargs: passed to the builder (``num_classes``, ...).
     """
     from toolkit.models.architectures import build_architecture
     from toolkit.models.checkpoint import load_state_dict
@@ -116,13 +122,27 @@ def load_model(
     allow_pickle: bool = False,
     **arch_kwargs: Any,
 ) -> nn.Module:
-    """``load_source(...).module``: ``arch`` with ``weights`` (a file or a torchvision weights
-    name), timm's hub weights (``pretrained=True``), or random weights. Returns it in eval mode."""
+    """``load_source(...).module``, in eval mode.
+
+    Args:
+        arch: a torchvision builder, ``timm:<name>[.<tag>]`` or ``py:<module>:<callable>``.
+        weights: a file or a torchvision weights name (default None: random weights, or timm's
+            with ``pretrained``).
+        pretrained: load a timm model's hub weights (default False).
+        allow_pickle: load a file that needs full unpickling (a whole pickled module), which runs
+            its code (default False).
+        **arch_kwargs: passed to the builder.
+    """
     return load_source(arch, weights, pretrained=pretrained, allow_pickle=allow_pickle, **arch_kwargs).module
 
 
 def imagenet_class_names(arch: str, num_classes: int) -> tuple[str, ...] | None:
-    """Category names from torchvision's weights metadata (no download), if they fit."""
+    """Category names from torchvision's weights metadata (no download), if they fit.
+
+    Args:
+        arch: the architecture (timm and ``py:`` ones have none here).
+        num_classes: how many names fit its head.
+    """
     if arch.startswith(("timm:", "py:")):
         return None
     try:

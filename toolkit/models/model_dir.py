@@ -38,6 +38,12 @@ class LoadedModel:
 
 
 def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file.
+
+    Args:
+        path: the file.
+        chunk: how many bytes are read at a time (default 1 MiB).
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
@@ -46,12 +52,22 @@ def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
 
 
 def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Contiguous CPU copies of every tensor (tied weights become separate copies)."""
+    """Contiguous CPU copies of every tensor (tied weights become separate copies).
+
+    Args:
+        model: the model.
+    """
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
 
 
 def load_weights_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``model`` only if every key and shape matches; name what does not."""
+    """Load ``state`` into ``model`` only if every key and shape matches; name what does not.
+
+    Args:
+        model: the model.
+        state: the weights, by parameter name.
+        source: where they came from, for the error message.
+    """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -88,7 +104,15 @@ def save_model_dir(
     extra_files: Mapping[str, bytes] | None = None,
 ) -> ModelConfig:
     """Write ``model`` and ``config`` as a model directory atomically; returns the saved record
-    (with ``weights_sha256`` filled in). Refuses an existing ``path`` unless ``overwrite``."""
+    (with ``weights_sha256`` filled in).
+
+    Args:
+        model: the model whose weights are saved.
+        config: its record, written as ``config.json``.
+        path: the model directory.
+        overwrite: replace an existing ``path`` (default False: refused).
+        extra_files: more files to write in the directory, name -> content (default none).
+    """
     from safetensors.torch import save_file
 
     with _atomic.output_dir(path, overwrite=overwrite) as stage:
@@ -121,7 +145,11 @@ def _reraise_os_error(exc: Exception, state: Mapping[str, torch.Tensor], weights
 
 
 def read_config(path: str | os.PathLike[str]) -> ModelConfig:
-    """Read and validate ``config.json`` of a model directory."""
+    """Read and validate ``config.json`` of a model directory.
+
+    Args:
+        path: the model directory.
+    """
     folder = Path(path)
     cfg_path = folder / CONFIG_FILE
     if not folder.is_dir():
@@ -136,7 +164,11 @@ def read_config(path: str | os.PathLike[str]) -> ModelConfig:
 
 
 def build_from_config(config: ModelConfig) -> nn.Module:
-    """The architecture with the head structure the record describes, random weights."""
+    """The architecture with the head structure the record describes, random weights.
+
+    Args:
+        config: the model directory's record.
+    """
     from toolkit.heads.surgery import apply_head_structure
     from toolkit.models.architectures import build_architecture
 
@@ -147,7 +179,12 @@ def build_from_config(config: ModelConfig) -> nn.Module:
 
 
 def load_model_dir(path: str | os.PathLike[str], *, verify_hash: bool = True) -> LoadedModel:
-    """Rebuild the exact module saved in ``path`` (eval mode, CPU)."""
+    """Rebuild the exact module saved in ``path`` (eval mode, CPU).
+
+    Args:
+        path: the model directory.
+        verify_hash: check the weights against ``weights_sha256`` first (default True).
+    """
     from toolkit.models.checkpoint import load_state_dict
 
     folder = Path(path)

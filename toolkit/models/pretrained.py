@@ -64,13 +64,21 @@ class WeightsInfo:
 
 
 def is_weights_file(weights: str | os.PathLike[str]) -> bool:
-    """True if ``weights`` names a file (it exists, or has a weights-file suffix), not a weights name."""
+    """True if ``weights`` names a file (it exists, or has a weights-file suffix), not a weights name.
+
+    Args:
+        weights: a weights file or a weights name.
+    """
     path = Path(weights)
     return path.exists() or path.suffix.lower() in WEIGHTS_FILE_SUFFIXES
 
 
 def distinct_names(categories: Sequence[str]) -> tuple[str, ...]:
-    """``categories`` with repeats made distinct (ImageNet has two 'crane' and two 'maillot')."""
+    """``categories`` with repeats made distinct (ImageNet has two 'crane' and two 'maillot').
+
+    Args:
+        categories: the class names, in order.
+    """
     seen: dict[str, int] = {}
     names = []
     for c in categories:
@@ -82,7 +90,12 @@ def distinct_names(categories: Sequence[str]) -> tuple[str, ...]:
 # --- torchvision ------------------------------------------------------------------------------
 def torchvision_weights(arch: str, name: str) -> Any:
     """The ``WeightsEnum`` member ``name`` (``IMAGENET1K_V1``, ``DEFAULT`` or the full
-    ``ResNet18_Weights.IMAGENET1K_V1``) of the torchvision builder ``arch``."""
+    ``ResNet18_Weights.IMAGENET1K_V1``) of the torchvision builder ``arch``.
+
+    Args:
+        arch: the torchvision builder (``resnet18``).
+        name: the member's name.
+    """
     import torchvision
 
     try:
@@ -107,12 +120,20 @@ def torchvision_weights(arch: str, name: str) -> Any:
 
 
 def torchvision_cache_path(weights: Any) -> Path:
-    """Where torch hub keeps (and looks for) the file of ``weights``: ``<hub dir>/checkpoints/<name>``."""
+    """Where torch hub keeps (and looks for) the file of ``weights``: ``<hub dir>/checkpoints/<name>``.
+
+    Args:
+        weights: a torchvision ``WeightsEnum`` member.
+    """
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
 def torchvision_preprocessing(weights: Any) -> Preprocessing:
-    """The evaluation transform of ``weights`` (``weights.transforms()``) as a record."""
+    """The evaluation transform of ``weights`` (``weights.transforms()``) as a record.
+
+    Args:
+        weights: a torchvision ``WeightsEnum`` member.
+    """
     transform = weights.transforms()
     crop = int(transform.crop_size[0])
     resize = int(transform.resize_size[0])
@@ -163,7 +184,11 @@ def load_torchvision_weights(
     warned about and recorded (``sha256_matches``). Otherwise the file is downloaded by torch
     hub (``check_hash=True``), each socket wait bounded by ``DOWNLOAD_TIMEOUT_S`` seconds;
     offline that raises ``WeightsUnavailableError`` naming the URL and the cache path.
-    ``progress`` (default False) shows torch hub's download bar on stderr.
+
+    Args:
+        arch: the torchvision builder (``resnet18``).
+        name: the weights, as ``torchvision_weights`` takes them.
+        progress: show torch hub's download bar on stderr (default False).
     """
     from toolkit.models.checkpoint import check_finite
     from toolkit.models.model_dir import sha256_file
@@ -262,7 +287,13 @@ def _hub_reachable(endpoint: str, timeout_s: float) -> bool:
 
 def timm_hf_file(repo_id: str, filenames: Sequence[str], *, progress: bool = False) -> str:
     """The path of ``repo_id``'s weights in the Hugging Face cache, downloading them by
-    ``huggingface_hub`` when they are not there; ``WeightsUnavailableError`` when offline."""
+    ``huggingface_hub`` when they are not there; ``WeightsUnavailableError`` when offline.
+
+    Args:
+        repo_id: the Hugging Face hub repository.
+        filenames: the weights file names to try, in order.
+        progress: show the download's output on stderr (default False).
+    """
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError
 
@@ -289,7 +320,12 @@ def timm_hf_file(repo_id: str, filenames: Sequence[str], *, progress: bool = Fal
 
 
 def timm_label_names(model: nn.Module, num_classes: int) -> tuple[str, ...] | None:
-    """Class names from the model's pretrained config or timm's ImageNet label info, if they fit."""
+    """Class names from the model's pretrained config or timm's ImageNet label info, if they fit.
+
+    Args:
+        model: the timm model.
+        num_classes: how many names fit its head.
+    """
     cfg = getattr(model, "pretrained_cfg", None) or {}
     names: Sequence[str] | None = cfg.get("label_names")
     if not names:
@@ -305,7 +341,11 @@ def timm_label_names(model: nn.Module, num_classes: int) -> tuple[str, ...] | No
 
 
 def timm_preprocessing(model: nn.Module) -> Preprocessing:
-    """The evaluation transform timm resolves for ``model`` (``resolve_data_config``) as a record."""
+    """The evaluation transform timm resolves for ``model`` (``resolve_data_config``) as a record.
+
+    Args:
+        model: the timm model.
+    """
     import math
 
     from timm.data import resolve_data_config
@@ -333,6 +373,11 @@ def load_timm_pretrained(arch: str, *, progress: bool = False, **kwargs: Any) ->
     timm builds the model and loads the cached file itself (``pretrained_cfg_overlay`` names
     the file, so timm's filters and checks apply and nothing touches the network); the file
     comes from ``timm_hf_file``.
+
+    Args:
+        arch: ``timm:<name>[.<tag>]``.
+        progress: show the hub's download output on stderr (default False).
+        **kwargs: passed to timm's ``create_model`` (``num_classes``, ...).
     """
     from toolkit.models.architectures import build_architecture
 
@@ -368,7 +413,11 @@ def load_timm_pretrained(arch: str, *, progress: bool = False, **kwargs: Any) ->
 
 
 def file_source(path: str | os.PathLike[str]) -> Mapping[str, Any]:
-    """The lineage record of weights loaded from a file: its path and SHA-256."""
+    """The lineage record of weights loaded from a file: its path and SHA-256.
+
+    Args:
+        path: the weights file.
+    """
     from toolkit.models.model_dir import sha256_file
 
     return {"source": "file", "path": str(path), "sha256": sha256_file(path)}

@@ -11,7 +11,12 @@ MIB = 1 << 20
 
 
 def num(value: float | None, digits: int = 3) -> str:
-    """Compact scientific or fixed notation; ``—`` for None, ``nan``/``inf`` spelled out."""
+    """Compact scientific or fixed notation; ``—`` for None, ``nan``/``inf`` spelled out.
+
+    Args:
+        value: the number, or None.
+        digits: significant digits (default 3).
+    """
     if value is None:
         return "—"
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
@@ -24,11 +29,20 @@ def num(value: float | None, digits: int = 3) -> str:
 
 
 def ms(value: float | None) -> str:
+    """Milliseconds with 3 decimals; ``—`` for None.
+
+    Args:
+        value: the milliseconds, or None.
+    """
     return "—" if value is None else f"{value:.3f}"
 
 
 def mib(n: int) -> str:
-    """``n`` bytes in MiB without the unit (the column header names it); ``—`` when unknown."""
+    """``n`` bytes in MiB without the unit (the column header names it); ``—`` when unknown.
+
+    Args:
+        n: the size in bytes.
+    """
     if n <= 0:
         return "—"
     value = n / MIB
@@ -36,9 +50,18 @@ def mib(n: int) -> str:
 
 
 def pct(value: float | None) -> str:
+    """A fraction as a percentage with 1 decimal: ``96.9%``; ``—`` for None or NaN.
+
+    Args:
+        value: the fraction, or None.
+    """
     return "—" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
 def times(value: float | None) -> str:
-    """A ratio such as a speed-up: ``19.58×``; ``—`` when there is none."""
+    """A ratio such as a speed-up: ``19.58×``; ``—`` when there is none.
+
+    Args:
+        value: the ratio, or None.
+    """
     return "—" if value is None or math.isnan(value) else f"{value:.2f}×"

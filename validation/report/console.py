@@ -28,7 +28,11 @@ def _status(status: str) -> str:
 
 
 def is_bench(report: ValidationReport) -> bool:
-    """True for a latency-only run (``rehead bench``): no parity verdict to show."""
+    """True for a latency-only run (``rehead bench``): no parity verdict to show.
+
+    Args:
+        report: the validation report.
+    """
     return report.settings.get("parity") is False
 
 
@@ -39,7 +43,11 @@ def _batches(report: ValidationReport) -> list[int]:
 
 def title(report: ValidationReport) -> str:
     """``rehead validate — resnet18: parity PASS · latency inconclusive (noisy machine: ...)``;
-    for a bench, what was measured and how much of it was too noisy, never a parity verdict."""
+    for a bench, what was measured and how much of it was too noisy, never a parity verdict.
+
+    Args:
+        report: the validation report.
+    """
     arch = report.model.get("arch")
     if not is_bench(report):
         return f"rehead validate — {arch}: {report.headline}"
@@ -51,7 +59,11 @@ def title(report: ValidationReport) -> str:
 
 def agreement_text(artifact: ArtifactResult) -> str:
     """``100.0/96.9/100.0``: top-1 agreement with eager in % for all / kept / new classes (the
-    lowest over batch sizes), under a header that names the slices."""
+    lowest over batch sizes), under a header that names the slices.
+
+    Args:
+        artifact: the artifact's result.
+    """
     values = [artifact.agreement(s) for s in ("all", "kept", "new")]
     return "/".join("—" if v is None else "100" if v == 1 else f"{100 * v:.1f}" for v in values)
 
@@ -78,7 +90,11 @@ def _reference_cell(report: ValidationReport, bs: int) -> str:
 
 
 def validate_table(report: ValidationReport) -> Any:
-    """Parity columns once per artifact, then a row per batch size with p50/p99 and speed-up."""
+    """Parity columns once per artifact, then a row per batch size with p50/p99 and speed-up.
+
+    Args:
+        report: the validation report.
+    """
     from rich.table import Table
 
     table = Table()
@@ -113,7 +129,11 @@ def validate_table(report: ValidationReport) -> Any:
 
 
 def bench_table(report: ValidationReport) -> Any:
-    """Latency only: a row per runner and batch size (p50, p99, throughput, speed-up)."""
+    """Latency only: a row per runner and batch size (p50, p99, throughput, speed-up).
+
+    Args:
+        report: the validation report (a bench).
+    """
     from rich.table import Table
 
     table = Table()
@@ -135,7 +155,11 @@ def bench_table(report: ValidationReport) -> Any:
 
 def summary_table(report: ValidationReport) -> Any:
     """A rich ``Table`` of the report (untitled: ``title`` is printed above it, on one line
-    however narrow the table): every batch size measured, one row each."""
+    however narrow the table): every batch size measured, one row each.
+
+    Args:
+        report: the validation report.
+    """
     return bench_table(report) if is_bench(report) else validate_table(report)
 
 
@@ -143,6 +167,9 @@ def problem_lines(report: ValidationReport) -> list[tuple[str, str]]:
     """(label, text) for every failure and every inconclusive measurement, failures first.
 
     A measurement that an inconclusive gate failure already names is not repeated.
+
+    Args:
+        report: the validation report.
     """
     lines: list[tuple[str, str]] = []
     covered: set[tuple[str | None, int | None]] = set()
@@ -161,9 +188,14 @@ def problem_lines(report: ValidationReport) -> list[tuple[str, str]]:
 
 
 def print_summary(report: ValidationReport, console: Any = None, *, max_lines: int = MAX_LINES) -> None:
-    """Print the table, then the failures and inconclusive measurements one per line (the first
-    ``max_lines``, then how many more the report holds), localisation results and the head-only
-    latency."""
+    """Print the table, then the failures and inconclusive measurements one per line (then how many
+    more the report holds), localisation results and the head-only latency.
+
+    Args:
+        report: the validation report.
+        console: a rich ``Console`` (default None: a new one, on stdout).
+        max_lines: how many problem lines to print (default ``MAX_LINES``).
+    """
     from rich.console import Console
     from rich.markup import escape
 
@@ -210,7 +242,11 @@ def print_summary(report: ValidationReport, console: Any = None, *, max_lines: i
 
 def int8_line(search: dict[str, Any]) -> str:
     """One line of an accuracy-aware INT8 decision: what was chosen, nodes in fp32 and why,
-    agreement per slice, latency against fp32 and all-INT8."""
+    agreement per slice, latency against fp32 and all-INT8.
+
+    Args:
+        search: the decision's JSON (``Int8Decision.to_json``).
+    """
     from collections import Counter
 
     reasons = Counter(n["reason"] for n in search.get("fp32_nodes", []))

@@ -419,7 +419,11 @@ def _heading(report: ValidationReport) -> str:
 
 
 def render_html(report: ValidationReport) -> str:
-    """The full page as a string."""
+    """The full page as a string.
+
+    Args:
+        report: the validation report.
+    """
     model = report.model
     cached = " (eager reference from the cache)" if report.inputs.get("reference_cached") else ""
     head = (

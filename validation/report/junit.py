@@ -17,7 +17,11 @@ from validation.result import ValidationReport
 
 
 def junit_xml(report: ValidationReport) -> str:
-    """The report as a JUnit ``<testsuites>`` document (failures carry the numbers)."""
+    """The report as a JUnit ``<testsuites>`` document (failures carry the numbers).
+
+    Args:
+        report: the validation report.
+    """
     suites = ET.Element("testsuites", name="rehead validate")
     suite = ET.SubElement(suites, "testsuite", name=f"rehead.validate.{report.model.get('arch', 'model')}")
     counts = {"tests": 0, "failures": 0, "skipped": 0}

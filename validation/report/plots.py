@@ -37,7 +37,11 @@ def _pyplot() -> Any:
 
 
 def fit_titles(fig: Any) -> None:
-    """Wrap each axes title that is wider than the figure onto as many lines as it needs."""
+    """Wrap each axes title that is wider than the figure onto as many lines as it needs.
+
+    Args:
+        fig: a matplotlib figure.
+    """
     renderer = fig.canvas.get_renderer()
     limit = fig.bbox.width * 0.95
     for ax in fig.axes:
@@ -52,7 +56,11 @@ def fit_titles(fig: Any) -> None:
 
 
 def encode(fig: Any) -> str:
-    """``fig`` as a PNG data URI (titles fitted, tight layout); closes the figure."""
+    """``fig`` as a PNG data URI (titles fitted, tight layout); closes the figure.
+
+    Args:
+        fig: a matplotlib figure.
+    """
     plt = _pyplot()
     buffer = io.BytesIO()
     fit_titles(fig)
@@ -63,7 +71,12 @@ def encode(fig: Any) -> str:
 
 
 def error_histogram(name: str, parity: ParityResult) -> str:
-    """log10 |Δ| per slice (largest batch size) with each slice's atol marked."""
+    """log10 |Δ| per slice (largest batch size) with each slice's atol marked.
+
+    Args:
+        name: the artifact's name, in the title.
+        parity: its parity result.
+    """
     plt = _pyplot()
     batch = max(parity.batches, key=lambda b: b.batch_size)
     fig, ax = plt.subplots(figsize=(6.0, 3.2))
@@ -91,7 +104,12 @@ PER_CLASS_NEW = 40
 
 
 def per_class_values(parity: ParityResult, num_classes: int) -> np.ndarray:
-    """Largest |Δ| per class over batch sizes (first output); a NaN/Inf mismatch counts as ``inf``."""
+    """Largest |Δ| per class over batch sizes (first output); a NaN/Inf mismatch counts as ``inf``.
+
+    Args:
+        parity: the parity result.
+        num_classes: the model's number of classes.
+    """
     output = next((k for b in parity.batches for k in b.per_class), None)
     values = np.zeros(num_classes)
     for batch in parity.batches:
@@ -103,7 +121,12 @@ def per_class_values(parity: ParityResult, num_classes: int) -> np.ndarray:
 
 def per_class_selection(values: np.ndarray, new: set[int]) -> list[int]:
     """The classes the per-class chart shows: all of a small head (index order); else the worst
-    ``PER_CLASS_WORST`` kept and every new class (at most ``PER_CLASS_NEW``), worst first."""
+    ``PER_CLASS_WORST`` kept and every new class (at most ``PER_CLASS_NEW``), worst first.
+
+    Args:
+        values: the largest error per class (``per_class_values``).
+        new: the indices of the new classes.
+    """
     count = len(values)
     if count <= PER_CLASS_ALL:
         return list(range(count))
@@ -119,9 +142,17 @@ def per_class_selection(values: np.ndarray, new: set[int]) -> list[int]:
 def per_class_error(
     name: str, values: np.ndarray, shown: Sequence[int], class_names: Sequence[str], new: set[int]
 ) -> str:
-    """Largest |Δ| per class for the ``shown`` classes (``per_class_selection``), one horizontal
-    bar each on a linear axis from 0 with its value written beside it; new classes in red, a
-    NaN/Inf mismatch drawn full length, hatched."""
+    """Largest |Δ| per class for the classes shown, one horizontal bar each on a linear axis from 0
+    with its value written beside it; new classes in red, a NaN/Inf mismatch drawn full length,
+    hatched.
+
+    Args:
+        name: the artifact's name, in the title.
+        values: the largest error per class (``per_class_values``).
+        shown: the classes to draw (``per_class_selection``).
+        class_names: the model's class names.
+        new: the indices of the new classes.
+    """
     plt = _pyplot()
     picked = np.asarray([values[i] for i in shown], dtype=np.float64)
     finite = picked[np.isfinite(picked)]
@@ -160,7 +191,12 @@ def _label(name: str, limit: int = 28) -> str:
 
 def latency_distribution(report: ValidationReport, batch: int) -> str:
     """Box plots of every timed run at ``batch``: eager reference and each artifact; an
-    inconclusive measurement (too noisy) is drawn in orange and labelled so, with its CV."""
+    inconclusive measurement (too noisy) is drawn in orange and labelled so, with its CV.
+
+    Args:
+        report: the validation report.
+        batch: the batch size.
+    """
     plt = _pyplot()
     labels, data, noisy = [], [], []
     entries = [("eager-fp32", report.reference_latency.get(batch))]
@@ -188,7 +224,12 @@ def latency_distribution(report: ValidationReport, batch: int) -> str:
 
 
 def localisation_trace(name: str, loc: dict[str, Any]) -> str | None:
-    """Relative error per matched module in execution order, the jump marked."""
+    """Relative error per matched module in execution order, the jump marked.
+
+    Args:
+        name: the artifact's name, in the title.
+        loc: the localisation result (``localise_onnx``).
+    """
     trace = loc.get("trace") or []
     if not trace:
         return None
@@ -210,7 +251,12 @@ def localisation_trace(name: str, loc: dict[str, Any]) -> str | None:
 
 def int8_variants(name: str, search: dict[str, Any]) -> str:
     """Top-1 agreement (all held-out images) against batch-1 latency for every INT8 variant the
-    accuracy-aware search tried, with the fp32 graph, the target and the chosen variant marked."""
+    accuracy-aware search tried, with the fp32 graph, the target and the chosen variant marked.
+
+    Args:
+        name: the artifact's name, in the title.
+        search: the decision's JSON (``Int8Decision.to_json``).
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     # speed-rule trials are only timed (no agreement): they have no place on this plot

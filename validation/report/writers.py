@@ -11,7 +11,11 @@ from validation.result import ValidationReport
 
 
 def json_text(report: ValidationReport) -> str:
-    """The JSON report (schema ``rehead.validation/1``): strict JSON, indented, one trailing newline."""
+    """The JSON report (schema ``rehead.validation/1``): strict JSON, indented, one trailing newline.
+
+    Args:
+        report: the validation report.
+    """
     return json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
 
 

@@ -259,6 +259,23 @@ def test_sidecar_round_trip(exports: dict[str, Path], tmp_path: Path) -> None:
     assert record.model["weights_sha256"]  # the lineage validate checks
 
 
+def test_sidecar_schema_version_key_and_the_old_schema_key(exports: dict[str, Path], tmp_path: Path) -> None:
+    """A sidecar says ``schema_version`` (every record's key) and still ``schema`` (what an older
+    rehead reads); one written before ``schema_version`` reads by ``schema``; ``schema_version``
+    decides when both are there."""
+    engine = _fake_engine(tmp_path, exports["trained"])
+    data = json.loads(sidecar_path(engine).read_text())
+    assert data["schema_version"] == data["schema"] == 1
+    record = read_record(engine)
+    assert record.schema_version == 1
+    old = {k: v for k, v in data.items() if k != "schema_version"}
+    assert EngineRecord.from_json(old) == record
+    assert EngineRecord.from_json({k: v for k, v in data.items() if k != "schema"}) == record
+    assert EngineRecord.from_json({**data, "schema": 2}) == record
+    with pytest.raises(ArtifactError, match="schema_version 2"):
+        EngineRecord.from_json({**data, "schema_version": 2, "schema": 1})
+
+
 def test_tampered_engine_is_refused_before_deserialisation(exports: dict[str, Path], tmp_path: Path) -> None:
     engine = _fake_engine(tmp_path, exports["trained"])
     data = bytearray(engine.read_bytes())
@@ -274,7 +291,9 @@ def test_tampered_engine_is_refused_before_deserialisation(exports: dict[str, Pa
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda d: d.update(schema=2), "schema 2"),
+        (lambda d: d.update(schema_version=2), "schema_version 2"),
+        (lambda d: (d.pop("schema_version"), d.update(schema=2)), "schema_version 2"),  # a sidecar from before
+        (lambda d: (d.pop("schema_version"), d.pop("schema")), "schema_version None"),
         (lambda d: d.pop("gpu"), "not a valid engine record"),
         (lambda d: d.update(engine_bytes="4096"), "not a valid engine record"),
         (lambda d: d.update(refittable="yes"), "not a valid engine record"),
