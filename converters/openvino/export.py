@@ -27,7 +27,7 @@ from converters.openvino.artifact import RT_KEY, bin_path, stamp_weights
 from converters.openvino.options import OpenVinoExportOptions
 from converters.result import ExportResult, TensorInfo
 from toolkit import _atomic
-from toolkit.errors import ArtifactError, InvalidArgumentError, LineageError
+from toolkit.errors import ArtifactError, GateFailedError, InvalidArgumentError, LineageError
 from toolkit.models.model_dir import LoadedModel
 from toolkit.progress import Progress
 
@@ -81,7 +81,7 @@ def export_openvino(
         with steps.step("convert", "OpenVINO reads the ONNX, saves the IR"):
             _save_ir(onnx_path, final, record, options)
         with steps.step("check", "the IR run by OpenVINO vs eager"):
-            checks, inputs, outputs = _check(final, loaded, record, options)
+            checks, inputs, outputs, notes = _check(final, loaded, record, options, given_onnx=onnx_source is not None)
     weights = bin_path(out)
     return ExportResult(
         path=out,
@@ -96,6 +96,7 @@ def export_openvino(
         seconds=time.perf_counter() - start,
         external_data=(weights.name,),
         checks=checks,
+        warnings=tuple(notes),
     )
 
 
@@ -181,8 +182,8 @@ def _save_ir(onnx_path: Path, final: Path, record: dict[str, Any], options: Open
 
 
 def _check(
-    final: Path, loaded: LoadedModel, record: dict[str, Any], options: OpenVinoExportOptions
-) -> tuple[dict[str, float], tuple[TensorInfo, ...], tuple[TensorInfo, ...]]:
+    final: Path, loaded: LoadedModel, record: dict[str, Any], options: OpenVinoExportOptions, *, given_onnx: bool
+) -> tuple[dict[str, float], tuple[TensorInfo, ...], tuple[TensorInfo, ...], list[str]]:
     """The IR in OpenVINO vs eager, per slice (``GateFailedError`` on a mismatch)."""
     from converters.onnx.runner import on_pixel_grid
     from converters.openvino.runner import OpenVinoRunner
@@ -212,10 +213,28 @@ def _check(
                 batch_sizes=batches,
                 net=loaded.module,
             )
-        _checks.require_parity(result, what=f"the OpenVINO IR ({options.check_precision} inference)")
+        notes = _verdict(result, runner.precision, options, given_onnx=given_onnx)
         inputs = (_info(runner.input_name, runner.input_shape, "uint8" if runner.baked else "float32"),)
         outputs = tuple(_info(name, ("batch", config.num_classes), "float32") for name in runner.output_names)
-    return checks, inputs, outputs
+    return checks, inputs, outputs, notes
+
+
+def _verdict(result: Any, precision: str, options: OpenVinoExportOptions, *, given_onnx: bool) -> list[str]:
+    """An fp32 IR at f32 inference must match eager: a mismatch of rehead's own ONNX is an exporter
+    defect (``InternalError``), of a given ONNX a gate (``GateFailedError``: it is not this model).
+    An fp16/INT8 IR, or bf16/f16 inference, that misses its preset is written with a note, as the
+    ONNX export's variants are (losing precision is the model's property at that precision)."""
+    what = f"the OpenVINO IR ({options.check_precision} inference)"
+    if precision != "fp32":
+        note = _checks.variant_note(result, precision)
+        return [note] if note else []
+    if given_onnx and not result.passed:
+        raise GateFailedError(
+            f"{what} does not match the model directory's eager model: {_checks.summary(result)}",
+            hint="the ONNX computes something else than the model directory: re-export it with rehead export onnx",
+        )
+    _checks.require_parity(result, what=what)
+    return []
 
 
 def _info(name: str, shape: tuple[Any, ...], dtype: str) -> TensorInfo:
