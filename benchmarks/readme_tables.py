@@ -282,6 +282,8 @@ def openvino_section() -> str:
                 if row is None:
                     continue
                 size = sizes.get(size_key or key)
+                if key == "ov_int8_aware" and (model.get("ov_int8_search") or {}).get("chosen") == "fp32":
+                    kind, label = "fp32", label + " (fp32 chosen)"  # no INT8 graph was faster: fp32 was written
                 of_floor = "-"
                 if floor.get(kind):
                     seconds = row["median_ms"] / 1e3
