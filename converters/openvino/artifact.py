@@ -79,7 +79,8 @@ def check_weights(path: Path) -> Path:
             raise ArtifactError(
                 f"'{weights.name}' is not the weights '{path.name}' was saved with "
                 f"(sha256 {actual[:12]}, recorded {recorded[:12]})",
-                hint="copy the .xml and .bin of one export together, or export again",
+                hint="copy the .xml and .bin of one export together, or export again (an IR another OpenVINO "
+                "tool, such as NNCF, re-saved from rehead's keeps rehead's record of the old .bin)",
             )
     return weights
 
