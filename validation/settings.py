@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from converters.compare.defaults import DEFAULT_BATCH_SIZES, DEFAULT_SAMPLES, DEFAULT_SEED
+from converters.openvino.options import INFERENCE_PRECISIONS
 from toolkit._args import check_device, positive_int, positive_ints
 from toolkit.errors import InvalidArgumentError
 
@@ -57,8 +58,8 @@ def check_batch_sizes(batch_sizes: Sequence[int]) -> list[int]:
 
 #: who may run an ``.onnx`` artifact (``runtimes``: one or both, each a row of the report)
 ONNX_RUNTIMES = ("onnxruntime", "openvino")
-#: OpenVINO's inference precisions (``ov_precision``)
-OV_PRECISIONS = ("f32", "bf16", "f16")
+#: OpenVINO's inference precisions (``ov_precision``), as the OpenVINO format declares them
+OV_PRECISIONS = INFERENCE_PRECISIONS
 
 
 def check_runtimes(runtimes: Sequence[str]) -> tuple[str, ...]:

@@ -16,10 +16,11 @@ from importlib import import_module
 from types import ModuleType
 from typing import Any
 
+from converters.openvino.options import INFERENCE_PRECISIONS
 from toolkit.errors import HardwareUnavailableError, InvalidArgumentError, MissingDependencyError
 
-#: rehead's names for OpenVINO's inference precisions -> OpenVINO's element type names
-PRECISIONS = {"f32": "f32", "bf16": "bf16", "f16": "f16"}
+#: OpenVINO's inference precisions (its element type names)
+PRECISIONS = INFERENCE_PRECISIONS
 #: the precision preset each inference precision is judged with (``converters.compare``)
 PRESET_OF = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 #: OpenVINO's device families; a name may carry an index or a list (``GPU.1``, ``AUTO:GPU,CPU``)

@@ -9,8 +9,11 @@ from typing import Any
 from toolkit.errors import InvalidArgumentError
 
 SCHEMA_VERSION = 1
+#: OpenVINO's inference precisions (``INFERENCE_PRECISION_HINT``), declared once: the export's
+#: check, the runner and ``rehead validate --ov-precision`` take these
+INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
 #: inference precisions an IR can be checked at before it is published
-CHECK_PRECISIONS = ("f32", "bf16", "f16")
+CHECK_PRECISIONS = INFERENCE_PRECISIONS
 
 
 @dataclasses.dataclass(frozen=True)

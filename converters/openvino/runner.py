@@ -70,7 +70,7 @@ class OpenVinoRunner(Runner):
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": "1",
-            "INFERENCE_PRECISION_HINT": _runtime.PRECISIONS[self.ov_precision],
+            "INFERENCE_PRECISION_HINT": self.ov_precision,
         }
         if self.threads is not None:
             config["INFERENCE_NUM_THREADS"] = str(self.threads)
