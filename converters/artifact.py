@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from toolkit.errors import InvalidArgumentError, MetadataMissingError
+from toolkit.errors import InvalidArgumentError, LineageError, MetadataMissingError
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,26 @@ def recorded_weights(path: Path) -> str | None:
     """
     value = (recorded_model(path) or {}).get("weights_sha256")
     return str(value) if value else None
+
+
+def refuse_other_weights(path: Path, recorded: str | None, expected: str | None, *, hint: str, param: str) -> None:
+    """``LineageError`` when the artifact at ``path`` records other weights than ``expected``
+    (nothing to compare when either is unknown).
+
+    Args:
+        path: the artifact (named in the message).
+        recorded: the ``weights_sha256`` it records (``recorded_weights``), or None.
+        expected: the model directory's ``weights_sha256``, or None.
+        hint: what to do instead, said after the message.
+        param: the argument at fault.
+    """
+    if recorded and expected and recorded != expected:
+        raise LineageError(
+            f"'{path.name}' was exported from weights {recorded[:12]}, but the model directory holds "
+            f"weights {expected[:12]}",
+            hint=hint,
+            param=param,
+        )
 
 
 def size(path: Path) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from toolkit.errors import LineageError
 from toolkit.records import ModelConfig
 
 
@@ -49,10 +48,13 @@ def check_lineage(config: ModelConfig, path: Path, *, cross_check: bool = False)
             NoRecordWarning,
             stacklevel=2,
         )
-    if recorded and expected and recorded != expected and not cross_check:
-        raise LineageError(
-            f"'{path.name}' was exported from weights {recorded[:12]}, but the model directory holds "
-            f"weights {expected[:12]}",
+    if not cross_check:
+        from converters.artifact import refuse_other_weights
+
+        refuse_other_weights(
+            path,
+            recorded,
+            expected,
             hint="pass the model directory the artifact was exported from, or cross_check=True "
             "to compare the two on purpose",
             param="cross_check",

@@ -27,7 +27,7 @@ from converters.openvino.artifact import RT_KEY, bin_path, stamp_weights
 from converters.openvino.options import OpenVinoExportOptions
 from converters.result import ExportResult, TensorInfo
 from toolkit import _atomic
-from toolkit.errors import ArtifactError, GateFailedError, InvalidArgumentError, LineageError
+from toolkit.errors import ArtifactError, GateFailedError, InvalidArgumentError
 from toolkit.models.model_dir import LoadedModel
 from toolkit.progress import Progress
 
@@ -124,14 +124,13 @@ def _sources(
 def _check_lineage(onnx_path: Path, loaded: LoadedModel) -> None:
     from converters import artifact
 
-    recorded, expected = artifact.recorded_weights(onnx_path), loaded.config.weights_sha256
-    if recorded and expected and recorded != expected:
-        raise LineageError(
-            f"'{onnx_path.name}' was exported from weights {recorded[:12]}, but the model directory holds "
-            f"weights {expected[:12]}",
-            hint="pass the model directory the ONNX was exported from",
-            param="model_dir",
-        )
+    artifact.refuse_other_weights(
+        onnx_path,
+        artifact.recorded_weights(onnx_path),
+        loaded.config.weights_sha256,
+        hint="pass the model directory the ONNX was exported from",
+        param="model_dir",
+    )
 
 
 def _export_onnx(loaded: LoadedModel, scratch: Path, onnx_options: Any, steps: Progress) -> Path:
