@@ -14,8 +14,9 @@ the same imports for readers and type checkers, and a test keeps the two lists e
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from toolkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from converters.onnx.export import export_onnx as export_onnx
@@ -48,10 +49,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'converters' has no attribute '{name}'")
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -10,8 +10,9 @@ readers and type checkers (a test keeps the two lists equal).
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from toolkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from converters.compare.defaults import DEFAULT_BATCH_SIZES as DEFAULT_BATCH_SIZES
@@ -56,10 +57,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'converters.compare' has no attribute '{name}'")
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -7,8 +7,9 @@ readers and type checkers (a test keeps the two lists equal).
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from toolkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from converters.runners.base import Runner as Runner
@@ -25,10 +26,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'converters.runners' has no attribute '{name}'")
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -13,8 +13,9 @@ imports TensorRT, torch or onnx until it is needed.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from toolkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from converters.tensorrt.build import export_tensorrt as export_tensorrt
@@ -41,10 +42,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'converters.tensorrt' has no attribute '{name}'")
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

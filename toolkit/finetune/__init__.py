@@ -9,8 +9,9 @@ two lists equal. No module here is named like a name exported here (``evaluate``
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from toolkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from toolkit.finetune.checkpoints import CheckpointStore as CheckpointStore
@@ -57,10 +58,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'toolkit.finetune' has no attribute '{name}'")
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -13,8 +13,9 @@ Public API (each name imported on first use; ``writers`` holds ``json_text`` and
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from toolkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from validation.report._notes import speedup_text as speedup_text
@@ -29,10 +30,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'validation.report' has no attribute '{name}'")
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
