@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from converters.compare.defaults import DEFAULT_BATCH_SIZES
 from converters.int8.record import Int8Targets
 from toolkit._args import positive_int
-from toolkit.errors import ArtifactError, InvalidArgumentError
+from toolkit._option_record import OptionRecord
+from toolkit.errors import InvalidArgumentError
 
-SCHEMA_VERSION = 1
 #: the calibration methods of static INT8 (ONNX Runtime's ``CalibrationMethod``)
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 #: what an INT8 graph is quantized for: ONNX Runtime on the CPU, or TensorRT
@@ -47,7 +45,7 @@ def check_target(target: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class OnnxExportOptions:
+class OnnxExportOptions(OptionRecord):
     """The settings of one ONNX export (``export_onnx``).
 
     Args:
@@ -79,6 +77,8 @@ class OnnxExportOptions:
         speed_rule: keep in fp32 the nodes INT8 does not speed up (default True); False keeps
             every node INT8 unless it is too sensitive.
     """
+
+    _WHAT = "ONNX export options"
 
     opset: int | None = None
     dynamic_batch: bool = True
@@ -148,37 +148,3 @@ class OnnxExportOptions:
             )
         positive_int(self.heldout_samples, "heldout_samples", example="heldout_samples=256")
         return Int8Targets(self.min_agreement, self.new_class_min_agreement, self.max_fp32_nodes)
-
-    def replace(self, **changes: Any) -> OnnxExportOptions:
-        """A copy with ``changes`` applied and checked again (records are frozen).
-
-        Args:
-            **changes: the fields to change, by name.
-        """
-        return dataclasses.replace(self, **changes)
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
-        for key in ("calib", "heldout"):
-            if data[key] is not None:
-                data[key] = os.fspath(data[key])
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OnnxExportOptions:
-        """Parse a ``to_json`` record; ``ArtifactError`` for another ``schema_version`` or an unknown field.
-
-        Args:
-            data: the record's JSON object (without ``schema_version``: this version's).
-        """
-        version = data.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION or isinstance(version, bool):
-            raise ArtifactError(
-                f"ONNX export options have schema_version {str(version)[:40]}; this rehead reads {SCHEMA_VERSION}",
-                hint="upgrade rehead",
-            )
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names - {"schema_version"})
-        if unknown:
-            raise ArtifactError(f"ONNX export options: unknown field '{unknown[0]}'", hint="upgrade rehead")
-        return cls(**{k: v for k, v in data.items() if k in names})

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
+from toolkit._option_record import OptionRecord
 from toolkit.errors import InvalidArgumentError
 
-SCHEMA_VERSION = 1
 #: OpenVINO's inference precisions (``INFERENCE_PRECISION_HINT``), declared once: the export's
 #: check, the runner and ``rehead validate --ov-precision`` take these
 INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
@@ -17,7 +15,7 @@ CHECK_PRECISIONS = INFERENCE_PRECISIONS
 
 
 @dataclasses.dataclass(frozen=True)
-class OpenVinoExportOptions:
+class OpenVinoExportOptions(OptionRecord):
     """The settings of one OpenVINO export (``export_openvino``).
 
     Args:
@@ -27,6 +25,8 @@ class OpenVinoExportOptions:
             is published: ``f32`` (default), ``bf16`` or ``f16``, each with its preset.
         threads: threads of the check (None: OpenVINO's choice).
     """
+
+    _WHAT = "OpenVINO export options"
 
     compress_to_fp16: bool = False
     check_precision: str = "f32"
@@ -39,25 +39,3 @@ class OpenVinoExportOptions:
                 hint=f"check_precision is one of {', '.join(CHECK_PRECISIONS)}",
                 param="check_precision",
             )
-
-    def replace(self, **changes: Any) -> OpenVinoExportOptions:
-        """A copy with ``changes`` (field names; ``TypeError`` for another name).
-
-        Args:
-            **changes: the fields to change, by name.
-        """
-        return dataclasses.replace(self, **changes)
-
-    def to_json(self) -> dict[str, Any]:
-        """The settings as JSON, with ``schema_version``."""
-        return {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OpenVinoExportOptions:
-        """Read ``to_json``'s output back (keys it lacks keep their defaults).
-
-        Args:
-            data: the record's JSON object (``schema_version`` and unknown keys are ignored).
-        """
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})

@@ -13,6 +13,7 @@ import pytest
 import converters
 from converters.int8 import quantize
 from converters.onnx.options import CALIB_METHODS, OnnxExportOptions, check_target
+from converters.openvino.options import OpenVinoExportOptions
 from converters.tensorrt import build, refit
 from converters.tensorrt.options import DEFAULT_DEVICE, BuildOptions
 from toolkit.cli import main
@@ -107,6 +108,13 @@ def test_the_record_round_trips_through_json() -> None:
         OnnxExportOptions.from_json({**data, "colour": "blue"})
     pt2 = converters.Pt2ExportOptions(device="cuda")
     assert converters.Pt2ExportOptions.from_json(pt2.to_json()) == pt2
+    ov = OpenVinoExportOptions(compress_to_fp16=True, check_precision="bf16")
+    assert OpenVinoExportOptions.from_json(ov.to_json()) == ov and ov.replace(threads=2).threads == 2
+    for record in (pt2, ov):  # every options record is as strict as the ONNX one
+        with pytest.raises(ArtifactError, match="unknown field"):
+            type(record).from_json({**record.to_json(), "colour": "blue"})
+        with pytest.raises(ArtifactError, match="schema_version 2"):
+            type(record).from_json({**record.to_json(), "schema_version": 2})
 
 
 def test_an_unknown_keyword_is_a_type_error(tmp_path: Path) -> None:
