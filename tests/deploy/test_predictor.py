@@ -148,7 +148,7 @@ def test_predict_cli_json(
 def test_the_cpu_runtime_is_chosen_by_measurement_and_said(bundle_dir: Path) -> None:
     """With OpenVINO installed on an x86 CPU, ONNX Runtime and OpenVINO are timed on the bundle's
     ONNX side by side; the note names the winner and both times. A forced backend is obeyed."""
-    from toolkit.deploy.predictor import _openvino_here
+    from toolkit.deploy.choice import _openvino_here
 
     if not _openvino_here():
         pytest.skip("OpenVINO is not installed (pip install 'rehead[openvino]') or this is no x86 CPU")

@@ -186,7 +186,7 @@ def test_the_predictor_picks_a_package_by_the_device_it_records(
     import shutil
 
     from toolkit.deploy.bundle import BundleArtifact, Manifest
-    from toolkit.deploy.predictor import choose_artifact
+    from toolkit.deploy.choice import choose_artifact
     from toolkit.errors import HardwareUnavailableError
 
     (tmp_path / "artifacts").mkdir()
