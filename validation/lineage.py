@@ -42,7 +42,8 @@ def check_lineage(config: ModelConfig, path: Path, *, cross_check: bool = False)
     expected = config.weights_sha256
     if recorded is None and expected:
         warnings.warn(
-            f"'{path.name}' carries no rehead record (it was not exported by rehead), so rehead cannot check "
+            f"'{path.name}' carries no rehead record (it was not exported by rehead, or another tool re-saved it "
+            "with changes), so rehead cannot check "
             "that it holds this model directory's weights: a parity failure may only mean it is another model "
             "(cross_check is for an artifact whose record names other weights, compared on purpose)",
             NoRecordWarning,

@@ -12,6 +12,8 @@ from toolkit.errors import ArtifactError
 RT_KEY = ("rehead", "record")
 #: the sha256 of the ``.bin`` the ``.xml`` was saved with (``<rt_info><rehead><bin_sha256>``)
 BIN_KEY = ("rehead", "bin_sha256")
+#: the sha256 of the graph (layers and edges) rehead saved (``<rt_info><rehead><graph_sha256>``)
+GRAPH_KEY = ("rehead", "graph_sha256")
 
 
 def bin_path(xml: Path) -> Path:
@@ -61,6 +63,10 @@ def check_weights(path: Path) -> Path:
     """The IR's ``.bin``: present, and (when rehead recorded its sha256) the one written with
     this ``.xml``; ``ArtifactError`` otherwise (a ``.bin`` of another model would load silently).
 
+    An IR another OpenVINO tool re-saved from rehead's with a changed graph (NNCF, fp16
+    compression) still carries rehead's stamp of the old ``.bin``: its graph no longer matches
+    the stamped one, so the stamp (and rehead's record) is set aside, not held against it.
+
     Args:
         path: the IR's ``.xml``.
     """
@@ -70,8 +76,9 @@ def check_weights(path: Path) -> Path:
             f"'{path.name}' needs its weights '{weights.name}' beside it, which is missing",
             hint="copy the .bin with the .xml (they travel together)",
         )
-    recorded = _read_value(path, BIN_KEY)
-    if recorded is not None:
+    root = _parse(path)
+    recorded = _value(root, BIN_KEY)
+    if recorded is not None and _stamp_is_current(root):
         from toolkit.models.model_dir import sha256_file
 
         actual = sha256_file(weights)
@@ -79,26 +86,50 @@ def check_weights(path: Path) -> Path:
             raise ArtifactError(
                 f"'{weights.name}' is not the weights '{path.name}' was saved with "
                 f"(sha256 {actual[:12]}, recorded {recorded[:12]})",
-                hint="copy the .xml and .bin of one export together, or export again (an IR another OpenVINO "
-                "tool, such as NNCF, re-saved from rehead's keeps rehead's record of the old .bin)",
+                hint="copy the .xml and .bin of one export together, or export again",
             )
     return weights
 
 
-def _read_value(path: Path, key: tuple[str, str]) -> str | None:
-    """A value of the IR's runtime info, read from the ``.xml`` text alone (weights not loaded)."""
+def _parse(path: Path) -> Any:
+    """The ``.xml``'s root element (the text alone; weights not loaded)."""
     import xml.etree.ElementTree as ET
 
     try:
-        root = ET.parse(path).getroot()
+        return ET.parse(path).getroot()
     except (ET.ParseError, OSError) as exc:
         raise ArtifactError(f"cannot read OpenVINO IR '{path.name}': {exc}", hint="re-export it") from exc
+
+
+def _value(root: Any, key: tuple[str, str]) -> str | None:
+    """A value of the IR's runtime info."""
     node = root.find(f"rt_info/{key[0]}/{key[1]}")
     return None if node is None else node.attrib.get("value")
 
 
+def _graph_sha256(root: Any) -> str:
+    """The sha256 of the IR's graph (its layers and edges, canonical XML): what another tool's
+    re-save changes when it changes the model, and keeps when it does not."""
+    import hashlib
+    import xml.etree.ElementTree as ET
+
+    digest = hashlib.sha256()
+    for tag in ("layers", "edges"):
+        node = root.find(tag)
+        if node is not None:
+            digest.update(ET.canonicalize(ET.tostring(node, encoding="unicode"), strip_text=True).encode())
+    return digest.hexdigest()
+
+
+def _stamp_is_current(root: Any) -> bool:
+    """Whether rehead's stamp describes this graph (True for an IR stamped before graphs were)."""
+    recorded = _value(root, GRAPH_KEY)
+    return recorded is None or recorded == _graph_sha256(root)
+
+
 def stamp_weights(path: Path) -> None:
-    """Record the sha256 of the IR's ``.bin`` in its ``.xml`` (runtime info), once both are written.
+    """Record the sha256 of the IR's ``.bin`` and of its graph in its ``.xml`` (runtime info),
+    once both are written.
 
     Args:
         path: the IR's ``.xml``, rewritten in place.
@@ -114,20 +145,23 @@ def stamp_weights(path: Path) -> None:
     group = rt_info.find(BIN_KEY[0])
     if group is None:
         group = ET.SubElement(rt_info, BIN_KEY[0])
-    for old in group.findall(BIN_KEY[1]):
-        group.remove(old)
-    ET.SubElement(group, BIN_KEY[1], value=sha256_file(bin_path(path)))
+    for key, value in ((BIN_KEY, sha256_file(bin_path(path))), (GRAPH_KEY, _graph_sha256(tree.getroot()))):
+        for old in group.findall(key[1]):
+            group.remove(old)
+        ET.SubElement(group, key[1], value=value)
     tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
-    """rehead's record stored in the IR's runtime info, or None (an IR another tool wrote).
+    """rehead's record stored in the IR's runtime info, or None: an IR another tool wrote, or
+    re-saved from rehead's with another graph (the record describes the IR rehead wrote).
 
     Args:
         path: the IR's ``.xml`` (only its text is read).
     """
-    value = _read_value(path, RT_KEY)
-    if value is None:
+    root = _parse(path)
+    value = _value(root, RT_KEY)
+    if value is None or not _stamp_is_current(root):
         return None
     try:
         record = json.loads(value)

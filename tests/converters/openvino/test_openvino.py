@@ -168,6 +168,27 @@ def test_a_bin_of_another_model_is_refused(ir_fp32: Path, make_model_dir, tmp_pa
         open_runner(mixed / "model.xml").load()
 
 
+def test_an_ir_another_tool_resaved_with_changes_opens_without_rehead_record(ir_fp32: Path, tmp_path: Path) -> None:
+    """OpenVINO's own save_model keeps rehead's runtime info, stamp of the old .bin included: an
+    unchanged re-save keeps the record; a changed graph (fp16 compression, as NNCF's changes
+    would) opens as another tool's IR, and a .bin swapped under an unchanged graph is still refused."""
+    from converters.openvino import _runtime
+
+    ov, model = _runtime.openvino(), _runtime.core().read_model(str(ir_fp32))
+    same, changed = tmp_path / "same.xml", tmp_path / "changed.xml"
+    ov.save_model(model, str(same), compress_to_fp16=False)
+    ov.save_model(model, str(changed), compress_to_fp16=True)
+    assert artifact.recorded_model(same) == artifact.recorded_model(ir_fp32) is not None
+    assert artifact.recorded_model(changed) is None and artifact.precision(changed) == "fp32"
+    runner = open_runner(changed)
+    runner.load()
+    runner.close()
+    shutil.copyfile(changed.with_suffix(".bin"), tmp_path / "swapped.bin")
+    shutil.copyfile(same, tmp_path / "swapped.xml")
+    with pytest.raises(ArtifactError, match="is not the weights"):
+        artifact.companions(tmp_path / "swapped.xml")
+
+
 @pytest.mark.parametrize(("device", "error"), [("TPU", InvalidArgumentError), ("NPU", HardwareUnavailableError)])
 def test_device_names_unknown_or_absent(ir_fp32: Path, device: str, error: type[Exception]) -> None:
     from converters.openvino import _runtime
