@@ -103,7 +103,7 @@ def validate(
         samples: how many inputs (default 32), run at every batch size in ``batch_sizes``.
         batch_sizes: the batch sizes to run at (default 1, 8).
         device: ``cpu`` | ``cuda`` | ``cuda:N``.
-        preset: ``fp32`` | ``fp16`` | ``int8`` | ``auto`` (default: from each artifact's precision).
+        preset: ``fp32`` | ``fp16`` | ``bf16`` | ``int8`` | ``auto`` (default: from each artifact's precision).
         atol: absolute tolerance overriding the preset's (default None: the preset's).
         rtol: relative tolerance overriding the preset's (default None: the preset's).
         threads: PyTorch and ONNX Runtime intra-op threads (default: PyTorch's current setting, restored after).

@@ -17,7 +17,7 @@ from converters.compare.failure import Failure
 from converters.compare.metrics import ClassSlice, SliceMetrics
 from toolkit.errors import InvalidArgumentError
 
-PRESET_NAMES = ("fp32", "fp16", "int8", "auto")
+PRESET_NAMES = ("fp32", "fp16", "bf16", "int8", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +68,11 @@ PRESETS: dict[str, Tolerance] = {
         source="preset fp32: |Δ| ≤ max(1e-4, 30 × the sample's eager fp32-vs-fp64 rounding) + 1e-4·|ref|",
     ),
     "fp16": Tolerance("fp16", atol=2e-2, rtol=1e-2, source="preset fp16: |Δ| ≤ 2e-2 + 1e-2·|ref|"),
+    # bfloat16 keeps 7 explicit mantissa bits to float16's 10: it rounds 8x coarser, so its
+    # bounds are fp16's times 8 (the same ratio the auto envelope uses, validation/calibrate.py)
+    "bf16": Tolerance(
+        "bf16", atol=1.6e-1, rtol=8e-2, source="preset bf16: |Δ| ≤ 1.6e-1 + 8e-2·|ref| (fp16's × 8)"
+    ),
     "int8": Tolerance(
         "int8",
         atol=None,
@@ -80,7 +85,7 @@ PRESETS: dict[str, Tolerance] = {
 
 #: which preset an artifact precision implies when none is given
 # TF32 (TensorRT, cuBLAS) rounds products to fp16's 10-bit mantissa: judged as fp16
-PRECISION_PRESET = {"fp32": "fp32", "fp64": "fp32", "tf32": "fp16", "fp16": "fp16", "bf16": "fp16", "int8": "int8"}
+PRECISION_PRESET = {"fp32": "fp32", "fp64": "fp32", "tf32": "fp16", "fp16": "fp16", "bf16": "bf16", "int8": "int8"}
 
 
 def resolve_preset(preset: str | None, precision: str) -> str:

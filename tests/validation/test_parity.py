@@ -94,7 +94,7 @@ def test_fp16_passes_fp16_preset_and_fails_fp32(digits_model_dir: Path, onnx_fp1
 
 def test_eager_autocast_row(digits_model_dir: Path) -> None:
     _, art = _parity(digits_model_dir, "eager:bf16", localise=False)
-    assert art.kind == "eager" and art.precision == "bf16" and art.preset == "fp16"
+    assert art.kind == "eager" and art.precision == "bf16" and art.preset == "bf16"
     assert art.parity_status == "pass", art.failures
     _, strict = _parity(digits_model_dir, "eager:bf16", preset="fp32")
     assert strict.parity_status == "fail"
