@@ -177,6 +177,13 @@ def bench_model(arch: str, args: argparse.Namespace, root: Path) -> dict[str, An
     }
     bf16_logits = np.concatenate([runs["ov_bf16"](p.numpy()) for p in x_test.split(16)])
     result["bf16_max_abs_vs_eager"] = float(np.abs(bf16_logits - ref).max())
+    from converters.compare import PRESETS
+
+    # the element-wise rule of each preset (|Δ| ≤ atol + rtol·|ref|) on the whole test split
+    result["bf16_within_preset"] = {
+        name: bool(np.all(np.abs(bf16_logits - ref) <= PRESETS[name].atol + PRESETS[name].rtol * np.abs(ref)))
+        for name in ("bf16", "fp16")
+    }
 
     result["latency"] = {}
     result["floors"] = [{**floors(args.threads), "bf16_gflops_per_s": bf16_gflops(threads=args.threads)}]

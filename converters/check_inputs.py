@@ -15,16 +15,18 @@ import dataclasses
 import numpy as np
 
 from converters.compare import DEFAULT_SAMPLES, DEFAULT_SEED, random_images
-from converters.int8.calibration import choose_calibration, heldout_samples, recorded_data
 from toolkit.errors import DataError, InvalidArgumentError
 from toolkit.records import ModelConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class CheckInputs:
-    """``images`` float32 NCHW, ``labels`` (or None for random ones), ``source`` (where they came
-    from: ``held-out digits val split (lineage: digits)`` or ``random(seed=0)``) and ``note``: why
-    the random fallback was taken (empty otherwise)."""
+class ParityInputs:
+    """The inputs of a parity check, the export check's and ``rehead validate``'s alike.
+
+    ``images`` (N, C, H, W) float32, ``labels`` (N,) or ``None``; ``source`` says where they came
+    from (``held-out digits val split (lineage: digits)``, a folder, a ``.npz``,
+    ``random(seed=0)``); ``note`` why the default fell back to random inputs (empty otherwise).
+    """
 
     images: np.ndarray
     labels: np.ndarray | None
@@ -33,12 +35,22 @@ class CheckInputs:
 
     @property
     def random_only(self) -> bool:
-        return self.labels is None
+        """True when the inputs are seeded random tensors, not images."""
+        return self.source.startswith("random")
+
+    @property
+    def count(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def nonfinite(self) -> int:
+        """How many input values are NaN or Inf (parity with such inputs cannot pass)."""
+        return int(np.size(self.images) - np.count_nonzero(np.isfinite(self.images)))
 
 
 def default_check_inputs(
     config: ModelConfig, *, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED
-) -> CheckInputs:
+) -> ParityInputs:
     """Up to ``samples`` held-out images of the data ``config.lineage`` records, else seeded random
     images with a ``note`` saying why.
 
@@ -47,6 +59,8 @@ def default_check_inputs(
         samples: how many images (default ``DEFAULT_SAMPLES``).
         seed: the seed of the random images (default ``DEFAULT_SEED``).
     """
+    from converters.int8.calibration import choose_calibration, heldout_samples, recorded_data
+
     recorded = recorded_data(config)
     why = "the model directory records no fine-tuning data"
     if recorded is not None:
@@ -57,5 +71,5 @@ def default_check_inputs(
             why = f"its recorded data '{recorded}' gave no held-out images here ({exc.message})"
         else:
             images = np.ascontiguousarray(x.numpy(), dtype=np.float32)
-            return CheckInputs(images, y.numpy(), f"held-out {where} (lineage: {recorded})")
-    return CheckInputs(random_images(config.preprocessing, samples, seed), None, f"random(seed={seed})", why)
+            return ParityInputs(images, y.numpy(), f"held-out {where} (lineage: {recorded})")
+    return ParityInputs(random_images(config.preprocessing, samples, seed), None, f"random(seed={seed})", why)

@@ -18,34 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.check_inputs import ParityInputs
 from toolkit._args import positive_int
 from toolkit.errors import DataError, InputShapeError, InvalidArgumentError
 from toolkit.records import ModelConfig, Preprocessing
-
-
-@dataclasses.dataclass(frozen=True)
-class ParityInputs:
-    """``images`` (N, C, H, W) float32, ``labels`` (N,) or ``None``; ``source`` says where they came
-    from; ``note`` why the default fell back to random inputs (empty otherwise)."""
-
-    images: np.ndarray
-    labels: np.ndarray | None
-    source: str
-    note: str = ""
-
-    @property
-    def random_only(self) -> bool:
-        """True when the inputs are seeded random tensors, not images."""
-        return self.source.startswith("random")
-
-    @property
-    def count(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def nonfinite(self) -> int:
-        """How many input values are NaN or Inf (parity with such inputs cannot pass)."""
-        return int(np.size(self.images) - np.count_nonzero(np.isfinite(self.images)))
 
 
 def expected_shape(prep: Preprocessing) -> str:
@@ -122,7 +98,7 @@ def default_inputs(config: ModelConfig, *, samples: int = 32, seed: int = 0) -> 
     positive_int(samples, "samples", example="samples=32")
     found = default_check_inputs(config, samples=samples, seed=seed)
     images = check_images(found.images, config.preprocessing, what=found.source)
-    return ParityInputs(images, found.labels, found.source, found.note)
+    return dataclasses.replace(found, images=images)
 
 
 def load_inputs(

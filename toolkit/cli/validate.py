@@ -85,9 +85,7 @@ def validate(
     batch_sizes: str = typer.Option(_BATCH_SIZES, "--batch-sizes", help="Batch sizes to check, e.g. 1,8."),
     device: str = typer.Option(ValidateSettings.device, "--device", help="cpu | cuda."),
     preset: str | None = typer.Option(
-        ValidateSettings.preset,
-        "--preset",
-        help="fp32 | fp16 | bf16 | int8 | auto (default: from each artifact's precision).",
+        ValidateSettings.preset, "--preset", help="fp32 | fp16 | bf16 | int8 | auto (default: from the precision)."
     ),
     atol: float | None = typer.Option(
         ValidateSettings.atol, "--atol", help="Absolute tolerance (overrides the preset)."
