@@ -255,8 +255,13 @@ def openvino_section() -> str:
     lines += [
         "Generated from `benchmarks/results/openvino-*.json` (`benchmarks/openvino_bench.py`): the benchmark "
         "models of the table above (224x224, trained on the digits), every backend timed side by side in one "
-        "process, rounds interleaved, 2 threads. " + _machine_line(first["machine"]) + f" OpenVINO "
-        f"{first['machine'].get('openvino', '?')}. 'of floor' = the model's FLOPs at the compute floor measured "
+        "process, rounds interleaved, 2 threads. "
+        + _machine_line({k: v for k, v in first["machine"].items() if not k.startswith("load")})
+        + f"; OpenVINO "
+        f"{first['machine'].get('openvino', '?')}. One run per model; load average at its start: " + ", ".join(
+            f"{json.loads(p.read_text())['model']['arch']} {_load_at_start(json.loads(p.read_text())['machine'])}"
+            for p in files
+        ) + ". 'of floor' = the model's FLOPs at the compute floor measured "
         "between the rounds (fp32: a 2048³ torch.mm; INT8: ONNX Runtime's MatMulInteger u8×s8; bf16: a 2048³ "
         "MatMul in OpenVINO with bf16 inference, AMX here) / measured time.",
         "",
@@ -293,7 +298,28 @@ def openvino_section() -> str:
                     f"{row['speedup_vs_eager']:.2f}x | {'-' if size is None else f'{size / 2**20:.2f}'} | "
                     f"{_agree(agree, key if key != 'eager' else None)} | {of_floor} |"
                 )
+    bf16 = []
+    for path in files:
+        model = json.loads(path.read_text())["model"]
+        if "bf16_max_abs_vs_eager" not in model:
+            continue
+        within = model.get("bf16_within_preset")
+        verdict = (
+            f" (bf16 preset: {'within' if within['bf16'] else 'outside'}; fp16 preset: "
+            f"{'within' if within['fp16'] else 'outside'})"
+            if within
+            else ""
+        )
+        bf16.append(f"{model['arch']} max |Δ| {model['bf16_max_abs_vs_eager']:.3f}{verdict}")
+    if bf16:
+        lead = "OpenVINO bf16 inference against eager's logits on the digits test split: "
+        lines += ["", lead + "; ".join(bf16) + "."]
     return "\n".join([*lines, ""])
+
+
+def _load_at_start(machine: dict[str, Any]) -> str:
+    load = machine.get("load_average_start") or machine.get("loadavg_1m_5m_15m")
+    return f"{load[0]:.1f}" if load else "?"
 
 
 def replace_block(text: str, name: str, body: str) -> str:
