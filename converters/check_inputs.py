@@ -25,18 +25,21 @@ class ParityInputs:
 
     ``images`` (N, C, H, W) float32, ``labels`` (N,) or ``None``; ``source`` says where they came
     from (``held-out digits val split (lineage: digits)``, a folder, a ``.npz``,
-    ``random(seed=0)``); ``note`` why the default fell back to random inputs (empty otherwise).
+    ``random(seed=0)``); ``note`` why the default fell back to random inputs (empty otherwise);
+    ``random``: they are seeded random tensors, not images (set where they are drawn, never read
+    from a name: a folder may be called ``random_val``).
     """
 
     images: np.ndarray
     labels: np.ndarray | None
     source: str
     note: str = ""
+    random: bool = False
 
     @property
     def random_only(self) -> bool:
         """True when the inputs are seeded random tensors, not images."""
-        return self.source.startswith("random")
+        return self.random
 
     @property
     def count(self) -> int:
@@ -72,4 +75,5 @@ def default_check_inputs(
         else:
             images = np.ascontiguousarray(x.numpy(), dtype=np.float32)
             return ParityInputs(images, y.numpy(), f"held-out {where} (lineage: {recorded})")
-    return ParityInputs(random_images(config.preprocessing, samples, seed), None, f"random(seed={seed})", why)
+    images = random_images(config.preprocessing, samples, seed)
+    return ParityInputs(images, None, f"random(seed={seed})", why, random=True)

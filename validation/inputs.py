@@ -127,7 +127,7 @@ def load_inputs(
     if text == "random":
         rng = np.random.default_rng(seed)
         images = rng.standard_normal(prep.input_shape(samples)).astype(np.float32)
-        return ParityInputs(images, None, f"random(seed={seed})")
+        return ParityInputs(images, None, f"random(seed={seed})", random=True)
     if text.lower().endswith(".npz"):
         return _npz(Path(text), prep, samples)
     path = Path(text)

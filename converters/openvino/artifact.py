@@ -180,13 +180,31 @@ def recorded_model(path: Path) -> dict[str, Any] | None:
 
 
 def precision(path: Path) -> str:
-    """The precision rehead recorded (``fp32``, ``fp16`` weights, ``int8``), else ``fp32``.
+    """The precision rehead recorded (``fp32``, ``fp16`` weights, ``int8``), else what the graph
+    shows: ``int8`` with a FakeQuantize or 8-bit (or 4-bit) constants, ``fp16`` with f16 constants
+    (OpenVINO's ``save_model`` compresses weights to fp16 by default), else ``fp32``.
 
     Args:
         path: the IR's ``.xml``.
     """
-    recorded = str((read_record(path) or {}).get("precision", "fp32")).lower()
-    return recorded if recorded in ("fp32", "fp16", "int8") else "fp32"
+    recorded = (read_record(path) or {}).get("precision")
+    if recorded is not None:
+        text = str(recorded).lower()
+        return text if text in ("fp32", "fp16", "int8") else "fp32"
+    return _graph_precision(_parse(path))
+
+
+def _graph_precision(root: Any) -> str:
+    constants: set[str] = set()
+    for layer in root.iter("layer"):
+        if layer.get("type") == "FakeQuantize":
+            return "int8"
+        data = layer.find("data")
+        if layer.get("type") == "Const" and data is not None:
+            constants.add(str(data.get("element_type", "")))
+    if constants & {"i8", "u8", "i4", "u4"}:
+        return "int8"
+    return "fp16" if "f16" in constants else "fp32"
 
 
 def size(path: Path) -> int:

@@ -66,6 +66,33 @@ def test_the_predictor_runs_the_ir_as_validation_did(ov_bundle: Path, ir: Path) 
     np.testing.assert_array_equal(got, expected)
 
 
+def test_the_runtime_choice_times_with_the_predictors_threads_and_keeps_the_winner(
+    digits_model_dir: Path, onnx_fp32: Path, ir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ONNX and an IR: ONNX Runtime and OpenVINO on the ONNX and OpenVINO on the IR are timed
+    with the threads asked for, and the fastest's loaded runner is the one the Predictor runs
+    (three opens, not a fourth for the winner)."""
+    from converters.runners import registry
+    from toolkit.deploy.bundle import package
+
+    bundle = tmp_path / "bundle"
+    package(digits_model_dir, [onnx_fp32, ir], bundle, latency_settings=FAST, **QUICK)
+    real, opened = registry.open_runner, []
+
+    def spy(path: Path, **options: Any) -> Any:
+        runner = real(path, **options)
+        opened.append((options.get("threads"), runner))
+        return runner
+
+    monkeypatch.setattr(registry, "open_runner", spy)
+    with Predictor.from_bundle(bundle, threads=1) as predictor:
+        assert len(opened) == 3 and {threads for threads, _ in opened} == {1}
+        assert any(runner is predictor._runner for _, runner in opened)
+        assert any("fastest here" in note for note in predictor.notes), predictor.notes
+        x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
+        assert predictor.logits(x).shape == (2, 10)
+
+
 def _parse(model_dir: Path) -> Any:
     from google.protobuf import text_format
 

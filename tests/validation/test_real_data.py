@@ -95,3 +95,19 @@ def test_cli_require_real_data_is_exit_1(
     assert "random inputs only" in capsys.readouterr().err
     assert main(args) == 0
     assert "parity inputs: random only" in capsys.readouterr().out
+
+
+def test_random_only_is_what_was_drawn_not_what_a_file_is_called(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from toolkit.records import Preprocessing
+    from validation.inputs import load_inputs
+
+    prep = Preprocessing(input_size=(8, 8))
+    monkeypatch.chdir(tmp_path)
+    np.savez("random_val.npz", images=np.zeros((3, 3, 8, 8), np.float32))  # real images, a name starting "random"
+    inputs = load_inputs("random_val.npz", prep)
+    assert inputs.source == "random_val.npz" and inputs.random_only is False
+    assert load_inputs("random", prep, samples=2).random_only is True

@@ -77,6 +77,9 @@ class Predictor:
     ) -> None:
         from converters.runners.registry import open_runner
 
+        self._runner: Any = _opened  # the runner the CPU runtimes' timing already loaded: closed on failure
+        # the extracted copy of an archive goes with the predictor, even if close() is never called
+        self._cleanup = weakref.finalize(self, _remove, str(root)) if temporary else None
         self.root = root
         self.manifest = manifest
         self.entry = entry
@@ -87,9 +90,6 @@ class Predictor:
         self.preprocessing: Preprocessing = manifest.prep
         self.input_shape: tuple[int, int, int] = self.preprocessing.input_shape(1)[1:]  # type: ignore[assignment]
         self.artifact = root / entry.file
-        # the extracted copy of an archive goes with the predictor, even if close() is never called
-        self._cleanup = weakref.finalize(self, _remove, str(root)) if temporary else None
-        self._runner: Any = _opened  # the runner the CPU runtimes' timing already loaded
         try:
             if self._runner is None:
                 runtime = "openvino" if backend == "openvino" and entry.kind == "onnx" else None
@@ -98,11 +98,11 @@ class Predictor:
                         self.artifact, device=device, threads=threads, prep=self.preprocessing, runtime=runtime
                     )
                     self._runner.load()
+            self.output_name = "logits" if "logits" in self._runner.output_names else self._runner.output_names[0]
+            self.batch_range = self._batch_range(positive_int(max_batch, "max_batch", example="max_batch=32"))
         except BaseException:
             self.close()
             raise
-        self.output_name = "logits" if "logits" in self._runner.output_names else self._runner.output_names[0]
-        self.batch_range = self._batch_range(positive_int(max_batch, "max_batch", example="max_batch=32"))
 
     @classmethod
     def from_bundle(
@@ -124,10 +124,12 @@ class Predictor:
             backend: ``tensorrt`` | ``onnxruntime`` | ``openvino`` | ``pt2`` (default None: the best
                 present, see the module doc).
             device: ``cpu`` | ``cuda`` | ``cuda:N`` (default None: the GPU when the chosen backend can use one).
-            threads: ONNX Runtime intra-op threads (default None: its choice).
+            threads: the runtime's intra-op threads (ONNX Runtime's, OpenVINO's; also those the CPU
+                runtimes are timed with when they compete; default None: the runtime's choice).
             max_batch: the largest batch run at once on a dynamic-batch artifact.
             manifest_sha256: refuse the bundle unless its manifest has this digest (default None).
         """
+        positive_int(max_batch, "max_batch", example="max_batch=32")  # before any verification or timing
         root, manifest = open_bundle(path, manifest_sha256=manifest_sha256)
         temporary = is_temporary(root, path)
         try:

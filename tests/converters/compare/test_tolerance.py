@@ -66,7 +66,7 @@ def test_nan_fails_every_preset() -> None:
     ref = np.ones((2, 3))
     out = ref.copy()
     out[0, 1] = np.nan
-    for preset in ("fp32", "fp16", "int8"):
+    for preset in PRESETS:
         assert any(f.metric == "nonfinite" and f.value == 1 for f in _judge(ref, out, preset)), preset
 
 
@@ -102,3 +102,14 @@ def test_fp32_bound_widens_by_the_models_own_rounding_only() -> None:
     small = rng.standard_normal((8, 10))
     compare_outputs({"logits": small}, {"logits": small + 1e-7}, slices, tol, batch_size=8, rounding=rounding)
     assert not calls
+
+
+def test_bf16_has_its_own_preset_eight_times_fp16s_bounds() -> None:
+    """bfloat16 rounds 8x coarser than float16: a bf16 artifact is judged by fp16's bounds x 8,
+    chosen from its precision; a deviation beyond them still fails."""
+    assert resolve_preset(None, "bf16") == "bf16" and resolve_preset(None, "fp16") == "fp16"
+    assert PRESETS["bf16"].atol == 8 * PRESETS["fp16"].atol and PRESETS["bf16"].rtol == 8 * PRESETS["fp16"].rtol
+    ref = np.ones((4, 3))
+    rounding = ref + 0.1  # within bf16's 0.16 + 0.08: outside fp16's 0.02 + 0.01
+    assert _judge(ref, rounding, "bf16") == [] and _judge(ref, rounding, "fp16") != []
+    assert _judge(ref, ref + 0.5, "bf16") != []
