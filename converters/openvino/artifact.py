@@ -159,7 +159,11 @@ def read_record(path: Path) -> dict[str, Any] | None:
     Args:
         path: the IR's ``.xml`` (only its text is read).
     """
-    root = _parse(path)
+    return _record(_parse(path), path)
+
+
+def _record(root: Any, path: Path) -> dict[str, Any] | None:
+    """``read_record`` of an already parsed ``.xml``."""
     value = _value(root, RT_KEY)
     if value is None or not _stamp_is_current(root):
         return None
@@ -187,11 +191,12 @@ def precision(path: Path) -> str:
     Args:
         path: the IR's ``.xml``.
     """
-    recorded = (read_record(path) or {}).get("precision")
+    root = _parse(path)  # once: the record, the stamp's graph hash and the graph's precision
+    recorded = (_record(root, path) or {}).get("precision")
     if recorded is not None:
         text = str(recorded).lower()
         return text if text in ("fp32", "fp16", "int8") else "fp32"
-    return _graph_precision(_parse(path))
+    return _graph_precision(root)
 
 
 def _graph_precision(root: Any) -> str:
